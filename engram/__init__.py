@@ -1,0 +1,17 @@
+"""engram: a durable, correct, offline-first memory layer for LLM applications."""
+
+from engram.config import Settings
+from engram.errors import (
+    ConfigError, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
+    NotFound, ScopeRequired, StoreError,
+)
+from engram.memory import AsyncMemory, Memory
+from engram.types import Event, Hit, MemoryRecord, Op, Scope
+
+__all__ = [
+    "Memory", "AsyncMemory", "Settings",
+    "MemoryRecord", "Hit", "Event", "Op", "Scope",
+    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "EmbedderError",
+    "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
+]
+__version__ = "0.1.0"

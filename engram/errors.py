@@ -1,0 +1,75 @@
+"""engram's exceptions: one tree, so callers can catch exactly what they mean.
+
+    EngramError
+    ├── ConfigError            bad or contradictory settings
+    ├── InvalidInput           bad arguments: empty/oversized/non-string content, bad ids
+    │   ├── ScopeRequired      no user_id / agent_id / run_id where one is needed
+    │   └── InvalidFilter      a filter expression engram cannot read
+    ├── NotFound               an unknown (or deleted) memory id
+    ├── EmbedderError          the embedder failed or returned something unusable
+    ├── LLMError               the LLM failed, timed out or answered in a form we cannot use
+    └── StoreError             the store failed
+        ├── CorruptStore       the file is not an engram database, or is damaged
+        └── EmbedderMismatch   the store holds vectors of another embedder
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EngramError",
+    "ConfigError",
+    "InvalidInput",
+    "ScopeRequired",
+    "InvalidFilter",
+    "NotFound",
+    "EmbedderError",
+    "LLMError",
+    "StoreError",
+    "CorruptStore",
+    "EmbedderMismatch",
+]
+
+
+class EngramError(Exception):
+    """Base class of every error engram raises on purpose."""
+
+
+class ConfigError(EngramError):
+    pass
+
+
+class InvalidInput(EngramError, ValueError):
+    pass
+
+
+class ScopeRequired(InvalidInput):
+    pass
+
+
+class InvalidFilter(InvalidInput):
+    pass
+
+
+class NotFound(EngramError, KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else "not found"
+
+
+class EmbedderError(EngramError):
+    pass
+
+
+class LLMError(EngramError):
+    pass
+
+
+class StoreError(EngramError):
+    pass
+
+
+class CorruptStore(StoreError):
+    pass
+
+
+class EmbedderMismatch(StoreError):
+    pass

@@ -1,0 +1,116 @@
+"""The store protocol: what every backend (SQLite, Qdrant, ...) must do, and nothing more.
+
+Reads take a `Criteria` (pure data: scope, filter, categories, time) that each backend translates natively.
+Writes are one `ChangeSet` applied atomically: either all of it is visible afterwards or none of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engram.filters import ALL, Filter
+from engram.types import Event, MemoryRecord, Scope
+
+__all__ = ["Criteria", "Close", "ChangeSet", "Store"]
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Which records a read may see. `as_of=None` means current records only."""
+
+    scope: Scope
+    where: Filter = ALL
+    categories: tuple[str, ...] = ()  # any overlap with the record's categories
+    as_of: float | None = None
+
+    def admits(self, record: MemoryRecord) -> bool:
+        """The reference semantics every backend must reproduce."""
+        if not self.scope.contains(record):
+            return False
+        if self.as_of is None:
+            if not record.is_current:
+                return False
+        elif not record.valid_at(self.as_of):
+            return False
+        if self.categories and not set(self.categories) & set(record.categories):
+            return False
+        return self.where.matches(record)
+
+
+@dataclass(frozen=True)
+class Close:
+    """End the current version of `memory_id` at `valid_to` (world time)."""
+
+    memory_id: str
+    valid_to: float
+    superseded_by: str | None = None
+
+
+@dataclass
+class ChangeSet:
+    """Everything one user-visible operation writes. Closes run before inserts, so an UPDATE is a close of
+    the old version plus an insert of a new version with the same id. The store fills each event's
+    old_version / new_version from the versions it closed / inserted for that event's memory id."""
+
+    inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
+    closes: list[Close] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.closes or self.events)
+
+
+class Store(ABC):
+    """A backend. One instance may be used from several threads; it serialises what it must."""
+
+    @abstractmethod
+    def bind_embedder(self, name: str, dimension: int) -> None:
+        """Record the embedder on first use; raise EmbedderMismatch if the store holds another's vectors."""
+
+    @abstractmethod
+    def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+        """Apply atomically; return the inserted records with their versions. Raise NotFound if a close
+        names a memory with no current version (nothing is written then)."""
+
+    @abstractmethod
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        """The latest version of a memory (current, or the last one closed), or None."""
+
+    @abstractmethod
+    def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
+        """Current records in exactly this scope (all three fields equal) whose hash is in `hashes`."""
+
+    @abstractmethod
+    def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:
+        """Records admitted by `criteria`, newest first."""
+
+    @abstractmethod
+    def dense(self, vector: np.ndarray, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        """Top-k admitted records by cosine similarity to `vector` (unit length), best first."""
+
+    @abstractmethod
+    def keyword(self, text: str, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        """Top-k admitted records by keyword relevance (higher is better), best first."""
+
+    @abstractmethod
+    def vectors(self, versions: list[int]) -> np.ndarray:
+        """The stored vectors of these versions, in the same order."""
+
+    @abstractmethod
+    def history(self, memory_id: str) -> list[Event]:
+        """Every event of a memory, oldest first."""
+
+    @abstractmethod
+    def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
+        """Every version with its vector (for export and migration)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Remove every memory, vector and event (the embedder binding too)."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,94 @@
+"""SQLite schema as small migrations, each applied once and recorded in `engram_migrations`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "migrate", "APP_ID"]
+
+APP_ID = "engram"
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    # `rowid` keys one version of a memory (vectors and the FTS index follow it); `id` is the memory's stable
+    # id shared by its versions. At most one version of a memory is current (valid_to IS NULL).
+    db.execute("""
+        CREATE TABLE memories (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            user_id TEXT, agent_id TEXT, run_id TEXT,
+            role TEXT,
+            categories TEXT NOT NULL DEFAULT '[]',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            source TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            valid_from REAL NOT NULL,
+            valid_to REAL,
+            superseded_by TEXT,
+            vector BLOB NOT NULL
+        )""")
+    db.execute("CREATE UNIQUE INDEX memories_current ON memories(id) WHERE valid_to IS NULL")
+    db.execute("CREATE INDEX memories_id ON memories(id)")
+    db.execute("CREATE INDEX memories_user ON memories(user_id)")
+    db.execute("CREATE INDEX memories_agent ON memories(agent_id)")
+    db.execute("CREATE INDEX memories_run ON memories(run_id)")
+    db.execute("CREATE INDEX memories_hash ON memories(hash) WHERE valid_to IS NULL")
+    # `scope` holds hashed scope tokens plus `cur` while the version is current, so one MATCH restricts
+    # keyword search to a user's current memories without scanning everyone's matches.
+    db.execute("""
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            text, scope, tokenize = 'porter unicode61 remove_diacritics 2'
+        )""")
+    db.execute("""
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY,
+            memory_id TEXT NOT NULL,
+            op TEXT NOT NULL,
+            old_text TEXT, new_text TEXT, reason TEXT,
+            source TEXT NOT NULL DEFAULT '[]',
+            old_version INTEGER, new_version INTEGER,
+            actor TEXT,
+            batch_id TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX history_memory ON history(memory_id)")
+    db.execute("CREATE INDEX history_batch ON history(batch_id)")
+    db.execute("CREATE TABLE engram_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO engram_meta VALUES ('app', ?)", (APP_ID,))
+    # Bumped by every write touching a scope key; readers compare it to their cached matrices.
+    db.execute("CREATE TABLE scope_versions (key TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations this database has not seen, each in its own transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    applied = {row[0] for row in db.execute("SELECT name FROM engram_migrations")}
+    unknown = applied - {name for name, _ in MIGRATIONS}
+    if unknown:
+        from engram.errors import StoreError
+
+        raise StoreError(f"database was written by a newer engram (unknown migrations: {sorted(unknown)})")
+    for name, fn in MIGRATIONS:
+        if name in applied:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if name not in {row[0] for row in db.execute("SELECT name FROM engram_migrations")}:
+                fn(db)
+                db.execute("INSERT INTO engram_migrations VALUES (?, julianday('now'))", (name,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

@@ -1,0 +1,344 @@
+"""The embedded default store: one SQLite file (WAL) holding memories, vectors, an FTS5 index and history.
+
+Dense search is exact: each query scope's vectors are loaded once into a numpy matrix and reused while the
+scope's version (bumped in the same transaction as every write touching it) is unchanged, which keeps the
+cache coherent with writes from this process and from any other process using the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.stores.base import ChangeSet, Criteria, Store
+from engram.stores.matrix import MatrixCache, ScopeMatrix
+from engram.stores.schema import APP_ID, migrate
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
+
+__all__ = ["SQLiteStore"]
+
+_COLUMNS = (
+    "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
+    "created_at, updated_at, valid_from, valid_to, superseded_by"
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words that carry no topic: dropping them keeps keyword search about what the query is about.
+_STOPWORDS = frozenset(
+    "a an and are as at be been but by did do does for from had has have how i in is it its me my of on or "
+    "our so than that the their them then there these they this to was we were what when where which who "
+    "whom why will with you your yours he she his her him hers us".split()
+)
+
+
+def _scope_token(name: str, value: str) -> str:
+    return name[0] + hashlib.sha1(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _fts_scope(record: MemoryRecord, current: bool) -> str:
+    tokens = [_scope_token(name, value) for name, value in record.scope.items()]
+    return " ".join(tokens + (["cur"] if current else []))
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 OR-query of the text's topical words, each quoted (so no user text is FTS syntax)."""
+    words = []
+    for word in _WORD.findall(text.casefold()):
+        if word not in _STOPWORDS and word not in words:
+            words.append(word)
+    return " OR ".join(f'"{w}"' for w in words) or None
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, *, cache_rows: int = 500_000, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._cache = MatrixCache(cache_rows)
+        self._db = self._connect(timeout)
+        self._dimension: int | None = None
+
+    # -- opening -----------------------------------------------------------------------------------------
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise CorruptStore(f"{self.path} is not a SQLite database")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "engram_migrations" not in tables:
+                db.close()
+                raise CorruptStore(f"{self.path} is a SQLite database but not an engram one (tables: {sorted(tables)[:5]})")
+            migrate(db)
+            app = db.execute("SELECT value FROM engram_meta WHERE key='app'").fetchone()
+            if not app or app[0] != APP_ID:
+                raise CorruptStore(f"{self.path} is not an engram database")
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: all of it lands or none of it."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a write on {self.path}: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"write to {self.path} failed: {exc}") from exc
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
+    # -- protocol ----------------------------------------------------------------------------------------
+
+    def bind_embedder(self, name: str, dimension: int) -> None:
+        with self._write() as db:
+            rows = dict(db.execute("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
+            if not rows:
+                db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", name), ("dimension", str(dimension))])
+            elif rows.get("embedder") != name or rows.get("dimension") != str(dimension):
+                raise EmbedderMismatch(
+                    f"{self.path} holds vectors of embedder {rows.get('embedder')!r} "
+                    f"(dimension {rows.get('dimension')}); this engram is configured with {name!r} "
+                    f"(dimension {dimension}). Use the same embedder, or another data directory."
+                )
+        self._dimension = dimension
+
+    def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+        inserted: list[MemoryRecord] = []
+        with self._write() as db:
+            closed: dict[str, int] = {}
+            touched: set[str] = set()
+            for close in changes.closes:
+                row = db.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE id=? AND valid_to IS NULL", (close.memory_id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"memory {close.memory_id} has no current version")
+                record = _record(row)
+                db.execute(
+                    "UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
+                    (max(close.valid_to, record.valid_from), close.superseded_by, record.version),
+                )
+                db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
+                closed[record.id] = record.version  # type: ignore[assignment]
+                touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
+            versions: dict[str, int] = {}
+            for record, vector in changes.inserts:
+                version = self._insert(db, record, vector)
+                versions[record.id] = version
+                inserted.append(_with_version(record, version))
+                touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
+            for event in changes.events:
+                self._log(db, event, closed.get(event.memory_id), versions.get(event.memory_id))
+            self._bump(db, touched)
+        return inserted
+
+    def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray) -> int:
+        blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        if self._dimension is not None and len(blob) != 4 * self._dimension:
+            raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {self._dimension}")
+        cursor = db.execute(
+            "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
+            "created_at, updated_at, valid_from, valid_to, superseded_by, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
+                json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
+                json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
+                record.valid_to, record.superseded_by, blob,
+            ),
+        )
+        version = cursor.lastrowid
+        db.execute(
+            "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
+            (version, record.text, _fts_scope(record, record.valid_to is None)),
+        )
+        return int(version)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, event: Event, old_version: int | None, new_version: int | None) -> None:
+        db.execute(
+            "INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
+            "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.memory_id, event.op.value, event.old_text, event.new_text, event.reason,
+                json.dumps(list(event.source)), event.old_version or old_version, event.new_version or new_version,
+                event.actor, event.batch_id, event.created_at,
+            ),
+        )
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, keys: set[str]) -> None:
+        if not keys:
+            return
+        db.execute(
+            "INSERT INTO engram_meta VALUES ('write_seq', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+        seq = int(db.execute("SELECT value FROM engram_meta WHERE key='write_seq'").fetchone()[0])
+        db.executemany(
+            "INSERT INTO scope_versions VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET version=excluded.version",
+            [(key, seq) for key in keys],
+        )
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories WHERE id=? ORDER BY valid_to IS NULL DESC, rowid DESC LIMIT 1",
+            (memory_id,),
+        )
+        return _record(rows[0]) if rows else None
+
+    def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
+        if not hashes:
+            return {}
+        marks = ",".join("?" * len(hashes))
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories WHERE valid_to IS NULL AND hash IN ({marks}) "
+            "AND user_id IS ? AND agent_id IS ? AND run_id IS ?",
+            (*hashes, scope.user_id, scope.agent_id, scope.run_id),
+        )
+        return {record.hash: record for record in map(_record, rows)}
+
+    def _matrix(self, scope: Scope) -> ScopeMatrix:
+        name, value = scope.items()[0]
+        with self._lock:
+            row = self._read("SELECT version FROM scope_versions WHERE key=?", (f"{name}\x00{value}",))
+            version = row[0][0] if row else 0
+            return self._cache.get((scope.user_id, scope.agent_id, scope.run_id), version, lambda: self._load(scope, version))
+
+    def _load(self, scope: Scope, version: int) -> ScopeMatrix:
+        where = " AND ".join(f"{name}=?" for name, _ in scope.items())
+        rows = self._read(
+            f"SELECT {_COLUMNS}, vector FROM memories WHERE {where} ORDER BY rowid",
+            tuple(value for _, value in scope.items()),
+        )
+        dimension = self._dimension or (len(rows[0][-1]) // 4 if rows else 1)
+        vectors = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
+        return ScopeMatrix([_record(row[:-1]) for row in rows], vectors, version)
+
+    def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:
+        matrix = self._matrix(criteria.scope)
+        rows = np.flatnonzero(matrix.mask(criteria))
+        records = sorted((matrix.records[i] for i in rows), key=lambda r: (r.updated_at, r.version or 0), reverse=True)
+        return records if limit is None else records[:limit]
+
+    def dense(self, vector: np.ndarray, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        matrix = self._matrix(criteria.scope)
+        return matrix.top(np.asarray(vector, dtype=np.float32), matrix.mask(criteria), k)
+
+    def keyword(self, text: str, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        terms = keyword_query(text)
+        if terms is None or k <= 0:
+            return []
+        matrix = self._matrix(criteria.scope)
+        keep = matrix.mask(criteria)
+        name, value = criteria.scope.items()[0]
+        restrict = _scope_token(name, value) + (" cur" if criteria.as_of is None else "")
+        match = f"scope : ({' AND '.join(restrict.split())}) AND text : ({terms})"
+        # Over-fetch: rows of other agents/runs of this user, or failing the filter, are dropped after.
+        rows = self._read(
+            "SELECT rowid, bm25(memories_fts, 1.0, 0.0) FROM memories_fts WHERE memories_fts MATCH ? "
+            "ORDER BY bm25(memories_fts, 1.0, 0.0) LIMIT ?",
+            (match, max(4 * k, 100)),
+        )
+        hits = []
+        for rowid, rank in rows:
+            position = matrix.position.get(rowid)
+            if position is not None and keep[position]:
+                hits.append((matrix.records[position], -float(rank)))
+                if len(hits) == k:
+                    break
+        return hits
+
+    def vectors(self, versions: list[int]) -> np.ndarray:
+        if not versions:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        rows = dict(self._read(f"SELECT rowid, vector FROM memories WHERE rowid IN ({','.join('?' * len(versions))})",
+                               tuple(versions)))
+        missing = set(versions) - set(rows)
+        if missing:
+            raise NotFound(f"no stored vector for version(s) {sorted(missing)}")
+        return np.stack([np.frombuffer(rows[v], dtype=np.float32) for v in versions])
+
+    def history(self, memory_id: str) -> list[Event]:
+        rows = self._read(
+            "SELECT seq, memory_id, op, old_text, new_text, reason, source, old_version, new_version, actor, "
+            "batch_id, created_at FROM history WHERE memory_id=? ORDER BY seq",
+            (memory_id,),
+        )
+        return [
+            Event(memory_id=r[1], op=Op(r[2]), old_text=r[3], new_text=r[4], reason=r[5], source=tuple(json.loads(r[6])),
+                  old_version=r[7], new_version=r[8], actor=r[9], batch_id=r[10], created_at=r[11], seq=r[0])
+            for r in rows
+        ]
+
+    def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
+        last = 0
+        while True:
+            rows = self._read(f"SELECT {_COLUMNS}, vector FROM memories WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,))
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row[:-1]), np.frombuffer(row[-1], dtype=np.float32)
+            last = rows[-1][0]
+
+    def count(self) -> int:
+        return int(self._read("SELECT count(*) FROM memories WHERE valid_to IS NULL")[0][0])
+
+    def reset(self) -> None:
+        with self._write() as db:
+            keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
+            for table in ("memories", "memories_fts", "history"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
+            self._bump(db, set(keys))
+            self._cache.clear()
+        self._dimension = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._db.close()
+
+
+def _record(row: tuple) -> MemoryRecord:
+    return MemoryRecord(
+        version=row[0], id=row[1], text=row[2], hash=row[3], user_id=row[4], agent_id=row[5], run_id=row[6],
+        role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]), source=tuple(json.loads(row[10])),
+        created_at=row[11], updated_at=row[12], valid_from=row[13], valid_to=row[14], superseded_by=row[15],
+    )
+
+
+def _with_version(record: MemoryRecord, version: int) -> MemoryRecord:
+    return replace(record, version=version)
+
+
+assert SCOPE_FIELDS == ("user_id", "agent_id", "run_id")  # the SQL above names them in this order

@@ -1,0 +1,214 @@
+"""The contracts every part of engram speaks: scopes, memory records, hits and history events."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from engram.errors import ScopeRequired, InvalidInput
+
+__all__ = ["Scope", "MemoryRecord", "Hit", "Event", "Op", "content_hash", "iso", "to_epoch", "now"]
+
+SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
+
+
+class Op(str, Enum):
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    NOOP = "NOOP"
+    REVERT = "REVERT"
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds -> ISO 8601 in UTC (what results show)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def to_epoch(value: Any, what: str = "time") -> float:
+    """Accept epoch seconds, a datetime (naive = UTC) or an ISO 8601 string; return epoch seconds."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a datetime, ISO 8601 string or epoch seconds, not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"{what}: {value!r} is not an ISO 8601 date/time") from None
+        return to_epoch(parsed, what)
+    raise InvalidInput(f"{what} must be a datetime, ISO 8601 string or epoch seconds, not {type(value).__name__}")
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def content_hash(text: str) -> str:
+    """Identity of a memory's content: whitespace-folded, case-folded text (exact duplicates share it)."""
+    return hashlib.sha256(normalize_text(text).casefold().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a memory belongs to. A query scope matches records whose given fields are all equal."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in SCOPE_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+            if len(value) > 256:
+                raise InvalidInput(f"{name} is longer than 256 characters")
+
+    @classmethod
+    def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
+              filters: dict[str, Any] | None = None) -> "Scope":
+        """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required."""
+        given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        for name in SCOPE_FIELDS:
+            in_filter = (filters or {}).get(name)
+            if in_filter is None:
+                continue
+            if given[name] is not None and given[name] != in_filter:
+                raise InvalidInput(f"{name} given twice with different values: {given[name]!r} and {in_filter!r}")
+            given[name] = in_filter
+        scope = cls(**given)
+        if scope.is_empty():
+            raise ScopeRequired("at least one of user_id, agent_id or run_id is required")
+        return scope
+
+    def is_empty(self) -> bool:
+        return self.user_id is None and self.agent_id is None and self.run_id is None
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, getattr(self, name)) for name in SCOPE_FIELDS if getattr(self, name) is not None]
+
+    def contains(self, record: "MemoryRecord") -> bool:
+        return all(getattr(record, name) == value for name, value in self.items())
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """One version of a memory. `id` is stable across versions; `version` is the store's key of this row.
+
+    A record is current while `valid_to` is None. UPDATE closes a version and writes a new one with the same
+    id; DELETE closes it (with `superseded_by` when a newer memory contradicted it). Nothing is destroyed.
+    """
+
+    id: str
+    text: str
+    hash: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    role: str | None = None
+    categories: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: tuple[str, ...] = ()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    valid_from: float = 0.0
+    valid_to: float | None = None
+    superseded_by: str | None = None
+    version: int | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.run_id)
+
+    @property
+    def is_current(self) -> bool:
+        return self.valid_to is None
+
+    def valid_at(self, ts: float) -> bool:
+        return self.valid_from <= ts and (self.valid_to is None or ts < self.valid_to)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Mem0's result shape plus engram's fields."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "memory": self.text,
+            "hash": self.hash,
+            "metadata": dict(self.metadata),
+            "categories": list(self.categories),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "valid_from": iso(self.valid_from),
+            "valid_to": iso(self.valid_to),
+            "superseded_by": self.superseded_by,
+            "source": list(self.source),
+        }
+        for name, value in self.scope.items():
+            out[name] = value
+        if self.role:
+            out["role"] = self.role
+        return out
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: MemoryRecord
+    score: float  # fused relevance in [0, 1], higher is better
+    similarity: float  # cosine similarity to the query, clipped to [0, 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.record.to_dict()
+        out["score"] = round(self.score, 6)
+        out["similarity"] = round(self.similarity, 6)
+        return out
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change in the history: what happened to which memory, why, from what, in which batch."""
+
+    memory_id: str
+    op: Op
+    batch_id: str
+    created_at: float
+    old_text: str | None = None
+    new_text: str | None = None
+    reason: str | None = None
+    source: tuple[str, ...] = ()
+    old_version: int | None = None
+    new_version: int | None = None
+    actor: str | None = None
+    seq: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.seq,
+            "memory_id": self.memory_id,
+            "event": self.op.value,
+            "old_memory": self.old_text,
+            "new_memory": self.new_text,
+            "reason": self.reason,
+            "source": list(self.source),
+            "batch_id": self.batch_id,
+            "actor": self.actor,
+            "created_at": iso(self.created_at),
+            "is_deleted": self.op is Op.DELETE,
+        }
