@@ -156,8 +156,8 @@ def parse_filters(filters: dict[str, Any] | None, *, drop_scope: bool = True) ->
 
 
 def _parse_logic(op: str, value: Any) -> Filter:
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(item, dict) for item in items):
+    items = [value] if op == "NOT" and isinstance(value, dict) else value
+    if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
         raise InvalidFilter(f"{op} takes a non-empty list of filter dicts, got {value!r}")
     parsed = tuple(parse_filters(item, drop_scope=False) for item in items)
     if op == "AND":

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from engram import Memory
+from engram.embed import Embedder
 from engram.testing import FakeOpenAI
 
 
@@ -14,3 +17,33 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     """A started fake OpenAI-compatible server on 127.0.0.1, stopped after the test."""
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One exported ONNX model for the whole test session (exporting takes seconds)."""
+    from engram.embed.local import MiniLMEmbedder
+
+    path = tmp_path_factory.mktemp("models")
+    MiniLMEmbedder(path).embed(["warm up"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder(models_dir: Path) -> Embedder:
+    from engram.embed.local import MiniLMEmbedder
+
+    return MiniLMEmbedder(models_dir)
+
+
+@pytest.fixture
+def home(tmp_path: Path, models_dir: Path) -> Path:
+    """A fresh data directory whose models/ points at the session's exported model."""
+    (tmp_path / "models").symlink_to(models_dir, target_is_directory=True)
+    return tmp_path
+
+
+@pytest.fixture
+def memory(home: Path, embedder: Embedder) -> Iterator[Memory]:
+    with Memory(home=home, embedder=embedder) as m:
+        yield m

@@ -108,7 +108,9 @@ def _message_text(content: Any) -> str:
 
 
 def _json_answer(status: int, payload: Any, headers: dict[str, str] | None = None, delay: float = 0.0) -> _Answer:
-    data = payload if isinstance(payload, bytes) else payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    if isinstance(payload, str):
+        payload = payload.encode()
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return _Answer(status, data, {"Content-Type": "application/json", **(headers or {})}, delay)
 
 
@@ -313,7 +315,8 @@ class FakeOpenAI:
 def _embeddings_body(request: dict) -> dict:
     texts = [request["input"]] if isinstance(request["input"], str) else request["input"]
     dimensions = request.get("dimensions", DEFAULT_DIMENSIONS)
-    data = [{"object": "embedding", "index": i, "embedding": hash_embedding(t, dimensions)} for i, t in enumerate(texts)]
+    data = [{"object": "embedding", "index": i, "embedding": hash_embedding(text, dimensions)}
+            for i, text in enumerate(texts)]
     tokens = sum(_words(t) for t in texts)
     return {"object": "list", "data": data, "model": request["model"],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
