@@ -168,7 +168,8 @@ def test_requests_are_recorded(fake_openai, http) -> None:
 def test_paths_without_v1_prefix(fake_openai, http) -> None:
     root = fake_openai.base_url.removesuffix("/v1")
     fake_openai.script_chat("ok")
-    assert http.post(f"{root}/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+    messages = [{"role": "user", "content": "x"}]
+    assert http.post(f"{root}/chat/completions", json={"model": "m", "messages": messages}).status_code == 200
     assert http.post(f"{root}/embeddings", json={"model": "m", "input": "x"}).status_code == 200
     assert http.get(f"{root}/models").json()["data"][0]["id"] == "fake-chat"
     assert fake_openai.count("/chat/completions") == 1

@@ -1,0 +1,149 @@
+"""The store contract: every backend must pass these, with the same results and the same errors.
+
+Add a backend by adding a factory to STORES.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engram.errors import EmbedderMismatch, NotFound
+from engram.filters import parse_filters
+from engram.stores.base import ChangeSet, Close, Criteria, Store
+from engram.stores.sqlite import SQLiteStore
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash
+
+DIM = 8
+STORES: dict[str, Callable[[Path], Store]] = {
+    "sqlite": lambda path: SQLiteStore(path / "engram.db"),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request, tmp_path: Path) -> Iterator[Store]:
+    backend = STORES[request.param](tmp_path)
+    backend.bind_embedder("test-embedder", DIM)
+    yield backend
+    backend.close()
+
+
+def vec(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def record(text: str, user: str = "u", *, agent: str | None = None, t: float = 100.0, meta: dict | None = None,
+           cats: tuple[str, ...] = (), mid: str | None = None) -> MemoryRecord:
+    return MemoryRecord(id=mid or str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=user, agent_id=agent,
+                        categories=cats, metadata=meta or {}, created_at=t, updated_at=t, valid_from=t)
+
+
+def add(store: Store, *records: MemoryRecord) -> list[MemoryRecord]:
+    return store.apply(ChangeSet(
+        inserts=[(r, vec(i + len(r.text))) for i, r in enumerate(records)],
+        events=[Event(r.id, Op.ADD, "b1", r.created_at, new_text=r.text) for r in records],
+    ))
+
+
+def test_insert_get_and_versions(store: Store) -> None:
+    [stored] = add(store, record("likes tea"))
+    assert stored.version is not None
+    got = store.get(stored.id)
+    assert got is not None and got.text == "likes tea" and got.is_current and got.version == stored.version
+    assert store.get("missing") is None
+
+
+def test_update_is_close_plus_new_version(store: Store) -> None:
+    [old] = add(store, record("likes coffee", t=100.0))
+    new = record("likes tea", t=200.0, mid=old.id)
+    store.apply(ChangeSet(inserts=[(new, vec(9))], closes=[Close(old.id, 200.0)],
+                          events=[Event(old.id, Op.UPDATE, "b2", 200.0, old_text="likes coffee", new_text="likes tea")]))
+    assert store.get(old.id).text == "likes tea"  # type: ignore[union-attr]
+    scope = Scope(user_id="u")
+    assert [r.text for r in store.select(Criteria(scope))] == ["likes tea"]
+    assert [r.text for r in store.select(Criteria(scope, as_of=150.0))] == ["likes coffee"]
+    assert [r.text for r in store.select(Criteria(scope, as_of=50.0))] == []
+    events = store.history(old.id)
+    assert [e.op for e in events] == [Op.ADD, Op.UPDATE]
+    assert events[1].old_version == old.version and events[1].new_version not in (None, old.version)
+
+
+def test_a_failed_changeset_writes_nothing(store: Store) -> None:
+    [kept] = add(store, record("kept"))
+    bad = ChangeSet(inserts=[(record("half"), vec(1))], closes=[Close(kept.id, 300.0), Close("nope", 300.0)],
+                    events=[Event(kept.id, Op.DELETE, "b3", 300.0)])
+    with pytest.raises(NotFound):
+        store.apply(bad)
+    assert [r.text for r in store.select(Criteria(Scope(user_id="u")))] == ["kept"]
+    assert len(store.history(kept.id)) == 1
+
+
+def test_find_hashes_is_exact_scope_and_current_only(store: Store) -> None:
+    a, b, _ = add(store, record("same", "u"), record("same", "u", agent="bot"), record("same", "v"))
+    found = store.find_hashes(Scope(user_id="u"), [content_hash("same"), content_hash("other")])
+    assert {r.id for r in found.values()} == {a.id}
+    assert store.find_hashes(Scope(user_id="u", agent_id="bot"), [content_hash("same")])[content_hash("same")].id == b.id
+    store.apply(ChangeSet(closes=[Close(a.id, 500.0)]))
+    assert store.find_hashes(Scope(user_id="u"), [content_hash("same")]) == {}
+
+
+def test_reads_follow_the_reference_semantics(store: Store) -> None:
+    rng = np.random.default_rng(7)
+    records = [record(f"note {i} about {'tea' if i % 3 else 'jazz'}", user=["u", "v"][i % 2],
+                      agent=[None, "a", "b"][i % 3], t=float(i), meta={"n": i, "even": i % 2 == 0},
+                      cats=(("work",) if i % 4 == 0 else ())) for i in range(40)]
+    stored = add(store, *records)
+    store.apply(ChangeSet(closes=[Close(r.id, 30.0) for r in stored[:10]]))
+    current = {r.id: r for r in stored}
+    for r in stored[:10]:
+        current[r.id] = store.get(r.id)  # type: ignore[assignment]
+    criteria_list = [
+        Criteria(Scope(user_id="u")), Criteria(Scope(user_id="v", agent_id="a")), Criteria(Scope(agent_id="b")),
+        Criteria(Scope(user_id="u"), parse_filters({"n": {"gte": 20}})), Criteria(Scope(user_id="u"), categories=("work",)),
+        Criteria(Scope(user_id="v"), as_of=5.5), Criteria(Scope(user_id="u"), parse_filters({"OR": [{"n": 3}, {"n": 4}]})),
+    ]
+    query = rng.normal(size=DIM).astype(np.float32)
+    query /= np.linalg.norm(query)
+    for criteria in criteria_list:
+        expected = {r.id for r in current.values() if criteria.admits(r)}
+        assert {r.id for r in store.select(criteria)} == expected, criteria
+        dense = store.dense(query, criteria, 100)
+        assert {r.id for r, _ in dense} == expected
+        scores = [s for _, s in dense]
+        assert scores == sorted(scores, reverse=True)
+        assert {r.id for r, _ in store.keyword("jazz", criteria, 100)} == {
+            i for i in expected if "jazz" in current[i].text}
+        assert len(store.dense(query, criteria, 3)) == min(3, len(expected))
+
+
+def test_keyword_ignores_fts_syntax_in_queries(store: Store) -> None:
+    add(store, record("the AND gate OR \"quoted\" NEAR stuff*"))
+    for query in ['AND OR NOT', '"unbalanced', "stuff*", "col:umn", "(", "NEAR(a b)", "- ^"]:
+        store.keyword(query, Criteria(Scope(user_id="u")), 5)  # must not raise
+    assert len(store.keyword("quoted gate", Criteria(Scope(user_id="u")), 5)) == 1
+
+
+def test_vectors_dump_and_reset(store: Store) -> None:
+    stored = add(store, record("one"), record("two"))
+    vectors = store.vectors([r.version for r in stored])  # type: ignore[misc]
+    assert vectors.shape == (2, DIM)
+    with pytest.raises(NotFound):
+        store.vectors([10_000])
+    dumped = list(store.dump())
+    assert {r.text for r, _ in dumped} == {"one", "two"} and all(v.shape == (DIM,) for _, v in dumped)
+    store.reset()
+    assert store.select(Criteria(Scope(user_id="u"))) == [] and list(store.dump()) == []
+    store.bind_embedder("another", 4)  # an empty store may be bound anew
+
+
+def test_embedder_binding_is_enforced(store: Store) -> None:
+    store.bind_embedder("test-embedder", DIM)
+    with pytest.raises(EmbedderMismatch):
+        store.bind_embedder("other", DIM)
+    with pytest.raises(EmbedderMismatch):
+        store.bind_embedder("test-embedder", DIM * 2)
