@@ -1,0 +1,28 @@
+# The two commands a newcomer needs:  make demo  (set up + offline demo)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test bench
+
+setup: $(VENV)/.installed
+
+# CPU torch first (it is only used once, to export the embedding model to ONNX): an unpinned torch
+# would pull gigabytes of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/engram demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/search_latency.py
+	$(PY) bench/add_throughput.py
+	$(PY) bench/cli_cold_start.py

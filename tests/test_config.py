@@ -1,0 +1,57 @@
+"""Settings: defaults < TOML file < ENGRAM_* environment < keyword arguments; bad values are ConfigError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engram import ConfigError, Settings
+from engram.components import embedder_from, store_from
+
+
+def test_defaults_work_offline_without_any_configuration(tmp_path: Path) -> None:
+    settings = Settings.load(env={"HOME": str(tmp_path)})
+    assert settings.store == "sqlite" and settings.embedder == "local"
+    assert settings.database == settings.home / "engram.db"
+
+
+def test_precedence_file_then_env_then_arguments(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('search_limit = 3\nrrf_k = 10\n[embedder]\nmodel = "m-file"\n')
+    env = {"ENGRAM_HOME": str(tmp_path), "ENGRAM_RRF_K": "20"}
+    settings = Settings.load(env=env, search_pool=7)
+    assert (settings.search_limit, settings.rrf_k, settings.search_pool) == (3, 20, 7)
+    assert settings.embedder_model == "m-file" and settings.home == tmp_path
+    assert Settings.load(env=env, rrf_k=30).rrf_k == 30
+
+
+def test_explicit_config_file_and_openai_key_fallback(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text('[engram]\nembedder = "openai"\nembedder_dimensions = 256\n')
+    settings = Settings.load(env={"ENGRAM_CONFIG": str(path), "OPENAI_API_KEY": "sk-test", "ENGRAM_HOME": str(tmp_path)})
+    assert (settings.embedder, settings.embedder_dimensions, settings.embedder_api_key) == ("openai", 256, "sk-test")
+    embedder = embedder_from(settings)
+    assert embedder.name == "openai:text-embedding-3-small:256" and embedder.dimension == 256
+
+
+@pytest.mark.parametrize("env, kwargs, message", [
+    ({"ENGRAM_SEARCH_LIMIT": "many"}, {}, "search_limit"),
+    ({"ENGRAM_SEARCH_LIMIT": "-1"}, {}, "positive"),
+    ({}, {"colour": "red"}, "unknown setting"),
+    ({"ENGRAM_CONFIG": "/nonexistent/engram.toml"}, {}, "does not exist"),
+])
+def test_bad_settings_are_config_errors(tmp_path: Path, env: dict, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path), **env}, **kwargs)
+
+
+def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
+    (tmp_path / "config.toml").write_text('flavour = "mint"\n')
+    with pytest.raises(ConfigError, match="flavour"):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
+    for kind, build in (("store", store_from), ("embedder", embedder_from)):
+        with pytest.raises(ConfigError, match=f"unknown {kind}"):
+            build(Settings.load(env={"ENGRAM_HOME": str(tmp_path / "x")}, **{kind: "nosuch"}))
