@@ -25,8 +25,13 @@ STORES: dict[str, Callable[[Path], Store]] = {
 
 
 @pytest.fixture(params=sorted(STORES))
-def store(request, tmp_path: Path) -> Iterator[Store]:
-    backend = STORES[request.param](tmp_path)
+def make_store(request) -> Callable[[Path], Store]:
+    return STORES[request.param]
+
+
+@pytest.fixture
+def store(make_store: Callable[[Path], Store], tmp_path: Path) -> Iterator[Store]:
+    backend = make_store(tmp_path)
     backend.bind_embedder("test-embedder", DIM)
     yield backend
     backend.close()
@@ -147,3 +152,32 @@ def test_embedder_binding_is_enforced(store: Store) -> None:
         store.bind_embedder("other", DIM)
     with pytest.raises(EmbedderMismatch):
         store.bind_embedder("test-embedder", DIM * 2)
+
+
+def test_reads_after_local_writes_match_a_fresh_reader(store: Store, make_store, tmp_path: Path) -> None:
+    """Caches patched by this process's writes must equal what a reader loading from scratch sees."""
+    rng = np.random.default_rng(3)
+    scopes = [Scope(user_id="u"), Scope(user_id="u", agent_id="a"), Scope(agent_id="a"), Scope(user_id="v")]
+    live: list[str] = []
+    for step in range(60):
+        for scope in scopes:  # reading keeps every scope cached between writes
+            store.select(Criteria(scope))
+        action = rng.integers(3) if live else 0
+        if action == 0:
+            [r] = add(store, record(f"fact {step}", user=["u", "v"][step % 2], agent=[None, "a"][step % 3 % 2], t=step))
+            live.append(r.id)
+        elif action == 1:
+            old = store.get(live[rng.integers(len(live))])
+            store.apply(ChangeSet(inserts=[(record(f"fact {step} v2", user=old.user_id, agent=old.agent_id, t=step,
+                                                   mid=old.id), vec(step))], closes=[Close(old.id, float(step))]))
+        else:
+            store.apply(ChangeSet(closes=[Close(live.pop(rng.integers(len(live))), float(step))]))
+    reader = make_store(tmp_path)
+    try:
+        for scope in scopes:
+            for as_of in (None, 10.5, 40.5):
+                mine = [(r.id, r.text, r.valid_to) for r in store.select(Criteria(scope, as_of=as_of))]
+                theirs = [(r.id, r.text, r.valid_to) for r in reader.select(Criteria(scope, as_of=as_of))]
+                assert sorted(mine, key=str) == sorted(theirs, key=str)
+    finally:
+        reader.close()

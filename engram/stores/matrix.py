@@ -9,7 +9,7 @@ import numpy as np
 
 from engram.filters import ALL
 from engram.stores.base import Criteria
-from engram.types import MemoryRecord
+from engram.types import MemoryRecord, Scope
 
 __all__ = ["ScopeMatrix", "MatrixCache"]
 
@@ -27,6 +27,25 @@ class ScopeMatrix:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], closed: list[MemoryRecord],
+              version: int) -> None:
+        """Apply a write this process just committed, instead of reloading the scope from disk."""
+        for record in closed:
+            i = self.position.get(record.version)
+            if i is not None:
+                self.records[i] = record
+                self.valid_to[i] = np.inf if record.valid_to is None else record.valid_to
+        mine = [(r, v) for r, v in inserted if scope.contains(r)]
+        if mine:
+            start = len(self.records)
+            self.records.extend(r for r, _ in mine)
+            self.position.update((r.version, start + i) for i, (r, _) in enumerate(mine))
+            new = np.stack([v for _, v in mine]).astype(np.float32)
+            self.vectors = np.vstack([self.vectors, new]) if start else new  # an empty matrix has no dimension yet
+            self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
+            self.valid_to = np.concatenate([self.valid_to, [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
+        self.version = version
 
     def mask(self, criteria: Criteria) -> np.ndarray:
         """Which rows `criteria` admits (the matrix holds exactly the rows of `criteria.scope`)."""
@@ -78,6 +97,21 @@ class MatrixCache:
         while self._rows > self.max_rows and len(self._entries) > 1:
             self._drop(next(iter(self._entries)))
         return entry
+
+    def keys_touching(self, records: list[MemoryRecord]) -> set[tuple]:
+        """Cached query scopes that contain any of these records."""
+        return {key for key in self._entries if any(Scope(*key).contains(r) for r in records)}
+
+    def patch(self, before: dict[tuple, int], version: int, inserted: list[tuple[MemoryRecord, np.ndarray]],
+              closed: list[MemoryRecord]) -> None:
+        """Bring entries that were up to date before a local write (version `before[key]`) to `version`."""
+        for key, old in before.items():
+            entry = self._entries.get(key)
+            if entry is None or entry.version != old:
+                continue  # stale already (another process wrote): the next read reloads it
+            rows = len(entry)
+            entry.patch(Scope(*key), inserted, closed, version)
+            self._rows += len(entry) - rows
 
     def _drop(self, key: tuple) -> None:
         self._rows -= len(self._entries.pop(key))

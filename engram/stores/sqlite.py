@@ -45,8 +45,9 @@ def _scope_token(name: str, value: str) -> str:
 
 
 def _fts_scope(record: MemoryRecord, current: bool) -> str:
+    """Each scope field's token, and the same token + "c" while current: one short posting list per query."""
     tokens = [_scope_token(name, value) for name, value in record.scope.items()]
-    return " ".join(tokens + (["cur"] if current else []))
+    return " ".join(tokens + ([t + "c" for t in tokens] if current else []))
 
 
 def keyword_query(text: str) -> str | None:
@@ -133,6 +134,7 @@ class SQLiteStore(Store):
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
         inserted: list[MemoryRecord] = []
+        closed_records: list[MemoryRecord] = []
         with self._write() as db:
             closed: dict[str, int] = {}
             touched: set[str] = set()
@@ -149,6 +151,8 @@ class SQLiteStore(Store):
                 )
                 db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
                 closed[record.id] = record.version  # type: ignore[assignment]
+                closed_records.append(replace(record, valid_to=max(close.valid_to, record.valid_from),
+                                              superseded_by=close.superseded_by))
                 touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
             versions: dict[str, int] = {}
             for record, vector in changes.inserts:
@@ -158,7 +162,12 @@ class SQLiteStore(Store):
                 touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
             for event in changes.events:
                 self._log(db, event, closed.get(event.memory_id), versions.get(event.memory_id))
-            self._bump(db, touched)
+            cached = self._cache.keys_touching(inserted + closed_records)
+            before = {key: self._scope_version(db, Scope(*key)) for key in cached}
+            seq = self._bump(db, touched)
+        vectors = [np.asarray(v, dtype=np.float32) for _, v in changes.inserts]
+        with self._lock:
+            self._cache.patch(before, seq, list(zip(inserted, vectors)), closed_records)
         return inserted
 
     def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray) -> int:
@@ -196,9 +205,14 @@ class SQLiteStore(Store):
         )
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, keys: set[str]) -> None:
-        if not keys:
-            return
+    def _scope_version(db: sqlite3.Connection, scope: Scope) -> int:
+        name, value = scope.items()[0]
+        row = db.execute("SELECT version FROM scope_versions WHERE key=?", (f"{name}\x00{value}",)).fetchone()
+        return row[0] if row else 0
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, keys: set[str]) -> int:
+        """Give every touched scope key a new, globally increasing version; return it."""
         db.execute(
             "INSERT INTO engram_meta VALUES ('write_seq', '1') "
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
@@ -208,6 +222,7 @@ class SQLiteStore(Store):
             "INSERT INTO scope_versions VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET version=excluded.version",
             [(key, seq) for key in keys],
         )
+        return seq
 
     def get(self, memory_id: str) -> MemoryRecord | None:
         rows = self._read(
@@ -228,10 +243,11 @@ class SQLiteStore(Store):
         return {record.hash: record for record in map(_record, rows)}
 
     def _matrix(self, scope: Scope) -> ScopeMatrix:
-        name, value = scope.items()[0]
         with self._lock:
-            row = self._read("SELECT version FROM scope_versions WHERE key=?", (f"{name}\x00{value}",))
-            version = row[0][0] if row else 0
+            try:
+                version = self._scope_version(self._db, scope)
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
             return self._cache.get((scope.user_id, scope.agent_id, scope.run_id), version, lambda: self._load(scope, version))
 
     def _load(self, scope: Scope, version: int) -> ScopeMatrix:
@@ -261,8 +277,8 @@ class SQLiteStore(Store):
         matrix = self._matrix(criteria.scope)
         keep = matrix.mask(criteria)
         name, value = criteria.scope.items()[0]
-        restrict = _scope_token(name, value) + (" cur" if criteria.as_of is None else "")
-        match = f"scope : ({' AND '.join(restrict.split())}) AND text : ({terms})"
+        restrict = _scope_token(name, value) + ("c" if criteria.as_of is None else "")
+        match = f"scope : {restrict} AND text : ({terms})"
         # Over-fetch: rows of other agents/runs of this user, or failing the filter, are dropped after.
         rows = self._read(
             "SELECT rowid, bm25(memories_fts, 1.0, 0.0) FROM memories_fts WHERE memories_fts MATCH ? "
