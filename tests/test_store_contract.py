@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engram.errors import EmbedderMismatch, NotFound
+from engram.errors import EmbedderMismatch, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.stores.sqlite import SQLiteStore
@@ -181,3 +181,27 @@ def test_reads_after_local_writes_match_a_fresh_reader(store: Store, make_store,
                 assert sorted(mine, key=str) == sorted(theirs, key=str)
     finally:
         reader.close()
+
+
+def test_reopen_and_versioned_close_undo_an_update(store: Store) -> None:
+    [old] = add(store, record("likes coffee", t=100.0))
+    [new] = store.apply(ChangeSet(inserts=[(record("likes tea", t=200.0, mid=old.id), vec(5))],
+                                  closes=[Close(old.id, 200.0)],
+                                  events=[Event(old.id, Op.UPDATE, "b9", 200.0, old_text="likes coffee", new_text="likes tea")]))
+    scope = Criteria(Scope(user_id="u"))
+    store.select(scope)  # cached before the revert: the revert must patch or invalidate it
+    with pytest.raises(NotFound):  # the guard: version `old` is not the current one
+        store.apply(ChangeSet(closes=[Close(old.id, 300.0, version=old.version)]))
+    with pytest.raises(StoreError):  # two current versions of one memory are never allowed
+        store.apply(ChangeSet(reopens=[old.version]))  # type: ignore[list-item]
+    with pytest.raises(NotFound):
+        store.apply(ChangeSet(reopens=[123_456]))
+    store.apply(ChangeSet(closes=[Close(old.id, new.valid_from, version=new.version)], reopens=[old.version],  # type: ignore[list-item]
+                          events=[Event(old.id, Op.REVERT, "r1", 300.0, old_text="likes tea", new_text="likes coffee")]))
+    assert [r.text for r in store.select(scope)] == ["likes coffee"]
+    assert [r.text for r, _ in store.keyword("coffee", scope, 5)] == ["likes coffee"]
+    assert store.keyword("tea", scope, 5) == []
+    assert [r.text for r in store.select(Criteria(Scope(user_id="u"), as_of=250.0))] == ["likes coffee"]
+    assert [e.op for e in store.batch("b9")] == [Op.UPDATE] and [e.op for e in store.history(old.id)] == [
+        Op.ADD, Op.UPDATE, Op.REVERT]
+    assert store.batch("nope") == []

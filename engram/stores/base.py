@@ -43,25 +43,29 @@ class Criteria:
 
 @dataclass(frozen=True)
 class Close:
-    """End the current version of `memory_id` at `valid_to` (world time)."""
+    """End the current version of `memory_id` at `valid_to` (world time). With `version`, that version must
+    be the current one (a guard against closing something that changed meanwhile)."""
 
     memory_id: str
     valid_to: float
     superseded_by: str | None = None
+    version: int | None = None
 
 
 @dataclass
 class ChangeSet:
-    """Everything one user-visible operation writes. Closes run before inserts, so an UPDATE is a close of
-    the old version plus an insert of a new version with the same id. The store fills each event's
-    old_version / new_version from the versions it closed / inserted for that event's memory id."""
+    """Everything one user-visible operation writes, applied as closes, then reopens, then inserts: an UPDATE
+    is a close of the old version plus an insert of a new version with the same id; a revert closes what a
+    batch inserted and reopens (makes current again) what it closed. The store fills each event's
+    old_version / new_version, when not given, from the versions it closed / inserted for that memory id."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
+    reopens: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.closes or self.events)
+        return bool(self.inserts or self.closes or self.reopens or self.events)
 
 
 class Store(ABC):
@@ -73,8 +77,9 @@ class Store(ABC):
 
     @abstractmethod
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
-        """Apply atomically; return the inserted records with their versions. Raise NotFound if a close
-        names a memory with no current version (nothing is written then)."""
+        """Apply atomically; return the inserted records with their versions. Nothing is written when it
+        fails: NotFound if a close names a memory with no current version (or not the given version) or a
+        reopen names an unknown version; StoreError if a reopen would make a second current version."""
 
     @abstractmethod
     def get(self, memory_id: str) -> MemoryRecord | None:
@@ -103,6 +108,10 @@ class Store(ABC):
     @abstractmethod
     def history(self, memory_id: str) -> list[Event]:
         """Every event of a memory, oldest first."""
+
+    @abstractmethod
+    def batch(self, batch_id: str) -> list[Event]:
+        """Every event written with this batch id, oldest first."""
 
     @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:

@@ -28,10 +28,11 @@ class ScopeMatrix:
     def __len__(self) -> int:
         return len(self.records)
 
-    def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], closed: list[MemoryRecord],
+    def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], changed: list[MemoryRecord],
               version: int) -> None:
-        """Apply a write this process just committed, instead of reloading the scope from disk."""
-        for record in closed:
+        """Apply a write this process just committed, instead of reloading the scope from disk. `changed` are
+        existing versions as they are now (closed or reopened)."""
+        for record in changed:
             i = self.position.get(record.version)
             if i is not None:
                 self.records[i] = record
@@ -103,14 +104,14 @@ class MatrixCache:
         return {key for key in self._entries if any(Scope(*key).contains(r) for r in records)}
 
     def patch(self, before: dict[tuple, int], version: int, inserted: list[tuple[MemoryRecord, np.ndarray]],
-              closed: list[MemoryRecord]) -> None:
+              changed: list[MemoryRecord]) -> None:
         """Bring entries that were up to date before a local write (version `before[key]`) to `version`."""
         for key, old in before.items():
             entry = self._entries.get(key)
             if entry is None or entry.version != old:
                 continue  # stale already (another process wrote): the next read reloads it
             rows = len(entry)
-            entry.patch(Scope(*key), inserted, closed, version)
+            entry.patch(Scope(*key), inserted, changed, version)
             self._rows += len(entry) - rows
 
     def _drop(self, key: tuple) -> None:

@@ -134,40 +134,46 @@ class SQLiteStore(Store):
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
         inserted: list[MemoryRecord] = []
-        closed_records: list[MemoryRecord] = []
+        changed: list[MemoryRecord] = []  # closed or reopened versions, as they are after this write
         with self._write() as db:
             closed: dict[str, int] = {}
-            touched: set[str] = set()
             for close in changes.closes:
                 row = db.execute(
                     f"SELECT {_COLUMNS} FROM memories WHERE id=? AND valid_to IS NULL", (close.memory_id,)
                 ).fetchone()
-                if row is None:
-                    raise NotFound(f"memory {close.memory_id} has no current version")
+                if row is None or (close.version is not None and row[0] != close.version):
+                    raise NotFound(f"memory {close.memory_id} has no current version"
+                                   + ("" if close.version is None else f" {close.version}"))
                 record = _record(row)
-                db.execute(
-                    "UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
-                    (max(close.valid_to, record.valid_from), close.superseded_by, record.version),
-                )
+                ended = replace(record, valid_to=max(close.valid_to, record.valid_from), superseded_by=close.superseded_by)
+                db.execute("UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
+                           (ended.valid_to, ended.superseded_by, record.version))
                 db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
                 closed[record.id] = record.version  # type: ignore[assignment]
-                closed_records.append(replace(record, valid_to=max(close.valid_to, record.valid_from),
-                                              superseded_by=close.superseded_by))
-                touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
+                changed.append(ended)
+            for version in changes.reopens:
+                row = db.execute(f"SELECT {_COLUMNS} FROM memories WHERE rowid=?", (version,)).fetchone()
+                if row is None:
+                    raise NotFound(f"no version {version} to reopen")
+                record = _record(row)
+                if db.execute("SELECT 1 FROM memories WHERE id=? AND valid_to IS NULL", (record.id,)).fetchone():
+                    raise StoreError(f"memory {record.id} already has a current version; cannot reopen {version}")
+                db.execute("UPDATE memories SET valid_to=NULL, superseded_by=NULL WHERE rowid=?", (version,))
+                db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, True), version))
+                changed.append(replace(record, valid_to=None, superseded_by=None))
             versions: dict[str, int] = {}
             for record, vector in changes.inserts:
                 version = self._insert(db, record, vector)
                 versions[record.id] = version
                 inserted.append(_with_version(record, version))
-                touched.update(f"{k}\x00{v}" for k, v in record.scope.items())
             for event in changes.events:
                 self._log(db, event, closed.get(event.memory_id), versions.get(event.memory_id))
-            cached = self._cache.keys_touching(inserted + closed_records)
+            cached = self._cache.keys_touching(inserted + changed)
             before = {key: self._scope_version(db, Scope(*key)) for key in cached}
-            seq = self._bump(db, touched)
+            seq = self._bump(db, {f"{k}\x00{v}" for r in inserted + changed for k, v in r.scope.items()})
         vectors = [np.asarray(v, dtype=np.float32) for _, v in changes.inserts]
         with self._lock:
-            self._cache.patch(before, seq, list(zip(inserted, vectors)), closed_records)
+            self._cache.patch(before, seq, list(zip(inserted, vectors)), changed)
         return inserted
 
     def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray) -> int:
@@ -305,10 +311,16 @@ class SQLiteStore(Store):
         return np.stack([np.frombuffer(rows[v], dtype=np.float32) for v in versions])
 
     def history(self, memory_id: str) -> list[Event]:
+        return self._events("memory_id", memory_id)
+
+    def batch(self, batch_id: str) -> list[Event]:
+        return self._events("batch_id", batch_id)
+
+    def _events(self, column: str, value: str) -> list[Event]:
         rows = self._read(
             "SELECT seq, memory_id, op, old_text, new_text, reason, source, old_version, new_version, actor, "
-            "batch_id, created_at FROM history WHERE memory_id=? ORDER BY seq",
-            (memory_id,),
+            f"batch_id, created_at FROM history WHERE {column}=? ORDER BY seq",
+            (value,),
         )
         return [
             Event(memory_id=r[1], op=Op(r[2]), old_text=r[3], new_text=r[4], reason=r[5], source=tuple(json.loads(r[6])),
