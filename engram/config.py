@@ -35,6 +35,20 @@ class Settings:
     search_pool: int = 50  # candidates taken from each of dense and keyword search before fusion
     rrf_k: int = 60
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
+    qdrant_url: str | None = None  # a Qdrant server or cluster; else qdrant_path
+    qdrant_api_key: str | None = None
+    qdrant_path: str | None = None  # local Qdrant directory, or ":memory:"; default <home>/qdrant
+    qdrant_collection: str = "engram"
+    llm_model: str | None = None  # any DSPy/LiteLLM model string; None = the offline rules-based pipeline
+    llm_api_base: str | None = None  # an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
+    llm_api_key: str | None = None  # falls back to OPENAI_API_KEY
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 2000
+    llm_timeout: float = 60.0
+    llm_retries: int = 3  # for HTTP 429 / 5xx / timeouts, with exponential backoff
+    reconcile_mode: str = "predict"  # predict (one call) | react (the tool-using agent)
+    reconcile_candidates: int = 5  # similar current memories shown per new fact
+    categories: str | None = None  # comma-separated custom taxonomy for extraction
 
     @property
     def database(self) -> Path:
@@ -48,8 +62,9 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         from_env = {name: env[f"ENGRAM_{name.upper()}"] for name in known if f"ENGRAM_{name.upper()}" in env}
-        if "embedder_api_key" not in from_env and "OPENAI_API_KEY" in env:
-            from_env["embedder_api_key"] = env["OPENAI_API_KEY"]
+        for name in ("embedder_api_key", "llm_api_key"):
+            if name not in from_env and "OPENAI_API_KEY" in env:
+                from_env[name] = env["OPENAI_API_KEY"]
         home = overrides.get("home") or from_env.get("home") or cls.home
         file_values = _read_toml(env.get("ENGRAM_CONFIG"), Path(home).expanduser())
         merged = {**file_values, **from_env, **{k: v for k, v in overrides.items() if v is not None}}
@@ -71,9 +86,9 @@ def _coerce(name: str, value: Any) -> Any:
             if "None" in kind:
                 return None
             raise ConfigError(f"setting {name} cannot be empty")
-        if kind.startswith("int"):
-            number = int(value)
-            if number <= 0:
+        if kind.startswith(("int", "float")):
+            number = int(value) if kind.startswith("int") else float(value)
+            if number < 0 or (number == 0 and name != "llm_temperature"):
                 raise ConfigError(f"setting {name} must be positive, got {value!r}")
             return number
         if "Path" in kind:
