@@ -88,7 +88,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"setting {name} cannot be empty")
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
-            if number < 0 or (number == 0 and name != "llm_temperature"):
+            if number < 0 or (number == 0 and name not in ("llm_temperature", "llm_retries")):
                 raise ConfigError(f"setting {name} must be positive, got {value!r}")
             return number
         if "Path" in kind:

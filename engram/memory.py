@@ -9,17 +9,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from engram.components import embedder_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
-    check_categories, check_limit, check_metadata, check_text, check_threshold, parse_messages,
+    Message, check_categories, check_limit, check_metadata, check_text, check_threshold, parse_messages,
 )
+from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import SearchConfig, search
+from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch
 
@@ -36,57 +36,90 @@ class Memory:
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 embedder: Embedder | None = None, **overrides: Any) -> None:
+                 embedder: Embedder | None = None, pipeline: Pipeline | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
             raise ConfigError("pass either a Settings object or keyword settings, not both")
         self.settings = settings or Settings.load(**overrides)
         self.embedder = embedder or embedder_from(self.settings)
         self.store = store or store_from(self.settings)
         self._search = SearchConfig(pool=self.settings.search_pool, rrf_k=self.settings.rrf_k)
+        self._pipeline = pipeline
         self._bound = False
 
     # -- writing -------------------------------------------------------------------------------------------
 
     def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            timestamp: Any = None, categories: Any = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Store what the messages say. With infer=False each message's content becomes one memory."""
+            timestamp: Any = None, categories: Any = None, filters: dict[str, Any] | None = None,
+            dry_run: bool = False) -> dict[str, Any]:
+        """Remember what the messages say. infer=True extracts facts and reconciles them with what is stored
+        (with the LLM when one is configured, else offline rules); infer=False stores each message as it is.
+        dry_run=True returns the operations that would be applied and writes nothing."""
         scope = Scope.build(user_id, agent_id, run_id, filters)
         parsed = parse_messages(messages, self.settings.max_memory_chars)
         meta = check_metadata(metadata)
         cats = check_categories(categories)
         when = now() if timestamp is None else to_epoch(timestamp, "timestamp")
-        if infer:
-            raise ConfigError(
-                "add(..., infer=True) needs the LLM extraction pipeline, which this version of engram does not "
-                "have yet; pass infer=False to store each message as a memory"
-            )
+        source = tuple(m.id for m in parsed if m.id)
         batch = uuid.uuid4().hex
-        wanted: dict[str, tuple[str, str | None, tuple[str, ...]]] = {}
+        if infer:
+            proposed = self.pipeline.propose(self.store, self._bound_embedder(), scope, parsed, when)
+            texts = [content_hash(d.text) for d in proposed.decisions]
+            changes, results = plan_changes(
+                proposed, scope, when=when, stamp=now(), batch=batch, source=source, metadata=meta, categories=cats,
+                known=self.store.find_hashes(scope, texts) if texts else {},
+            )
+            extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
+        else:
+            changes, results = self._raw_changes(scope, parsed, when, batch, meta, cats)
+            extra = {}
+        if not dry_run and changes:
+            self.store.apply(changes)
+        log.info("add %s: %s (%s)", batch, ", ".join(f"{r['event']} {r['memory']!r}" for r in results) or "nothing",
+                 extra.get("usage", "infer=False"))
+        return {"results": results, "batch_id": batch, **extra, **({"dry_run": True} if dry_run else {})}
+
+    def _raw_changes(self, scope: Scope, parsed: list[Message], when: float, batch: str, meta: dict[str, Any],
+                     cats: tuple[str, ...]) -> tuple[ChangeSet, list[dict[str, Any]]]:
+        wanted: dict[str, Message] = {}
         for message in parsed:
-            if message.role == "system":
-                continue  # instructions to the model are not facts about anyone
-            digest = content_hash(message.content)
-            if digest not in wanted:
-                wanted[digest] = (message.content, message.role, (message.id,) if message.id else ())
+            if message.role != "system":  # instructions to the model are not facts about anyone
+                wanted.setdefault(content_hash(message.content), message)
         known = self.store.find_hashes(scope, list(wanted)) if wanted else {}
-        fresh = [(digest, *spec) for digest, spec in wanted.items() if digest not in known]
-        vectors = self._embed([text for _, text, _, _ in fresh])
+        fresh = [(digest, m) for digest, m in wanted.items() if digest not in known]
+        vectors = self._bound_embedder().embed([m.content for _, m in fresh])
         stamp = now()
         changes = ChangeSet()
-        for (digest, text, role, source), vector in zip(fresh, vectors):
+        for (digest, message), vector in zip(fresh, vectors):
+            source = (message.id,) if message.id else ()
             record = MemoryRecord(
-                id=str(uuid.uuid4()), text=text, hash=digest, user_id=scope.user_id, agent_id=scope.agent_id,
-                run_id=scope.run_id, role=role, categories=cats, metadata=meta, source=source,
-                created_at=stamp, updated_at=stamp, valid_from=when,
+                id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
+                agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=cats, metadata=meta,
+                source=source, created_at=stamp, updated_at=stamp, valid_from=when,
             )
             changes.inserts.append((record, vector))
-            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=text, source=source, actor="user"))
-        inserted = self.store.apply(changes) if changes else []
-        results = [{"id": r.id, "memory": r.text, "event": Op.ADD.value} for r in inserted]
+            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=record.text, source=source, actor="user"))
+        results = [{"id": r.id, "memory": r.text, "event": Op.ADD.value} for r, _ in changes.inserts]
         results += [{"id": known[d].id, "memory": known[d].text, "event": Op.NOOP.value} for d in wanted if d in known]
-        log.info("add: %d added, %d already known (batch %s)", len(inserted), len(results) - len(inserted), batch)
-        return {"results": results, "batch_id": batch}
+        return changes, results
+
+    def revert(self, batch_id: str) -> dict[str, Any]:
+        """Undo a whole add (or delete_all): what it added is closed, what it superseded is current again."""
+        check_id(batch_id, "batch_id")
+        if self.store.batch(revert_batch_id(batch_id)):
+            raise InvalidInput(f"batch {batch_id} was already reverted")
+        changes = plan_revert(batch_id, self.store.batch(batch_id), self.store.get, now())
+        self.store.apply(changes)
+        return {"message": "Batch reverted", "batch_id": revert_batch_id(batch_id),
+                "results": [{"id": e.memory_id, "memory": e.new_text, "previous_memory": e.old_text, "event": "REVERT"}
+                            for e in changes.events]}
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The add(infer=True) pipeline, built on first use (an LLM client is only made when needed)."""
+        if self._pipeline is None:
+            self._pipeline = Pipeline.from_settings(self.settings)
+        return self._pipeline
 
     def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
                timestamp: Any = None) -> dict[str, Any]:
@@ -102,7 +135,7 @@ class Memory:
             twin = self.store.find_hashes(old.scope, [digest]).get(digest)
             if twin is not None:
                 raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
-        vector = self._embed([text])[0]
+        vector = self._bound_embedder().embed([text])[0]
         stamp = now()
         new = MemoryRecord(
             id=old.id, text=text, hash=digest, user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
@@ -153,7 +186,7 @@ class Memory:
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
         count = check_limit(self.settings.search_limit if limit is None else limit)
-        vector = self._embed([text])[0]
+        vector = self._bound_embedder().embed([text])[0]
         hits = search(self.store, vector, text, criteria, count, threshold=check_threshold(threshold),
                       config=self._search)
         return {"results": [hit.to_dict() for hit in hits]}
@@ -204,16 +237,17 @@ class Memory:
             raise NotFound(f"memory {memory_id} was deleted at {iso(record.valid_to)}; its history() remains")
         return record
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _bound_embedder(self) -> Embedder:
+        """The embedder, once the store has accepted it (vectors of two embedders never mix)."""
         if not self._bound:
             self.store.bind_embedder(self.embedder.name, self.embedder.dimension)
             self._bound = True
-        return self.embedder.embed(texts)
+        return self.embedder
 
 
-def check_id(memory_id: Any) -> None:
-    if not isinstance(memory_id, str) or not memory_id.strip() or len(memory_id) > 128:
-        raise InvalidInput(f"memory_id must be a non-empty string, got {memory_id!r}")
+def check_id(value: Any, what: str = "memory_id") -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
 
 
 class AsyncMemory:
@@ -239,5 +273,5 @@ def _in_thread(name: str) -> Callable[..., Any]:
     return call
 
 
-for _name in ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "reset", "close"):
+for _name in ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "revert", "reset", "close"):
     setattr(AsyncMemory, _name, _in_thread(_name))

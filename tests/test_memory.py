@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from engram import (
-    AsyncMemory, ConfigError, CorruptStore, EmbedderMismatch, InvalidFilter, InvalidInput, Memory, NotFound,
+    AsyncMemory, CorruptStore, EmbedderMismatch, InvalidFilter, InvalidInput, Memory, NotFound,
     ScopeRequired,
 )
 
@@ -56,10 +56,11 @@ def test_exact_duplicate_in_same_scope_is_noop_but_other_scope_adds(memory: Memo
     assert [r["event"] for r in in_batch["results"]] == ["ADD"]
 
 
-def test_infer_true_without_pipeline_is_a_clear_error(memory: Memory) -> None:
-    with pytest.raises(ConfigError, match="infer=False"):
-        memory.add("I like tea", user_id="u")
-    assert rows(memory) == 0
+def test_infer_true_without_an_llm_uses_the_offline_pipeline(memory: Memory) -> None:
+    out = memory.add([{"role": "user", "content": "Hi! I like tea. Do you like tea?"},
+                      {"role": "assistant", "content": "I am an assistant and I like helping."}], user_id="u")
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea")]
+    assert out["usage"]["pipeline"] == "offline" and out["usage"]["llm_calls"] == 0
 
 
 def test_search_ranks_relevant_first_with_scores_in_unit_range(memory: Memory) -> None:

@@ -1,0 +1,132 @@
+"""The no-LLM pipeline: small rules that turn first-person statements into facts and reconcile them.
+
+A useful fallback, not a replacement for an LLM: "I like tea" becomes "User likes tea"; questions and
+small talk are dropped; near-duplicates are NOOP; explicit corrections and negations ("actually, no ...",
+"not anymore", "I don't like X") supersede the most similar memory.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engram.extract import Fact
+from engram.inputs import Message
+from engram.llm import Usage
+from engram.reconcile import Candidate, Proposal
+from engram.types import Op
+
+__all__ = ["OfflineExtractor", "OfflineReconciler"]
+
+DUPLICATE = 0.90  # cosine above which a new fact says what a memory already says
+SUPERSEDE = 0.45  # cosine above which a correction is taken to be about that memory
+
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
+_QUESTION = re.compile(r"^(who|what|when|where|why|how|which|do|does|did|is|are|can|could|would|should|will|shall)\b", re.I)
+_SMALL_TALK = re.compile(r"^(hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|sure|yes|no|bye|good (morning|night))\b[\s!.,]*$", re.I)
+_LEAD = re.compile(r"^(actually|no|nope|well|oh|so|and|but|also|hmm|wait|correction|sorry)\b[\s,:-]*", re.I)
+_CORRECTION = re.compile(r"\b(actually|not anymore|no longer|any ?more|don't|do not|didn't|never|stopped|quit|"
+                         r"instead|changed my mind|i was wrong)\b|^no\b", re.I)
+_ADVERBS = "also|really|still|usually|often|always|never|now|no longer|even|just|mostly|sometimes|absolutely|actually"
+_FIXED = [  # (first-person pattern, third-person replacement), tried in order
+    (r"\bI'm\b|\bI am\b", "User is"), (r"\bI was\b", "User was"), (r"\bI've\b|\bI have\b", "User has"),
+    (r"\bI had\b", "User had"), (r"\bI'll\b|\bI will\b", "User will"), (r"\bI'd\b|\bI would\b", "User would"),
+    (r"\bI can't\b|\bI cannot\b", "User cannot"), (r"\bI can\b", "User can"), (r"\bI don't\b|\bI do not\b", "User does not"),
+    (r"\bI didn't\b|\bI did not\b", "User did not"), (r"\bI won't\b", "User will not"),
+]
+_CATEGORIES = [
+    ("health", r"allerg|sick|doctor|diet|vegan|vegetarian|medic|hospital|pain|gluten"),
+    ("preferences", r"\b(like|likes|love|loves|prefer|prefers|enjoy|enjoys|hate|hates|favou?rite|fan of)\b"),
+    ("work", r"\b(work|works|job|office|boss|colleague|career|company|engineer|nurse|teacher)\b"),
+    ("relationships", r"\b(sister|brother|mother|father|mom|dad|wife|husband|partner|friend|son|daughter|girlfriend|boyfriend)\b"),
+    ("plans", r"\b(will|going to|plan|plans|planning|next (week|month|year))\b"),
+    ("personal", r"\b(live|lives|born|name|age|years old|from)\b"),
+]
+
+
+def third_person(sentence: str) -> str | None:
+    """'I like tea' -> 'User likes tea'; None when the sentence is not about the speaker."""
+    text = sentence
+    for pattern, replacement in _FIXED:
+        text = re.sub(pattern, replacement, text, flags=re.I)
+    text = re.sub(rf"\bI ((?:(?:{_ADVERBS}) )*)([a-z]+)\b", lambda m: f"User {m.group(1)}{_conjugate(m.group(2))}", text)
+    text = re.sub(r"\bmy\b", "User's", text, flags=re.I)
+    text = re.sub(r"\bmine\b", "User's", text, flags=re.I)
+    text = re.sub(r"\b(me|myself)\b", "User", text, flags=re.I)
+    if "User" not in text:
+        return None
+    return text[0].upper() + text[1:]
+
+
+_PAST = frozenset("went got made saw bought took came met ran ate wrote read lost found left gave told began felt knew "
+                  "thought brought taught sold sent spent built won heard kept paid said swam sang drove flew".split())
+
+
+def _conjugate(verb: str) -> str:
+    irregular = {"have": "has", "do": "does", "go": "goes", "be": "is"}
+    if verb in irregular:
+        return irregular[verb]
+    if verb.endswith("ed") or verb in _PAST:  # past tense reads the same in the third person
+        return verb
+    if verb.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if len(verb) > 2 and verb.endswith("y") and verb[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _category(text: str, categories: tuple[str, ...]) -> str:
+    for name, pattern in _CATEGORIES:
+        if name in categories and re.search(pattern, text, re.I):
+            return name
+    return "other" if "other" in categories else categories[0]
+
+
+class OfflineExtractor:
+    def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]:
+        usage.pipeline = "offline"
+        facts: list[Fact] = []
+        for message in messages:
+            if message.role != "user":
+                continue  # facts come from what the user says, never from the assistant
+            for sentence in _SENTENCES.split(message.content):
+                fact = self._fact(sentence.strip(), categories)
+                if fact and all(f.text.casefold() != fact.text.casefold() for f in facts):
+                    facts.append(fact)
+        return facts
+
+    @staticmethod
+    def _fact(sentence: str, categories: tuple[str, ...]) -> Fact | None:
+        if not sentence or sentence.endswith("?") or _SMALL_TALK.match(sentence):
+            return None
+        correction = bool(_CORRECTION.search(sentence))
+        core = sentence
+        while _LEAD.match(core):
+            core = _LEAD.sub("", core, count=1)
+        if not core or _QUESTION.match(core):
+            return None
+        text = third_person(core.rstrip(" .!;"))
+        if text is None or len(text.split()) < 3:
+            return None
+        return Fact(text=text, category=_category(text, categories), correction=correction)
+
+
+class OfflineReconciler:
+    """Per fact: NOOP if a memory is a near-duplicate, supersede the closest memory if the fact is a
+    correction, otherwise ADD. Needs the cosine of each fact to each candidate."""
+
+    def reconcile(self, facts: list[Fact], candidates: list[Candidate], similarity: list[list[float]],
+                  usage: Usage) -> list[Proposal]:
+        proposals = []
+        taken: set[int] = set()
+        for i, fact in enumerate(facts):
+            ranked = sorted(range(len(candidates)), key=lambda j: -similarity[i][j])
+            best = ranked[0] if ranked else None
+            score = similarity[i][best] if best is not None else 0.0
+            if best is not None and score >= DUPLICATE and not fact.correction:
+                proposals.append(Proposal(Op.NOOP, i, best, reason=f"near-duplicate (cosine {score:.2f})"))
+            elif best is not None and fact.correction and score >= SUPERSEDE and best not in taken:
+                taken.add(best)
+                proposals.append(Proposal(Op.DELETE, i, best, reason=f"correction of a similar memory (cosine {score:.2f})"))
+            else:
+                proposals.append(Proposal(Op.ADD, i, reason="new statement"))
+        return proposals

@@ -1,0 +1,157 @@
+"""add(infer=True): extract facts, find similar memories, reconcile, and turn decisions into one ChangeSet.
+
+I/O (LLM, embedder, store reads) happens in `Pipeline.propose`; `plan_changes` is a pure function of the
+decisions; the caller applies the ChangeSet in one store transaction (or, for a dry run, does not).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from engram.config import Settings
+from engram.embed.base import Embedder
+from engram.extract import DEFAULT_CATEGORIES, Fact
+from engram.inputs import Message
+from engram.llm import Usage
+from engram.reconcile import Candidate, Decision, Proposal, Rejection, decide
+from engram.stores.base import ChangeSet, Close, Criteria, Store
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash
+
+__all__ = ["Pipeline", "Proposed", "plan_changes"]
+
+log = logging.getLogger("engram.pipeline")
+
+
+class Extractor(Protocol):
+    def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]: ...
+
+
+class Reconciler(Protocol):
+    def reconcile(self, facts: list[Fact], candidates: list[Candidate], similarity: list[list[float]],
+                  usage: Usage) -> list[Proposal]: ...
+
+
+@dataclass
+class Proposed:
+    """Everything an inferred add would do, before it is written."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # by text
+    rejected: list[Rejection] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+
+class Pipeline:
+    def __init__(self, extractor: Extractor, reconciler: Reconciler, *, categories: tuple[str, ...] = DEFAULT_CATEGORIES,
+                 candidates_per_fact: int = 5) -> None:
+        self.extractor = extractor
+        self.reconciler = reconciler
+        self.categories = categories
+        self.candidates_per_fact = candidates_per_fact
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Pipeline":
+        """The LLM pipeline when an llm_model is configured, else the offline rules."""
+        categories = tuple(c.strip().lower() for c in settings.categories.split(",") if c.strip()) \
+            if settings.categories else DEFAULT_CATEGORIES
+        if not settings.llm_model:
+            from engram.offline import OfflineExtractor, OfflineReconciler
+
+            log.info("no LLM configured: inferring with the offline rules-based pipeline")
+            return cls(OfflineExtractor(), OfflineReconciler(), categories=categories,
+                       candidates_per_fact=settings.reconcile_candidates)
+        from engram.extract import LLMExtractor
+        from engram.llm import LLM
+        from engram.reconcile import LLMReconciler, ReActReconciler
+
+        llm = LLM(settings)
+        reconciler = ReActReconciler(llm) if settings.reconcile_mode == "react" else LLMReconciler(llm)
+        return cls(LLMExtractor(llm), reconciler, categories=categories, candidates_per_fact=settings.reconcile_candidates)
+
+    def propose(self, store: Store, embedder: Embedder, scope: Scope, messages: list[Message], when: float) -> Proposed:
+        out = Proposed()
+        facts = _unique(self.extractor.extract(messages, when, self.categories, out.usage))
+        if not facts:
+            return out
+        vectors = embedder.embed([f.text for f in facts])
+        out.vectors.update(zip((f.text for f in facts), vectors))
+        candidates, similarity = self._candidates(store, scope, vectors)
+        if candidates:
+            proposals = self.reconciler.reconcile(facts, candidates, similarity, out.usage)
+        else:  # nothing similar is stored: no call needed to know every fact is new
+            proposals = [Proposal(Op.ADD, i, reason="nothing similar is stored yet") for i in range(len(facts))]
+        out.decisions, out.rejected = decide(facts, candidates, proposals)
+        fresh = [d.text for d in out.decisions if d.op is Op.UPDATE and d.text not in out.vectors]
+        out.vectors.update(zip(fresh, embedder.embed(fresh)))
+        for rejection in out.rejected:
+            log.warning("rejected a proposed operation: %s", rejection.to_dict())
+        return out
+
+    def _candidates(self, store: Store, scope: Scope, vectors: np.ndarray) -> tuple[list[Candidate], list[list[float]]]:
+        """The current memories most similar to any new fact (top-k per fact, merged), with all cosines."""
+        best: dict[int, Candidate] = {}
+        for vector in vectors:
+            for record, score in store.dense(vector, Criteria(scope), self.candidates_per_fact):
+                if record.version not in best or best[record.version].similarity < score:  # type: ignore[operator]
+                    best[record.version] = Candidate(record, score)  # type: ignore[index]
+        candidates = sorted(best.values(), key=lambda c: -c.similarity)
+        if not candidates:
+            return [], [[] for _ in vectors]
+        matrix = vectors @ store.vectors([c.record.version for c in candidates]).T  # type: ignore[misc]
+        return candidates, matrix.tolist()
+
+
+def _unique(facts: list[Fact]) -> list[Fact]:
+    seen: set[str] = set()
+    out = []
+    for fact in facts:
+        digest = content_hash(fact.text)
+        if digest not in seen:
+            seen.add(digest)
+            out.append(fact)
+    return out
+
+
+def plan_changes(proposed: Proposed, scope: Scope, *, when: float, stamp: float, batch: str, source: tuple[str, ...],
+                 metadata: dict[str, Any], categories: tuple[str, ...],
+                 known: dict[str, MemoryRecord]) -> tuple[ChangeSet, list[dict[str, Any]]]:
+    """Pure: decisions -> the ChangeSet to apply and Mem0-shaped results. `known` maps content hashes to
+    current memories of the scope, so an ADD of something already stored becomes a NOOP."""
+    changes, results = ChangeSet(), []
+    for d in proposed.decisions:
+        digest = content_hash(d.text)
+        twin = known.get(digest)
+        if d.op is Op.NOOP or (twin is not None and (d.target is None or twin.id != d.target.id)):
+            same = d.target if d.op is Op.NOOP else twin
+            results.append({"id": same.id, "memory": same.text, "event": "NOOP", "reason": d.reason or "already known"})  # type: ignore[union-attr]
+            continue
+        extra = {k: v for k, v in (("happened_at", d.fact.happened_at), ("about", d.fact.about)) if v and v != "user"}
+        cats = tuple(dict.fromkeys((d.fact.category, *categories)))
+        base = d.target if d.op is Op.UPDATE else None
+        record = MemoryRecord(
+            id=base.id if base else str(uuid.uuid4()), text=d.text, hash=digest, user_id=scope.user_id,
+            agent_id=scope.agent_id, run_id=scope.run_id, role="user", categories=cats, metadata={**metadata, **extra},
+            source=source, created_at=base.created_at if base else stamp, updated_at=stamp,
+            valid_from=max(when, base.valid_from) if base else when,
+        )
+        changes.inserts.append((record, proposed.vectors[d.text]))
+        known[digest] = record
+        if d.target is not None:
+            changes.closes.append(Close(d.target.id, record.valid_from, None if base else record.id, d.target.version))
+            changes.events.append(Event(d.target.id, d.op, batch, stamp, old_text=d.target.text,
+                                        new_text=d.text if base else None, reason=d.reason, source=source,
+                                        actor="engram", old_version=d.target.version))
+        if base is None:
+            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=d.text, reason=d.reason,
+                                        source=source, actor="engram"))
+        if d.op is Op.DELETE:  # Mem0 reports the superseded memory as deleted; engram also names its successor
+            results.append({"id": d.target.id, "memory": d.target.text, "event": "DELETE", "reason": d.reason,  # type: ignore[union-attr]
+                            "superseded_by": record.id})
+        results.append({"id": record.id, "memory": d.text, "event": Op.UPDATE.value if base else Op.ADD.value,
+                        **({"previous_memory": d.target.text} if base else {}), "reason": d.reason})
+    return changes, results

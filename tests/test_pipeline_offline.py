@@ -1,0 +1,73 @@
+"""The offline pipeline: rules-based extraction and reconciliation, no LLM anywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from engram import InvalidInput, Memory, NotFound
+from engram.offline import third_person
+
+
+@pytest.mark.parametrize("said, fact", [
+    ("I like tea", "User likes tea"),
+    ("I'm allergic to peanuts", "User is allergic to peanuts"),
+    ("I also really enjoy jazz", "User also really enjoys jazz"),
+    ("My sister lives in Berlin", "User's sister lives in Berlin"),
+    ("I've been to Japan twice", "User has been to Japan twice"),
+    ("I don't eat meat", "User does not eat meat"),
+    ("I studied physics", "User studied physics"),
+    ("I watch movies with my son", "User watches movies with User's son"),
+    ("I study every day", "User studies every day"),
+])
+def test_first_person_becomes_third_person(said: str, fact: str) -> None:
+    assert third_person(said) == fact
+
+
+def test_questions_small_talk_and_assistant_turns_are_dropped(memory: Memory) -> None:
+    out = memory.add([{"role": "user", "content": "Hello! What's the weather like? Thanks."},
+                      {"role": "assistant", "content": "I think it will rain. I like rain."},
+                      {"role": "user", "content": "Ok. The sky is blue"}], user_id="u")
+    assert out["results"] == []
+
+
+def test_design_example_offline(memory: Memory) -> None:
+    first = memory.add("I like coffee", user_id="u", timestamp="2024-01-01T00:00:00Z")
+    coffee = first["results"][0]["id"]
+    second = memory.add("actually, no I like tea more. I also like football", user_id="u",
+                        timestamp="2024-02-01T00:00:00Z")
+    assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == [
+        "User also likes football", "User likes tea more"]
+    assert [r["memory"] for r in memory.get_all(user_id="u", as_of="2024-01-20")["results"]] == ["User likes coffee"]
+    assert [e["event"] for e in memory.history(coffee)] == ["ADD", "DELETE"]
+    memory.revert(second["batch_id"])
+    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["User likes coffee"]
+    assert memory.search("what does the user drink?", user_id="u")["results"][0]["id"] == coffee
+    with pytest.raises(InvalidInput, match="already reverted"):
+        memory.revert(second["batch_id"])
+
+
+def test_near_duplicates_are_noop_and_negations_supersede(memory: Memory) -> None:
+    memory.add("I like coffee", user_id="u")
+    assert memory.add("I like coffee!", user_id="u")["results"][0]["event"] == "NOOP"
+    out = memory.add("I don't like coffee anymore", user_id="u")
+    assert [r["event"] for r in out["results"]] == ["DELETE", "ADD"]
+    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["User does not like coffee anymore"]
+
+
+def test_revert_refuses_when_a_later_change_would_be_lost(memory: Memory) -> None:
+    batch = memory.add("I live in Rome", user_id="u")
+    mid = batch["results"][0]["id"]
+    memory.update(mid, "User lives in Rome, near the Colosseum")
+    with pytest.raises(InvalidInput, match="changed after"):
+        memory.revert(batch["batch_id"])
+    assert memory.get(mid)["memory"] == "User lives in Rome, near the Colosseum"
+    with pytest.raises(NotFound):
+        memory.revert("no-such-batch")
+
+
+def test_revert_of_delete_all_restores_everything(memory: Memory) -> None:
+    memory.add([{"content": f"fact {i}"} for i in range(5)], user_id="u", infer=False)
+    gone = memory.delete_all(user_id="u")
+    assert memory.get_all(user_id="u")["results"] == []
+    memory.revert(gone["batch_id"])
+    assert len(memory.get_all(user_id="u")["results"]) == 5
