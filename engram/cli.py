@@ -169,17 +169,36 @@ def add(ctx: typer.Context, text: str, user: User = None, agent: Agent = None, r
         metadata: Annotated[Optional[str], typer.Option(help="Metadata as a JSON object.")] = None,
         category: Categories = None,
         timestamp: Annotated[Optional[str], typer.Option(help="When this was true (ISO 8601).")] = None,
-        infer: Annotated[bool, typer.Option("--infer", help="Extract facts with the LLM.")] = False,
+        infer: Annotated[bool, typer.Option("--infer", help="Extract facts and reconcile them with what is stored "
+                                                             "(the LLM if configured, else offline rules).")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
         as_json: AsJson = False, home: Home = None) -> None:
-    """Store TEXT as a memory (exact duplicates are reported as NOOP)."""
+    """Store TEXT as a memory (exact duplicates are reported as NOOP), or with --infer the facts it states."""
     with _open(ctx, home, embeds=True) as memory:
         result = memory.add(text, user_id=user, agent_id=agent, run_id=run, metadata=_json_arg(metadata, "--metadata"),
-                            categories=category or None, timestamp=timestamp, infer=infer)
+                            categories=category or None, timestamp=timestamp, infer=infer, dry_run=dry_run)
     if as_json:
         return _print_json(result)
     console = stdout()
     for row in result["results"]:
         console.print(_event_line(row), highlight=False)
+    if not result["results"]:
+        console.print("[dim]nothing worth remembering[/dim]")
+    if "usage" in result:
+        usage = result["usage"]
+        console.print(f"[dim]{usage['pipeline']} pipeline: {usage['llm_calls']} LLM call(s), {usage['prompt_tokens']} "
+                      f"prompt + {usage['completion_tokens']} completion tokens[/dim]", highlight=False)
+    console.print(f"[dim]{'dry run: nothing written' if dry_run else 'batch ' + result['batch_id']}[/dim]", highlight=False)
+
+
+@app.command()
+def revert(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="BATCH")], home: Home = None) -> None:
+    """Undo a whole add (or delete --all) by its batch id: superseded memories become current again."""
+    with _open(ctx, home) as memory:
+        result = memory.revert(batch_id)
+    for row in result["results"]:
+        stdout().print(f"REVERT {row['id'][:8]}  {escape(row['previous_memory'] or '∅')} → "
+                       f"{escape(row['memory'] or '∅')}", highlight=False)
 
 
 @app.command()

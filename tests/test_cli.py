@@ -16,25 +16,10 @@ from engram import Memory, Settings
 from engram.cli import _note_first_run, app
 
 
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ONNX export, done once per test session and shared by every home (it takes seconds)."""
-    from engram.embed.local import ensure_onnx, packaged_model_dir
-
-    path = tmp_path_factory.getbasetemp() / "engram-models"
-    ensure_onnx(packaged_model_dir(), path)
-    return path
-
-
 def make_home(path: Path, models_dir: Path) -> Path:
     path.mkdir(parents=True)
     (path / "models").symlink_to(models_dir)
     return path
-
-
-@pytest.fixture
-def home(tmp_path: Path, models_dir: Path) -> Path:
-    return make_home(tmp_path / "home", models_dir)
 
 
 def run(home: Path, *args: str, input: str | None = None, code: int = 0) -> Result:
@@ -145,7 +130,7 @@ def test_delete_all_asks_first(home: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["add", "no scope"], "at least one of user_id"),
-    (["add", "x", "-u", "a", "--infer"], "infer=True"),
+    (["add", "x", "-u", "a", "--infer", "--metadata", "[1]"], "metadata must be a dict"),
     (["add", "x", "-u", "a", "--metadata", "{bad"], "--metadata is not valid JSON"),
     (["add", "x", "-u", "a", "--timestamp", "tomorrow"], "ISO 8601"),
     (["search", "x", "-u", "a", "--threshold", "2"], "threshold"),
@@ -305,3 +290,15 @@ def test_demo(home: Path) -> None:
     assert "LEAK" not in out and "STILL IN SEARCH" not in out
     assert (home / "demo" / "engram.db").exists() and not (home / "engram.db").exists()
     assert out.count("NOOP") == run(home, "demo").stdout.count("NOOP") == 1  # reset at start: same story again
+
+
+def test_add_infer_dry_run_and_revert(home: Path) -> None:
+    run(home, "add", "I like coffee", "--user", "u", "--infer")
+    dry = as_json(home, "add", "actually, no I like tea more", "--user", "u", "--infer", "--dry-run")
+    assert dry["dry_run"] is True and [r["event"] for r in dry["results"]] == ["DELETE", "ADD"]
+    assert [m["memory"] for m in as_json(home, "list", "--user", "u")["results"]] == ["User likes coffee"]
+    batch = as_json(home, "add", "actually, no I like tea more", "--user", "u", "--infer")["batch_id"]
+    assert [m["memory"] for m in as_json(home, "list", "--user", "u")["results"]] == ["User likes tea more"]
+    assert "REVERT" in run(home, "revert", batch).stdout
+    assert [m["memory"] for m in as_json(home, "list", "--user", "u")["results"]] == ["User likes coffee"]
+    assert "already reverted" in run(home, "revert", batch, code=2).stderr

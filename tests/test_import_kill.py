@@ -19,16 +19,6 @@ ITEMS = 3000
 CHUNK = 64
 
 
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ONNX export, done once per test session and shared by every home (it takes seconds)."""
-    from engram.embed.local import ensure_onnx, packaged_model_dir
-
-    path = tmp_path_factory.getbasetemp() / "engram-models"
-    ensure_onnx(packaged_model_dir(), path)
-    return path
-
-
 def count_memories(db_path: Path) -> int:
     """Rows committed so far, read without creating the file or taking a write lock."""
     if not db_path.exists():

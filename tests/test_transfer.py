@@ -16,30 +16,6 @@ from engram.transfer import (
 )
 
 
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ONNX export, done once per test session and shared by every home (it takes seconds)."""
-    from engram.embed.local import ensure_onnx, packaged_model_dir
-
-    path = tmp_path_factory.getbasetemp() / "engram-models"
-    ensure_onnx(packaged_model_dir(), path)
-    return path
-
-
-@pytest.fixture
-def home(tmp_path: Path, models_dir: Path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(models_dir)
-    return home
-
-
-@pytest.fixture
-def memory(home: Path) -> Iterator[Memory]:
-    with Memory(home=home) as m:
-        yield m
-
-
 def write_lines(path: Path, rows: list[object]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
