@@ -12,7 +12,7 @@ from typing import Any
 
 from engram.errors import ScopeRequired, InvalidInput
 
-__all__ = ["Scope", "MemoryRecord", "Hit", "Event", "Op", "content_hash", "iso", "to_epoch", "now"]
+__all__ = ["Scope", "MemoryRecord", "Hit", "Event", "Op", "Turn", "content_hash", "iso", "to_epoch", "now"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -212,3 +212,17 @@ class Event:
             "created_at": iso(self.created_at),
             "is_deleted": self.op is Op.DELETE,
         }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a chat session, as stored. `saved` once it has been handed to add(infer=True)."""
+
+    role: str
+    content: str
+    created_at: float
+    seq: int | None = None
+    saved: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        return {"role": self.role, "content": self.content, "id": f"turn-{self.seq}"}

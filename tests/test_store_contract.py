@@ -205,3 +205,23 @@ def test_reopen_and_versioned_close_undo_an_update(store: Store) -> None:
     assert [e.op for e in store.batch("b9")] == [Op.UPDATE] and [e.op for e in store.history(old.id)] == [
         Op.ADD, Op.UPDATE, Op.REVERT]
     assert store.batch("nope") == []
+
+
+def test_sessions_keep_turns_in_order_and_belong_to_one_scope(store: Store) -> None:
+    from engram.types import Turn
+
+    alice, bob = Scope(user_id="alice"), Scope(user_id="bob")
+    assert store.turns("s1", alice) == []
+    stored = store.append_turns("s1", alice, [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0)])
+    assert [t.seq for t in stored] == sorted(t.seq for t in stored)  # type: ignore[type-var]
+    store.append_turns("s1", alice, [Turn("user", "my dog is Rex", 3.0)])
+    assert [t.content for t in store.turns("s1", alice)] == ["hi", "hello", "my dog is Rex"]
+    assert [t.content for t in store.turns("s1", alice, last=2)] == ["hello", "my dog is Rex"]
+    store.mark_saved("s1", alice, stored[-1].seq)  # type: ignore[arg-type]
+    assert [t.saved for t in store.turns("s1", alice)] == [True, True, False]
+    for call in (lambda: store.turns("s1", bob), lambda: store.append_turns("s1", bob, [Turn("user", "x", 4.0)]),
+                 lambda: store.mark_saved("s1", bob, 99)):
+        with pytest.raises(NotFound):
+            call()
+    assert [s["id"] for s in store.sessions(alice)] == ["s1"] and store.sessions(bob) == []
+    assert store.sessions(alice)[0]["turns"] == 3

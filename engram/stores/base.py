@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engram.filters import ALL, Filter
-from engram.types import Event, MemoryRecord, Scope
+from engram.types import Event, MemoryRecord, Scope, Turn
 
 __all__ = ["Criteria", "Close", "ChangeSet", "Store"]
 
@@ -116,6 +116,25 @@ class Store(ABC):
     @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version with its vector (for export and migration)."""
+
+    # -- chat sessions (the agent's transcript lives in the same store as the memories) ------------------------
+
+    @abstractmethod
+    def append_turns(self, session_id: str, scope: Scope, turns: list[Turn]) -> list[Turn]:
+        """Add turns to a session (created on first use, owned by `scope`); return them with their seq.
+        A session owned by another scope is NotFound, never readable or writable through this one."""
+
+    @abstractmethod
+    def turns(self, session_id: str, scope: Scope, last: int | None = None) -> list[Turn]:
+        """The session's turns in order (only the `last` ones if given); [] for a new session."""
+
+    @abstractmethod
+    def mark_saved(self, session_id: str, scope: Scope, through_seq: int) -> None:
+        """Record that every turn up to `through_seq` has been handed to add()."""
+
+    @abstractmethod
+    def sessions(self, scope: Scope) -> list[dict]:
+        """The scope's sessions: id, created_at, updated_at, turns; most recent first."""
 
     @abstractmethod
     def reset(self) -> None:

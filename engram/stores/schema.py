@@ -72,6 +72,23 @@ def m001_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE scope_versions (key TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
 
 
+@migration
+def m002_sessions(db: sqlite3.Connection) -> None:
+    # Chat sessions belong to one scope; their turns are kept in order, with whether they were saved yet.
+    db.execute("""
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, user_id TEXT, agent_id TEXT, run_id TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX sessions_user ON sessions(user_id)")
+    db.execute("""
+        CREATE TABLE turns (
+            seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
+            role TEXT NOT NULL, content TEXT NOT NULL, created_at REAL NOT NULL, saved INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("CREATE INDEX turns_session ON turns(session_id, seq)")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

@@ -23,6 +23,7 @@ from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
+from engram.stores.sqlite_sessions import SessionTables
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
 
 __all__ = ["SQLiteStore"]
@@ -59,7 +60,7 @@ def keyword_query(text: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) or None
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SessionTables, Store):
     def __init__(self, path: str | Path, *, cache_rows: int = 500_000, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
@@ -344,7 +345,7 @@ class SQLiteStore(Store):
     def reset(self) -> None:
         with self._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "memories_fts", "history"):
+            for table in ("memories", "memories_fts", "history", "turns", "sessions"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             self._bump(db, set(keys))
