@@ -9,7 +9,7 @@ from typing import Literal
 import dspy
 from pydantic import BaseModel, Field
 
-__all__ = ["ExtractFacts", "Reconcile", "ReconcileWithTools"]
+__all__ = ["ExtractFacts", "Reconcile", "ReconcileWithTools", "ChatTurn", "Profile"]
 
 EXTRACT_INSTRUCTIONS = """Read a conversation between a user and an assistant and write down what it tells about the user
 that will still be useful in later conversations.
@@ -83,3 +83,34 @@ class ReconcileWithTools(dspy.Signature):
 
 ReconcileWithTools = ReconcileWithTools.with_instructions(
     RECONCILE_INSTRUCTIONS + "\nCall one tool per fact, then finish.")
+
+
+AGENT_INSTRUCTIONS = """You are a helpful assistant with a long-term memory of this user. The user's profile holds
+their stable facts; `search_memories` finds anything else they told you in earlier conversations. Search when
+the answer may depend on something the user said before (their preferences, people, plans, past events);
+answer directly when it does not. Never claim to remember something that neither the profile nor a search
+result says. Set `save_memory` to true when the user's latest message tells something about them worth
+remembering later (a fact, preference, plan or correction), false for questions and small talk."""
+
+
+class ChatTurn(dspy.Signature):
+    profile: str = dspy.InputField(desc="what is known for sure about the user")
+    transcript: str = dspy.InputField(desc="the recent turns of this conversation")
+    message: str = dspy.InputField(desc="the user's new message")
+    response: str = dspy.OutputField(desc="your reply to the user")
+    save_memory: bool = dspy.OutputField(desc="does the new message hold facts about the user worth remembering?")
+
+
+ChatTurn = ChatTurn.with_instructions(AGENT_INSTRUCTIONS)
+
+PROFILE_INSTRUCTIONS = """Summarise what is known about a user into a short profile for an assistant: their name,
+stable preferences, constraints (allergies, diet, accessibility), important people, work and ongoing plans.
+Use only the given memories, at most 10 short lines, most useful first; leave out passing events."""
+
+
+class Profile(dspy.Signature):
+    memories: list[str] = dspy.InputField(desc="the user's current memories, newest first")
+    profile: str = dspy.OutputField(desc="at most 10 short lines")
+
+
+Profile = Profile.with_instructions(PROFILE_INSTRUCTIONS)
