@@ -431,3 +431,6 @@ def _demo_change(memory: Memory, console: Console, ids: dict[str, str]) -> None:
     gone = "gone from search" if all(hit["id"] != coffee for hit in left) else "STILL IN SEARCH"
     console.print(f"  deleted bob's coffee memory: {gone}; its history keeps "
                   f"{len(memory.history(coffee))} events\n", highlight=False)
+
+
+from engram import cli_chat as _cli_chat  # noqa: E402,F401  (registers `chat` and `profile` on app)

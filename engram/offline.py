@@ -20,7 +20,8 @@ __all__ = ["OfflineExtractor", "OfflineReconciler"]
 DUPLICATE = 0.90  # cosine above which a new fact says what a memory already says
 SUPERSEDE = 0.45  # cosine above which a correction is taken to be about that memory
 
-_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
+# Sentence ends, and "..., and I ..." / "... but my ...": one fact per clause with its own first-person subject.
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|,?\s+(?:and|but)\s+(?=(?:I|I'm|I've|my|My)\b)")
 _QUESTION = re.compile(r"^(who|what|when|where|why|how|which|do|does|did|is|are|can|could|would|should|will|shall)\b", re.I)
 _SMALL_TALK = re.compile(r"^(hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|sure|yes|no|bye|good (morning|night))\b[\s!.,]*$", re.I)
 _LEAD = re.compile(r"^(actually|no|nope|well|oh|so|and|but|also|hmm|wait|correction|sorry)\b[\s,:-]*", re.I)

@@ -71,3 +71,8 @@ def test_revert_of_delete_all_restores_everything(memory: Memory) -> None:
     assert memory.get_all(user_id="u")["results"] == []
     memory.revert(gone["batch_id"])
     assert len(memory.get_all(user_id="u")["results"]) == 5
+
+
+def test_clauses_with_their_own_subject_become_separate_facts(memory: Memory) -> None:
+    out = memory.add("I'm a nurse and I work nights, but my husband works days", user_id="u")
+    assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights", "User's husband works days"]

@@ -1,0 +1,127 @@
+"""`engram chat` and `engram profile`: the memory agent in a terminal. Registered on engram.cli's app."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from engram.cli import Home, _event_line, _memories_table, _open, app, stdout
+from engram.errors import EngramError
+
+if TYPE_CHECKING:
+    from engram.agent import Agent
+
+HELP = "/memories  /forget ID  /history ID  /profile  /quit"
+RequiredUser = Annotated[str, typer.Option("--user", "-u", help="User id.")]
+
+
+@app.command()
+def chat(ctx: typer.Context, user: RequiredUser,
+         session: Annotated[Optional[str], typer.Option("--session", "-s", help="Resume this session.")] = None,
+         home: Home = None) -> None:
+    """Chat with an assistant that remembers USER across sessions (offline: it shows what it recalls)."""
+    from engram.agent import Agent
+
+    console = stdout()
+    session_id = session or uuid.uuid4().hex[:12]
+    with _open(ctx, home, embeds=True) as memory, Agent(memory) as agent:
+        mode = memory.settings.llm_model or "no LLM configured: replies show what memory search recalls"
+        earlier = len(memory.store.turns(session_id, _scope(user)))
+        console.print(f"[bold]engram chat[/bold] user [cyan]{escape(user)}[/cyan] session [cyan]{session_id}[/cyan]"
+                      f" ({escape(mode)}){f', {earlier} earlier turns' if earlier else ''}\n[dim]{HELP}[/dim]")
+        saves: list[Future] = []
+        while True:
+            _report_saves(console, saves)
+            try:
+                text = console.input("[bold cyan]you ›[/bold cyan] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not text:
+                continue
+            if text.startswith("/"):
+                if not _command(console, agent, user, text):
+                    break
+                continue
+            try:
+                reply = agent.reply(user, text, session_id)
+            except EngramError as exc:
+                console.print(f"[red]error:[/red] {escape(str(exc))}")
+                continue
+            console.print(f"[bold green]engram ›[/bold green] {escape(reply.response)}")
+            if reply.memories_used:
+                console.print("[dim]used: " + "; ".join(escape(m["memory"]) for m in reply.memories_used[:5]) + "[/dim]")
+            saves.append(reply.saved)
+        with console.status("saving what is left of this session…"):
+            saves.append(agent.end_session(user, session_id))
+            for future in saves:
+                future.exception()  # wait; failures are reported below, never dropped
+        _report_saves(console, saves)
+        console.print(f"[dim]resume with: engram chat --user {escape(user)} --session {session_id}[/dim]")
+
+
+@app.command()
+def profile(ctx: typer.Context, user: RequiredUser, home: Home = None) -> None:
+    """The short profile of USER's stable facts that the chat agent is given on every turn."""
+    from engram.llm import LLM
+    from engram.profile import Profiles
+
+    with _open(ctx, home) as memory:
+        llm = LLM(memory.settings) if memory.settings.llm_model else None
+        stdout().print(escape(Profiles(memory, llm).get(user)))
+
+
+def _command(console: Console, agent: Agent, user: str, text: str) -> bool:
+    """Run a /command; False means quit."""
+    name, _, arg = text.partition(" ")
+    arg = arg.strip()
+    memory = agent.memory
+    try:
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/memories":
+            console.print(_memories_table(memory.get_all(user_id=user)["results"], scores=False))
+        elif name == "/forget" and arg:
+            _own(memory, user, arg)
+            console.print(escape(memory.delete(arg)["message"]))
+        elif name == "/history" and arg:
+            _own(memory, user, arg)
+            for event in memory.history(arg):
+                console.print(f"{event['created_at'][:16]}  {event['event']:<7} {escape(event['old_memory'] or '')}"
+                              f" → {escape(event['new_memory'] or '')}", highlight=False)
+        elif name == "/profile":
+            console.print(escape(agent.profiles.get(user)))
+        else:
+            console.print(f"[dim]{HELP}[/dim]")
+    except EngramError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+    return True
+
+
+def _own(memory: object, user: str, memory_id: str) -> None:
+    """Chat commands act on the chatting user's memories only."""
+    from engram.errors import NotFound
+
+    record = memory.store.get(memory_id)  # type: ignore[attr-defined]
+    if record is None or record.user_id != user:
+        raise NotFound(f"no memory {memory_id!r} for {user}")
+
+
+def _report_saves(console: Console, saves: list[Future]) -> None:
+    for future in [f for f in saves if f.done()]:
+        saves.remove(future)
+        if future.exception() is not None:
+            console.print(f"[red]saving failed:[/red] {escape(str(future.exception()))} [dim](kept; retried later)[/dim]")
+        elif future.result():
+            for row in future.result()["results"]:
+                console.print("[dim]saved:[/dim] " + _event_line(row), highlight=False)
+
+
+def _scope(user: str):  # noqa: ANN202
+    from engram.types import Scope
+
+    return Scope(user_id=user)
