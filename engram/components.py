@@ -32,4 +32,13 @@ def store_from(settings: Settings) -> Store:
         from engram.stores.sqlite import SQLiteStore
 
         return SQLiteStore(settings.database, cache_rows=settings.cache_rows)
-    raise ConfigError(f"unknown store {settings.store!r}; known: sqlite")
+    if settings.store == "qdrant":
+        from engram.stores.qdrant import QdrantStore
+
+        if settings.qdrant_url and settings.qdrant_path:
+            raise ConfigError("set either qdrant_url (a server or cluster) or qdrant_path (a local directory), not both")
+        if settings.qdrant_url:
+            return QdrantStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+                               collection=settings.qdrant_collection)
+        return QdrantStore(path=settings.qdrant_path or settings.home / "qdrant", collection=settings.qdrant_collection)
+    raise ConfigError(f"unknown store {settings.store!r}; known: sqlite, qdrant")

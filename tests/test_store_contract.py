@@ -19,8 +19,30 @@ from engram.stores.sqlite import SQLiteStore
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash
 
 DIM = 8
+_QDRANT_MEMORY: dict[Path, object] = {}  # one in-memory Qdrant per test directory, shared like a server
+
+
+def _qdrant_memory(path: Path) -> Store:
+    """Qdrant `:memory:` behind a client every store of this test shares, as processes share a server (this
+    also runs the several-writers path of the write protocol)."""
+    from qdrant_client import QdrantClient
+
+    from engram.stores.qdrant import QdrantStore
+
+    client = _QDRANT_MEMORY.setdefault(path, QdrantClient(location=":memory:"))
+    return QdrantStore(client=client)  # type: ignore[arg-type]
+
+
+def _qdrant_path(path: Path) -> Store:
+    from engram.stores.qdrant import QdrantStore
+
+    return QdrantStore(path=path / "qdrant")
+
+
 STORES: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda path: SQLiteStore(path / "engram.db"),
+    "qdrant-memory": _qdrant_memory,
+    "qdrant-path": _qdrant_path,
 }
 
 

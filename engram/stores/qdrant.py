@@ -1,0 +1,412 @@
+"""The Qdrant store: a local directory, `:memory:`, or a server / distributed cluster by URL.
+
+Three collections, all state in Qdrant (several engram processes may share a server; none keeps a local file):
+`<name>` holds one point per version (`version` == point id, a random 63-bit int) with a dense vector
+("dense", dot product on unit vectors = cosine) and a sparse BM25 vector ("words", IDF applied by Qdrant);
+`<name>_events` the history; `<name>_journal` the intents that make each `apply` all-or-nothing (see
+qdrant_journal). The embedder binding is the memories collection's metadata, fixed when it is created.
+Filters are translated to Qdrant filters (qdrant_schema); nothing is filtered in Python.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client.http import models
+
+from engram.errors import ConfigError, CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.stores.base import ChangeSet, Criteria, Store
+from engram.stores.qdrant_journal import (
+    CLIENT_ERRORS, Conflict, Journal, Names, Plan, client_errors, new_ids, open_local, release_local, scroll_all, tick,
+)
+from engram.stores.qdrant_schema import (
+    CLOSED, CURRENT, INDEXES, PENDING, event_payload, match, read_filter, scope_key, to_event, to_payload, to_record,
+)
+from engram.stores.qdrant_sessions import SessionPoints
+from engram.stores.sparse import encode_document, encode_query
+from engram.types import Event, MemoryRecord, Op, Scope
+
+__all__ = ["QdrantStore"]
+
+_ATTEMPTS = 6
+_RECORD = ["id", "text", "hash", "role", "user_id", "agent_id", "run_id", "categories", "metadata", "metadata_json",
+           "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written"]
+_VISIBLE = models.FieldCondition(key="status", match=models.MatchAny(any=[CURRENT, CLOSED]))
+class _TwoCurrent(StoreError):
+    """The change set would leave a memory with two current versions."""
+
+
+class QdrantStore(SessionPoints, Store):
+    def __init__(self, *, path: str | Path | None = None, url: str | None = None, api_key: str | None = None,
+                 client: QdrantClient | None = None, collection: str = "engram", abandon_after: float = 60.0,
+                 shard_number: int | None = None, replication_factor: int | None = None,
+                 write_consistency_factor: int | None = None, timeout: int = 30) -> None:
+        """`abandon_after`: seconds after which another process's unfinished write counts as crashed (local
+        directories are single-process, so there any unfinished write is). The cluster settings apply when
+        this store creates its collections."""
+        if sum(x is not None for x in (path, url, client)) != 1:
+            raise ConfigError("QdrantStore takes exactly one of path= (a directory or ':memory:'), url= or client=")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", collection):
+            raise ConfigError(f"Qdrant collection name must be letters, digits, '_' or '-', not {collection!r}")
+        self.names = Names.of(collection)
+        self._cluster = {k: v for k, v in [("shard_number", shard_number), ("replication_factor", replication_factor),
+                                           ("write_consistency_factor", write_consistency_factor)] if v is not None}
+        self._key: str | None = None
+        self._owned = client is None
+        if client is not None:
+            self.client, self._lock = client, threading.RLock()
+        elif url is not None:
+            with client_errors("connect"):  # no request is made until the first call
+                self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
+            self._lock = threading.RLock()
+        else:
+            self.client, self._lock, self._key = open_local(path)  # type: ignore[arg-type]
+        options = self.client.init_options
+        self.local = options.get("location") == ":memory:" or options.get("path") is not None
+        # A directory or :memory: opened here belongs to this process alone: no other writer can exist.
+        exclusive = client is None and url is None
+        self.journal = Journal(self.client, self.names, exclusive=exclusive,
+                               abandon_after=0.0 if exclusive else abandon_after)
+        self._dimension: int | None = None
+        with self._lock, client_errors("open"):
+            if self.client.collection_exists(self.names.journal):
+                self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
+
+    # -- binding and collections ----------------------------------------------------------------------------
+
+    def binding(self) -> tuple[str, int] | None:
+        """(embedder name, dimension) recorded in the store, or None while unbound."""
+        with self._reading(), client_errors("read"):
+            if not self.client.collection_exists(self.names.memories):
+                return None
+            info = self.client.get_collection(self.names.memories)
+        meta = info.config.metadata or {}
+        if meta.get("engram") != 1:
+            raise CorruptStore(f"Qdrant collection {self.names.memories!r} exists but was not created by engram")
+        return str(meta["embedder"]), int(meta["dimension"])
+
+    def bind_embedder(self, name: str, dimension: int) -> None:
+        with self._lock:
+            bound = self.binding()
+            if bound is None:
+                self._create(name, dimension)
+                bound = self.binding()  # another process may have created it first: its binding wins
+            if bound != (name, dimension):
+                raise EmbedderMismatch(
+                    f"Qdrant collection {self.names.memories!r} holds vectors of embedder {bound[0]!r} (dimension "  # type: ignore[index]
+                    f"{bound[1]}); this engram is configured with {name!r} (dimension {dimension}). Use the same "  # type: ignore[index]
+                    "embedder, or another collection (setting qdrant_collection).")
+            self._dimension = dimension
+
+    def _create(self, name: str, dimension: int) -> None:
+        specs = {
+            "memories": dict(vectors_config={"dense": models.VectorParams(size=dimension, distance=models.Distance.DOT)},
+                             sparse_vectors_config={"words": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                             metadata={"engram": 1, "embedder": name, "dimension": dimension}, **self._cluster),
+            "events": dict(vectors_config={}, **self._cluster),
+            # the journal is tiny: one shard, but as replicated as the data it protects
+            "journal": dict(vectors_config={}, **{k: v for k, v in self._cluster.items() if k != "shard_number"}),
+        }
+        for kind in ("events", "journal", "memories"):  # memories last: its existence means "bound"
+            collection = getattr(self.names, kind)
+            with client_errors(f"create collection {collection}"):
+                if self.client.collection_exists(collection):
+                    continue
+                try:
+                    self.client.create_collection(collection, **specs[kind])
+                except CLIENT_ERRORS:
+                    if self.client.collection_exists(collection):
+                        continue  # created by another process meanwhile
+                    raise
+                if not self.local:
+                    for field_name, schema in INDEXES[kind].items():
+                        self.client.create_payload_index(collection, field_name, field_schema=schema, wait=True)
+
+    def _bound_dimension(self) -> int:
+        if self._dimension is None:
+            bound = self.binding()  # bound by another process, or in an earlier session
+            if bound is None:
+                raise StoreError("no embedder is bound to this Qdrant store yet: call bind_embedder() first")
+            self._dimension = bound[1]
+        return self._dimension
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+        if not changes:
+            return []
+        with self._lock:
+            for attempt in range(_ATTEMPTS):
+                self.journal.settle()
+                closes, reopens = self._check(changes)
+                plan = self._build(changes, closes, reopens)
+                try:
+                    self.journal.run(plan, lambda: self._unchanged(changes, closes, reopens))
+                    return plan.inserted
+                except Conflict:
+                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
+        raise StoreError(f"gave up after {_ATTEMPTS} attempts: other writers kept changing the same memories")
+
+    def _unchanged(self, changes: ChangeSet, closes: list, reopens: list) -> bool:
+        try:
+            return self._check(changes) == (closes, reopens)
+        except (NotFound, _TwoCurrent):
+            return False
+
+    def _check(self, changes: ChangeSet) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Validate against the current state; what each close/reopen expects to find. Writes nothing."""
+        reopened = {int(p.id): p.payload for p in self._retrieve([v for v in changes.reopens if _is_id(v)], ["id", "status", "txn"])}
+        ids = {c.memory_id for c in changes.closes} | {r.id for r, _ in changes.inserts} | {p["id"] for p in reopened.values()}
+        current = self._current(sorted(ids))
+        closes, closing = [], {}
+        for close in changes.closes:
+            found = current.get(close.memory_id)
+            if found is None or close.memory_id in closing or (close.version is not None and found[0] != close.version):
+                raise NotFound(f"memory {close.memory_id} has no current version"
+                               + ("" if close.version is None else f" {close.version}"))
+            version, payload = found
+            closes.append({"id": close.memory_id, "v": version, "expect": payload["txn"],
+                           "valid_to": max(close.valid_to, payload["valid_from"]), "superseded_by": close.superseded_by})
+            closing[close.memory_id] = version
+        live = set(current) - set(closing)
+        reopens = []
+        for version in changes.reopens:
+            payload = reopened.get(version) if _is_id(version) else None
+            if payload is None or payload["status"] == PENDING:
+                raise NotFound(f"no version {version} to reopen")
+            if payload["id"] in live:
+                raise _TwoCurrent(f"memory {payload['id']} already has a current version; cannot reopen {version}")
+            live.add(payload["id"])
+            reopens.append({"id": payload["id"], "v": version,
+                            "expect": None if version in closing.values() else payload["txn"]})
+        dimension = self._bound_dimension() if changes.inserts else 0
+        for record, vector in changes.inserts:
+            if np.asarray(vector).size != dimension:
+                raise StoreError(f"vector of dimension {np.asarray(vector).size} given to a store bound to {dimension}")
+            if record.valid_to is None:
+                if record.id in live:
+                    raise _TwoCurrent(f"memory {record.id} already has a current version")
+                live.add(record.id)
+        return closes, reopens
+
+    def _build(self, changes: ChangeSet, closes: list[dict[str, Any]], reopens: list[dict[str, Any]]) -> Plan:
+        txn, *versions = new_ids(1 + len(changes.inserts))
+        plan = Plan(txn, [], closes, reopens)
+        for (record, vector), version in zip(changes.inserts, versions):
+            indices, values = encode_document(record.text)
+            plan.points.append(models.PointStruct(
+                id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
+                vector={"dense": np.asarray(vector, dtype=np.float32).reshape(-1).tolist(),
+                        "words": models.SparseVector(indices=indices, values=values)}))
+            plan.inserted.append(replace(record, version=version))
+        closed = {c["id"]: c["v"] for c in closes}
+        inserted = {r.id: r.version for r in plan.inserted}
+        for event, event_id in zip(changes.events, new_ids(len(changes.events))):
+            plan.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
+                event, event.old_version or closed.get(event.memory_id), event.new_version or inserted.get(event.memory_id),
+                seq=tick(), txn=txn)))
+        reopened = {r["id"] for r in reopens}
+        plan.memory_ids = sorted(set(closed) | set(inserted) | reopened | {e.memory_id for e in changes.events})
+        return plan
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        # Local mode is not thread-safe; a server client is, and reads need not queue behind each other.
+        return self._lock if self.local else nullcontext()
+
+    def _points(self, flt: models.Filter | None, *, vectors: Any = False, **kwargs: Any) -> list[models.Record]:
+        """Every point of the memories collection matching `flt`; none while the collection does not exist."""
+        with self._reading():
+            try:
+                return list(scroll_all(self.client, self.names.memories, flt, vectors=vectors,
+                                       payload=_RECORD, **kwargs)) if flt is not None else []
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.memories)
+                return []
+
+    def _raise_unless_missing(self, exc: BaseException, collection: str) -> None:
+        with client_errors("read"):
+            if self.client.collection_exists(collection):
+                raise StoreError(f"Qdrant read from {collection} failed: {exc}") from exc
+
+    def _retrieve(self, versions: list[int], fields: list[str], vectors: Any = False) -> list[models.Record]:
+        if not versions:
+            return []
+        with self._reading():
+            try:
+                return self.client.retrieve(self.names.memories, versions, with_payload=fields, with_vectors=vectors)
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.memories)
+                return []
+
+    def _current(self, memory_ids: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        found: dict[str, tuple[int, dict[str, Any]]] = {}
+        for start in range(0, len(memory_ids), 256):
+            flt = models.Filter(must=[models.FieldCondition(key="id", match=models.MatchAny(any=memory_ids[start:start + 256])),
+                                      match("status", CURRENT)])
+            found.update((p.payload["id"], (int(p.id), p.payload)) for p in self._points(flt))  # type: ignore[index]
+        return found
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        points = self._points(models.Filter(must=[match("id", memory_id), _VISIBLE]))
+        if not points:
+            return None
+        best = max(points, key=lambda p: (p.payload["status"] == CURRENT, p.payload["written"]))  # type: ignore[index]
+        return to_record(best.payload, int(best.id))  # type: ignore[arg-type]
+
+    def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
+        if not hashes:
+            return {}
+        flt = models.Filter(must=[match("scope", scope_key(scope)), match("status", CURRENT),
+                                  models.FieldCondition(key="hash", match=models.MatchAny(any=list(hashes)))])
+        return {p.payload["hash"]: to_record(p.payload, int(p.id)) for p in self._points(flt)}  # type: ignore[index, arg-type]
+
+    def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:
+        flt = read_filter(criteria)
+        if limit is None:
+            points = self._points(flt)
+        else:  # the newest `limit` by updated_at, plus every tie with the last, so the tie-break is exact
+            newest = models.OrderBy(key="updated_at", direction=models.Direction.DESC)
+            points = self._page(flt, limit, newest)
+            if len(points) == limit:
+                edge = points[-1].payload["updated_at"]  # type: ignore[index]
+                ties = models.FieldCondition(key="updated_at", range=models.Range(gte=edge, lte=edge))
+                points += self._points(models.Filter(must=[flt, ties]))  # type: ignore[list-item]
+        unique = {int(p.id): p.payload for p in points}
+        ordered = sorted(unique.items(), key=lambda kv: (kv[1]["updated_at"], kv[1]["written"]), reverse=True)  # type: ignore[index]
+        records = [to_record(payload, version) for version, payload in ordered]  # type: ignore[arg-type]
+        return records if limit is None else records[:limit]
+
+    def _page(self, flt: models.Filter | None, limit: int, order: models.OrderBy) -> list[models.Record]:
+        if flt is None or limit <= 0:
+            return []
+        with self._reading():
+            try:
+                return self.client.scroll(self.names.memories, scroll_filter=flt, limit=limit, order_by=order,
+                                          with_payload=_RECORD)[0]
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.memories)
+                return []
+
+    def dense(self, vector: np.ndarray, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        return self._query(query, "dense", read_filter(criteria), k)
+
+    def keyword(self, text: str, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        encoded = encode_query(text)
+        if encoded is None:
+            return []
+        return self._query(models.SparseVector(indices=encoded[0], values=encoded[1]), "words", read_filter(criteria), k)
+
+    def fused(self, vector: np.ndarray, text: str, criteria: Criteria, k: int, pool: int = 50) -> list[tuple[MemoryRecord, float]]:
+        """Dense and keyword candidates fused by Qdrant's own reciprocal rank fusion, in one request."""
+        flt = read_filter(criteria)
+        prefetch = [models.Prefetch(query=np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), using="dense",
+                                    filter=flt, limit=max(pool, k))]
+        encoded = encode_query(text)
+        if encoded is not None:
+            prefetch.append(models.Prefetch(query=models.SparseVector(indices=encoded[0], values=encoded[1]),
+                                            using="words", filter=flt, limit=max(pool, k)))
+        return self._query(models.FusionQuery(fusion=models.Fusion.RRF), None, flt, k, prefetch=prefetch)
+
+    def _query(self, query: Any, using: str | None, flt: models.Filter | None, k: int,
+               **kwargs: Any) -> list[tuple[MemoryRecord, float]]:
+        if flt is None or k <= 0:
+            return []
+        with self._reading():
+            try:
+                found = self.client.query_points(self.names.memories, query=query, using=using, query_filter=flt,
+                                                 limit=k, with_payload=_RECORD, **kwargs).points
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.memories)
+                return []
+        return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]  # type: ignore[arg-type]
+
+    def vectors(self, versions: list[int]) -> np.ndarray:
+        if not versions:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        points = self._retrieve(sorted({v for v in versions if _is_id(v)}), ["status"], vectors=["dense"])
+        found = {int(p.id): p.vector["dense"] for p in points if p.payload["status"] != PENDING}  # type: ignore[index]
+        missing = [v for v in versions if v not in found]
+        if missing:
+            raise NotFound(f"no stored vector for version(s) {sorted(set(missing), key=str)}")
+        return np.asarray([found[v] for v in versions], dtype=np.float32)
+
+    def history(self, memory_id: str) -> list[Event]:
+        return self._events(match("memory_id", memory_id))
+
+    def batch(self, batch_id: str) -> list[Event]:
+        return self._events(match("batch_id", batch_id))
+
+    def _events(self, condition: models.FieldCondition) -> list[Event]:
+        flt = models.Filter(must=[condition, match("pending", False)])
+        with self._reading():
+            try:
+                points = list(scroll_all(self.client, self.names.events, flt))
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.events)
+                return []
+        return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]  # type: ignore[index, arg-type]
+
+    def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
+        """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""
+        last, seen = None, set()
+        while True:
+            order = models.OrderBy(key="written", direction=models.Direction.ASC, start_from=last)
+            with self._reading():
+                try:
+                    points = self.client.scroll(self.names.memories, scroll_filter=models.Filter(must=[_VISIBLE]),
+                                                limit=256, order_by=order, with_payload=_RECORD, with_vectors=["dense"])[0]
+                except CLIENT_ERRORS as exc:
+                    self._raise_unless_missing(exc, self.names.memories)
+                    return
+            fresh = [p for p in points if int(p.id) not in seen]
+            if not fresh:
+                return
+            for point in fresh:
+                yield to_record(point.payload, int(point.id)), np.asarray(point.vector["dense"], dtype=np.float32)  # type: ignore[arg-type, index]
+            if last != points[-1].payload["written"]:  # type: ignore[index]
+                seen = set()
+            last = points[-1].payload["written"]  # type: ignore[index]
+            seen |= {int(p.id) for p in points if p.payload["written"] == last}  # type: ignore[index]
+
+    def count(self) -> int:
+        """Current memories (all scopes)."""
+        with self._reading():
+            try:
+                return self.client.count(self.names.memories, count_filter=models.Filter(must=[match("status", CURRENT)])).count
+            except CLIENT_ERRORS as exc:
+                self._raise_unless_missing(exc, self.names.memories)
+                return 0
+
+    def reset(self) -> None:
+        with self._lock, client_errors("reset"):
+            for collection in (self.names.memories, self.names.events, self.names.journal, self.names.sessions):
+                self.client.delete_collection(collection)
+            self._dimension = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._key is not None:
+                release_local(self._key)
+                self._key = None
+            elif self._owned:
+                self.client.close()
+                self._owned = False
+
+
+def _is_id(version: Any) -> bool:
+    return isinstance(version, int) and not isinstance(version, bool) and 0 < version < 2**64
+
+
