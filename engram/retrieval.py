@@ -1,32 +1,164 @@
-"""Query -> dense + keyword candidates -> reciprocal rank fusion -> threshold -> hits. Fusion is pure."""
+"""Query -> dense + keyword candidates -> fusion -> conversational context -> threshold -> hits.
+
+The default (measured on LoCoMo, see bench/README.md): each candidate's score is a weighted sum of its BM25
+score and its cosine, each divided by the best of its list; then every candidate also earns a share of the
+score of the memories written next to it by the same add() call (the turns around a message), because a
+reply like "yes, last Tuesday" is only found through the question it answers. Fusion and context are pure
+functions; only `search` does I/O.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import calendar
+import re
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 import numpy as np
 
+from engram.errors import ConfigError
 from engram.stores.base import Criteria, Store
 from engram.types import Hit, MemoryRecord
 
-__all__ = ["SearchConfig", "rrf", "search"]
+__all__ = ["SearchConfig", "FUSIONS", "TimeRef", "rrf", "fuse", "spread_context", "time_refs", "search"]
+
+K = TypeVar("K", bound=Hashable)
+FUSIONS = ("score", "rrf", "dense", "keyword")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    pool: int = 50  # candidates from each list before fusion
+    """How search ranks. `fusion`: "score" (weighted sum of normalised scores, the default), "rrf"
+    (reciprocal rank fusion), or one list alone ("dense", "keyword") for comparison."""
+
+    pool: int = 50  # candidates from each of dense and keyword search
     rrf_k: int = 60
+    fusion: str = "score"
+    keyword_weight: float = 0.5  # share of the keyword score in "score" fusion; the rest is the cosine's
+    context: tuple[float, ...] = (0.4, 0.2)  # share of the best neighbour's score at distance 1, 2, ...
+    time_weight: float = 0.2  # bonus for memories from a time the query names ("in May 2023"), before context
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
+        if not 0.0 <= self.keyword_weight <= 1.0:
+            raise ConfigError(f"keyword_weight must be in [0, 1], got {self.keyword_weight!r}")
+        if self.time_weight < 0:
+            raise ConfigError(f"time_weight must be non-negative, got {self.time_weight!r}")
+        if any(w < 0 for w in self.context) or len(self.context) > 5:
+            raise ConfigError(f"context takes up to 5 non-negative weights, got {self.context!r}")
+        if self.pool <= 0 or self.rrf_k <= 0:
+            raise ConfigError("pool and rrf_k must be positive")
 
 
-def rrf(rankings: Sequence[Sequence[Hashable]], k: int = 60) -> dict[Hashable, float]:
+def parse_weights(text: str | Sequence[float]) -> tuple[float, ...]:
+    """"0.4,0.2" -> (0.4, 0.2); "" or "0" -> () (no context)."""
+    if not isinstance(text, str):
+        return tuple(float(w) for w in text)
+    try:
+        weights = tuple(float(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ConfigError(f"search_context must be comma-separated numbers, got {text!r}") from None
+    return () if all(w == 0 for w in weights) else weights
+
+
+def rrf(rankings: Sequence[Sequence[K]], k: int = 60) -> dict[K, float]:
     """Reciprocal rank fusion, normalised so that first place in every list scores 1.0."""
-    scores: dict[Hashable, float] = {}
+    scores: dict[K, float] = {}
     for ranking in rankings:
         for rank, key in enumerate(ranking, start=1):
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
     best = len(rankings) / (k + 1)
     return {key: score / best for key, score in scores.items()}
+
+
+def fuse(cosine: Mapping[K, float], keyword: Mapping[K, float], keyword_weight: float,
+         best_cosine: float | None = None) -> dict[K, float]:
+    """Score fusion in [0, 1]: keyword_weight * bm25 / best bm25 + (1 - keyword_weight) * cosine / best cosine.
+    Every key of `cosine` is scored (a key missing from `keyword` did not match any query word); negative
+    cosines count as 0. `best_cosine` is the best of the whole dense list when `cosine` holds more keys."""
+    top = max(cosine.values(), default=0.0) if best_cosine is None else best_cosine
+    top_keyword = max(keyword.values(), default=0.0)
+    out = {}
+    for key, cos in cosine.items():
+        dense = max(cos, 0.0) / top if top > 0 else 0.0
+        bm25 = keyword.get(key, 0.0) / top_keyword if top_keyword > 0 else 0.0
+        out[key] = keyword_weight * max(bm25, 0.0) + (1 - keyword_weight) * min(dense, 1.0)
+    return out
+
+
+def spread_context(scores: Mapping[K, float], neighbours: Mapping[K, Sequence[tuple[K | None, K | None]]],
+                   weights: Sequence[float]) -> dict[K, float]:
+    """Each key's score plus, at each distance d, weights[d-1] times the better of its two neighbours' scores
+    at that distance (a neighbour without a score counts 0). Divided by 1 + sum(weights): stays in [0, 1]."""
+    total = 1.0 + sum(weights)
+    out = {}
+    for key, score in scores.items():
+        for weight, (before, after) in zip(weights, neighbours.get(key, ())):
+            score += weight * max(scores.get(before, 0.0) if before is not None else 0.0,
+                                  scores.get(after, 0.0) if after is not None else 0.0)
+        out[key] = score / total
+    return out
+
+
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_ABBREVIATIONS = {abbr.lower(): i for i, abbr in enumerate(calendar.month_abbr) if abbr} | {"sept": 9}
+_ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(1[89]\d\d|2[01]\d\d)"
+_DATE = re.compile(
+    rf"\b(?:{_ORDINAL}\s+(?:of\s+)?)?({'|'.join(sorted(_MONTHS.keys() | _ABBREVIATIONS.keys(), key=len, reverse=True))})"
+    rf"\b\.?(?:\s+{_ORDINAL}\b)?(?:,?\s+{_YEAR}\b)?",
+    re.IGNORECASE,
+)
+_YEAR_ALONE = re.compile(rf"\b{_YEAR}\b")
+_BEFORE_MONTH = re.compile(r"\b(?:in|on|of|since|during|until|early|mid|late|by)\s+$", re.IGNORECASE)
+SLACK_BEFORE = timedelta(days=3)
+SLACK_AFTER = timedelta(days=10)  # people mention things a little after they happen
+
+
+@dataclass(frozen=True)
+class TimeRef:
+    """A time a query names: a year, a month (of a given year, or of any), or a day."""
+
+    year: int | None = None
+    month: int | None = None
+    day: int | None = None
+
+    def windows(self, years: range) -> list[tuple[float, float]]:
+        """[start, end) epoch ranges of this time in each of `years` (in its own year only, when it names one),
+        widened by a few days before and ten days after."""
+        wanted = [self.year] if self.year else [y for y in years if 1 <= y <= 9998]
+        return [((start - SLACK_BEFORE).timestamp(), (end + SLACK_AFTER).timestamp())
+                for start, end in map(self._span, wanted)]
+
+    def _span(self, year: int) -> tuple[datetime, datetime]:
+        if self.month is None:
+            return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year + 1, 1, 1, tzinfo=timezone.utc)
+        start = datetime(year, self.month, 1, tzinfo=timezone.utc)
+        if self.day is not None:
+            start = start.replace(day=min(self.day, calendar.monthrange(year, self.month)[1]))
+            return start, start + timedelta(days=1)
+        return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def time_refs(query: str) -> list[TimeRef]:
+    """The days, months and years a query names ("on 3 May, 2023", "in June", "August 2023", "in 2022").
+    An abbreviation ("Jan") or "May" alone is read as a month only next to a day, a year or "in"/"on"/..."""
+    refs = []
+    for match in _DATE.finditer(query):
+        word = match[2].lower()
+        day = match[1] or match[3]
+        year = match[4]
+        if (word in _ABBREVIATIONS and word not in _MONTHS or word == "may") and not (day or year) \
+                and not _BEFORE_MONTH.search(query[:match.start()]):
+            continue
+        month = _MONTHS.get(word) or _ABBREVIATIONS[word]
+        refs.append(TimeRef(int(year) if year else None, month, int(day) if day and 1 <= int(day) <= 31 else None))
+    if not refs:
+        refs = [TimeRef(int(year)) for year in _YEAR_ALONE.findall(query)]
+    return refs
 
 
 def search(
@@ -40,28 +172,77 @@ def search(
     config: SearchConfig = SearchConfig(),
 ) -> list[Hit]:
     pool = max(config.pool, limit)
-    dense = store.dense(vector, criteria, pool)
-    keyword = store.keyword(query, criteria, pool)
+    dense = store.dense(vector, criteria, pool) if config.fusion != "keyword" else []
+    keyword = store.keyword(query, criteria, pool) if config.fusion != "dense" else []
     records: dict[int, MemoryRecord] = {}
     similarity: dict[int, float] = {}
     for record, cosine in dense:
         records[record.version] = record  # type: ignore[index]
         similarity[record.version] = cosine  # type: ignore[index]
-    missing = [record for record, _ in keyword if record.version not in records]
-    for record in missing:
-        records[record.version] = record  # type: ignore[index]
-    if missing:  # keyword-only candidates still get a true cosine, so `threshold` means the same for all
-        vectors = store.vectors([r.version for r in missing])  # type: ignore[misc]
-        for record, cosine in zip(missing, vectors @ vector):
-            similarity[record.version] = float(cosine)  # type: ignore[index]
-    fused = rrf([[r.version for r, _ in dense], [r.version for r, _ in keyword]], config.rrf_k)
-    order = sorted(fused, key=lambda v: (-fused[v], -similarity[v]))
+    for record, _ in keyword:
+        records.setdefault(record.version, record)  # type: ignore[arg-type]
+    near: dict[int, list[tuple[int | None, int | None]]] = {}
+    finder = getattr(store, "neighbours", None)  # optional: stores that cannot tell keep plain fusion
+    if config.context and finder is not None:
+        near = _neighbours(finder(list(records), criteria, len(config.context)), records)
+    missing = [v for v in records if v not in similarity]
+    if missing:  # every candidate gets a true cosine, so `threshold` means the same for all
+        for version, cosine in zip(missing, store.vectors(missing) @ vector):  # type: ignore[arg-type]
+            similarity[version] = float(cosine)
+    scores = _fused(config, dense, keyword, similarity)
+    refs = time_refs(query) if config.time_weight else []
+    if refs and scores:
+        scores = _prefer_times(scores, records, refs, config.time_weight)
+    if near:
+        scores = spread_context(scores, near, config.context)
+    order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
     hits = []
     for version in order:
         sim = min(max(similarity[version], 0.0), 1.0)
         if threshold is not None and sim < threshold:
             continue
-        hits.append(Hit(records[version], min(fused[version], 1.0), sim))
+        hits.append(Hit(records[version], min(max(scores[version], 0.0), 1.0), sim))
         if len(hits) == limit:
             break
     return hits
+
+
+def _neighbours(found: Mapping[int, Sequence[tuple[MemoryRecord | None, MemoryRecord | None]]],
+                records: dict[int, MemoryRecord]) -> dict[int, list[tuple[int | None, int | None]]]:
+    """Store answer -> versions. Neighbours become candidates too (a turn next to a hit may be the answer),
+    and since "B follows A" is "A precedes B", they learn their links to the candidates without another read."""
+    links: dict[int, list[list[int | None]]] = {}
+    for version, pairs in found.items():
+        for distance, (before, after) in enumerate(pairs):
+            for side, record in ((0, before), (1, after)):
+                if record is None:
+                    continue
+                records.setdefault(record.version, record)  # type: ignore[arg-type]
+                _link(links, version, distance, side, record.version, len(pairs))  # type: ignore[arg-type]
+                _link(links, record.version, distance, 1 - side, version, len(pairs))  # type: ignore[arg-type]
+    return {version: [(b, a) for b, a in rows] for version, rows in links.items()}
+
+
+def _link(links: dict[int, list[list[int | None]]], version: int, distance: int, side: int, other: int,
+          window: int) -> None:
+    rows = links.setdefault(version, [[None, None] for _ in range(window)])
+    rows[distance][side] = other
+
+
+def _prefer_times(scores: dict[int, float], records: dict[int, MemoryRecord], refs: list[TimeRef],
+                  bonus: float) -> dict[int, float]:
+    stamps = [records[v].valid_from for v in scores]
+    first, last = (datetime.fromtimestamp(ts, tz=timezone.utc).year for ts in (min(stamps), max(stamps)))
+    windows = [w for ref in refs for w in ref.windows(range(first - 1, last + 1))]
+    return {v: (s + bonus * any(lo <= records[v].valid_from < hi for lo, hi in windows)) / (1 + bonus)
+            for v, s in scores.items()}
+
+
+def _fused(config: SearchConfig, dense: list[tuple[MemoryRecord, float]], keyword: list[tuple[MemoryRecord, float]],
+           similarity: dict[int, float]) -> dict[int, float]:
+    if config.fusion == "rrf":
+        ranked = rrf([[r.version for r, _ in dense], [r.version for r, _ in keyword]], config.rrf_k)
+        return {v: ranked.get(v, 0.0) for v in similarity}
+    weight = {"dense": 0.0, "keyword": 1.0}.get(config.fusion, config.keyword_weight)
+    best = max((cos for _, cos in dense), default=max(similarity.values(), default=0.0))
+    return fuse(similarity, {r.version: s for r, s in keyword}, weight, best)  # type: ignore[misc]

@@ -301,6 +301,23 @@ class SQLiteStore(SessionTables, Store):
                     break
         return hits
 
+    def neighbours(self, versions: list[int], criteria: Criteria,
+                   window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
+        """For each version, the admitted records the same add() call wrote just before and just after it:
+        [(before, after) at distance 1, ..., window], None where there is none. The turns around a message."""
+        matrix = self._matrix(criteria.scope)
+        keep = matrix.mask(criteria)
+        found = {}
+        for version in versions:
+            i = matrix.position.get(version)
+            if i is None:
+                continue
+            before = _same_call(matrix, keep, i, -1, window)
+            after = _same_call(matrix, keep, i, 1, window)
+            found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
+                              for d in range(window)]
+        return found
+
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
@@ -364,6 +381,19 @@ def _record(row: tuple) -> MemoryRecord:
         role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]), source=tuple(json.loads(row[10])),
         created_at=row[11], updated_at=row[12], valid_from=row[13], valid_to=row[14], superseded_by=row[15],
     )
+
+
+def _same_call(matrix: ScopeMatrix, keep: np.ndarray, start: int, step: int, count: int) -> list[MemoryRecord]:
+    """Up to `count` admitted rows from `start` in direction `step` written by the same add() call (rows are in
+    write order; one call stamps all its records with one created_at)."""
+    stamp = matrix.records[start].created_at
+    found: list[MemoryRecord] = []
+    i = start + step
+    while 0 <= i < len(matrix.records) and len(found) < count and matrix.records[i].created_at == stamp:
+        if keep[i]:
+            found.append(matrix.records[i])
+        i += step
+    return found
 
 
 def _with_version(record: MemoryRecord, version: int) -> MemoryRecord:

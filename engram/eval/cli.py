@@ -1,0 +1,88 @@
+"""`engram eval locomo PATH`: the LoCoMo benchmark from the terminal. Registered on engram.cli's app."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from engram.cli import Home, _settings, app, stderr, stdout
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+
+    from engram.config import Settings
+    from engram.retrieval import SearchConfig
+
+evaluation = typer.Typer(help="Benchmarks: how well engram finds what was said.", no_args_is_help=True)
+app.add_typer(evaluation, name="eval")
+
+
+class _Bars:
+    """The harness's progress as rich bars, one per stage of each conversation."""
+
+    def __init__(self, bars: RichProgress) -> None:
+        self.bars = bars
+        self.task: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.task = self.bars.add_task(label, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.bars.advance(self.task, n)
+
+
+@evaluation.command()
+def locomo(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="LoCoMo JSON file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.json and recall.png.")] = Path("eval-out"),
+    infer: Annotated[bool, typer.Option("--infer", help="Memory mode: store what add(infer=True) extracts.")] = False,
+    answer: Annotated[Optional[bool], typer.Option("--answer/--no-answer", help="Answer and judge with the LLM "
+                      "(default: with --infer when an LLM is configured).")] = None,
+    conversation: Annotated[Optional[list[str]], typer.Option("--conversation", "-c",
+                            help="Only this sample_id (repeatable).")] = None,
+    answer_k: Annotated[int, typer.Option(help="Memories given to the answerer.", min=1)] = 10,
+    infer_chunk: Annotated[Optional[int], typer.Option(help="With --infer: turns per add() call "
+                           "(default: a whole session).", min=1)] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="LLM for the judge (default: llm_model).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="Search override: score, rrf, dense or keyword.")] = None,
+    keyword_weight: Annotated[Optional[float], typer.Option(help="Search override: keyword share, 0..1.")] = None,
+    context: Annotated[Optional[str], typer.Option(help='Search override: neighbour weights, e.g. "0.4,0.2"; "0" for none.')] = None,
+    time_weight: Annotated[Optional[float], typer.Option(help="Search override: bonus for named times; 0 for none.")] = None,
+    pool: Annotated[Optional[int], typer.Option(help="Search override: candidates per list.", min=1)] = None,
+    home: Home = None,
+) -> None:
+    """Benchmark engram on LoCoMo: evidence recall@k per category, latency, and (with an LLM) answer accuracy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engram.eval.report import table, write_report
+    from engram.eval.run import evaluate_locomo
+
+    settings = _settings(ctx, home)
+    overrides = {"fusion": fusion, "keyword_weight": keyword_weight, "time_weight": time_weight, "pool": pool,
+                 "context": context}
+    config = _search_config(settings, {k: v for k, v in overrides.items() if v is not None})
+    columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr()) as bars:
+        report = evaluate_locomo(path, settings, infer=infer, answer=answer, conversations=conversation,
+                                 config=config, answer_k=answer_k, judge_model=judge_model, chunk=infer_chunk,
+                                 progress=_Bars(bars))
+    paths = write_report(report, out)
+    stdout().print(table(report))
+    stderr().print(f"[dim]{report['seconds']:.0f} s; wrote {escape(str(paths['json']))} and "
+                   f"{escape(str(paths['plot']))}[/dim]", highlight=False)
+
+
+def _search_config(settings: Settings, given: dict[str, Any]) -> SearchConfig | None:
+    """None when nothing is overridden: then the benchmark goes through Memory.search itself."""
+    if not given:
+        return None
+    from engram.retrieval import SearchConfig, parse_weights
+
+    if "context" in given:
+        given["context"] = parse_weights(given["context"])
+    return replace(SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k), **given)
