@@ -35,7 +35,8 @@ LADDER: list[tuple[str, SearchConfig | None]] = [
 
 
 def mean(results: list[QuestionResult], k: int) -> str:
-    return f"{100 * statistics.mean(r.recall[k] for r in results):.1f}" if results else "–"
+    """As the JSON report rounds it (4 decimals), so both print the same tenth."""
+    return f"{100 * round(statistics.mean(r.recall[k] for r in results), 4):.1f}" if results else "–"
 
 
 def main() -> None:
@@ -61,7 +62,7 @@ def main() -> None:
                   [r for r in results if r.question.conversation in tune])
         cells = [mean(group, k) for group in groups for k in KS]
         latency = [r.latency_ms for r in results]
-        ndcg = 100 * statistics.mean(r.ndcg10 for r in results)
+        ndcg = 100 * round(statistics.mean(r.ndcg10 for r in results), 4)
         print(f"| {name} | " + " | ".join(cells) + f" | {ndcg:.1f} | {percentile(latency, 50):.1f} "
               f"| {percentile(latency, 95):.1f} |")
 
