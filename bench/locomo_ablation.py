@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engram.components import embedder_from
 from engram.config import Settings
-from engram.eval.locomo import KS, QuestionResult, _Silent, fresh_memory, ingest, load_locomo, retrieve
+from engram.eval.locomo import KS, QuestionResult, fresh_memory, ingest, load_locomo, retrieve
 from engram.eval.metrics import percentile
 from engram.retrieval import SearchConfig
 
@@ -50,7 +50,7 @@ def main() -> None:
     rows: dict[str, list[QuestionResult]] = {name: [] for name, _ in LADDER}
     for conv in load_locomo(args.path):
         with tempfile.TemporaryDirectory() as directory, fresh_memory(settings, Path(directory), embedder) as memory:
-            ingest(memory, conv, infer=False, progress=_Silent())
+            ingest(memory, conv)
             for name, config in LADDER:
                 rows[name] += [retrieve(memory, question, max(KS), config) for question in conv.questions]
     print("| retrieval | all R@5 | R@10 | R@25 | R@50 | w/o cat. 5 R@5 | R@10 | R@25 | R@50 | held-out R@5 | R@10 "

@@ -1,10 +1,12 @@
-"""Query -> dense + keyword candidates -> fusion -> conversational context -> threshold -> hits.
+"""Query -> dense + keyword candidates -> fusion -> named times -> conversational context -> threshold -> hits.
 
-The default (measured on LoCoMo, see bench/README.md): each candidate's score is a weighted sum of its BM25
-score and its cosine, each divided by the best of its list; then every candidate also earns a share of the
-score of the memories written next to it by the same add() call (the turns around a message), because a
-reply like "yes, last Tuesday" is only found through the question it answers. Fusion and context are pure
-functions; only `search` does I/O.
+The default (each step measured on LoCoMo, see bench/README.md): a candidate's score is a weighted sum of its
+BM25 score and its cosine, each divided by the best of its list; memories from a day, month or year the query
+names get a bonus; then every candidate also earns a share of the score of the memories written next to it by
+the same add() call (the turns around a message), because a reply like "yes, last Tuesday" is only found
+through the question it answers. Fusion, times and context are pure functions; only `search` does I/O.
+Stores that can tell which memories one add() call wrote next to each other offer `neighbours()`; search
+with any other store skips the context step.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from engram.errors import ConfigError
 from engram.stores.base import Criteria, Store
 from engram.types import Hit, MemoryRecord
 
-__all__ = ["SearchConfig", "FUSIONS", "TimeRef", "rrf", "fuse", "spread_context", "time_refs", "search"]
+__all__ = [
+    "SearchConfig", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context", "time_refs", "search",
+]
 
 K = TypeVar("K", bound=Hashable)
 FUSIONS = ("score", "rrf", "dense", "keyword")
