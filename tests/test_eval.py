@@ -15,7 +15,7 @@ from engram.cli import app
 from engram.config import Settings
 from engram.eval.locomo import load_locomo
 from engram.eval.metrics import bleu1, ndcg_at_k, parse_evidence, percentile, recall_at_k, token_f1
-from engram.eval.report import table, write_report
+from engram.eval.report import table, usage_table, write_report
 from engram.eval.run import evaluate_locomo
 from engram.testing import FakeOpenAI, dspy_reply
 
@@ -123,6 +123,7 @@ def test_retrieval_mode_end_to_end(tmp_path: Path, settings: Settings, embedder)
     assert by_question["Would Ann enjoy a dog park?"]["recall"]["5"] == 1.0  # no evidence counts 1
     assert by_question["What instrument is Ben learning?"]["retrieved"][0] in (["D1:4"], ["D2:2"])
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
+    assert usage_table(report) is None  # no LLM: no usage table
     paths = write_report(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["groups"]["all"]["questions"] == 5
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -197,6 +198,7 @@ def test_memory_mode_answers_and_judges_with_the_llm(tmp_path: Path, home: Path,
     total = sum(usage[stage]["calls"] for stage in ("ingest", "answer", "judge"))
     assert total == fake_openai.count("/chat/completions") and usage["answer"]["prompt_tokens"] > 0
     assert "LLM calls" in _render(table(report))
+    assert "conv-t" in _render(usage_table(report))
 
 
 def test_answering_without_an_llm_is_a_config_error(tmp_path: Path, settings: Settings, embedder) -> None:

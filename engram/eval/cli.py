@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from engram.cli import Home, _settings, app, stderr, stdout
+from engram.cli import Home, _note_first_run, _settings, app, stderr, stdout
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -59,10 +59,11 @@ def locomo(
     """Benchmark engram on LoCoMo: evidence recall@k per category, latency, and (with an LLM) answer accuracy."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engram.eval.report import table, write_report
+    from engram.eval.report import table, usage_table, write_report
     from engram.eval.run import evaluate_locomo
 
     settings = _settings(ctx, home)
+    _note_first_run(settings)
     overrides = {"fusion": fusion, "keyword_weight": keyword_weight, "time_weight": time_weight, "pool": pool,
                  "context": context}
     config = _search_config(settings, {k: v for k, v in overrides.items() if v is not None})
@@ -73,6 +74,9 @@ def locomo(
                                  progress=_Bars(bars))
     paths = write_report(report, out)
     stdout().print(table(report))
+    spent = usage_table(report)
+    if spent is not None:
+        stdout().print(spent)
     stderr().print(f"[dim]{report['seconds']:.0f} s; wrote {escape(str(paths['json']))} and "
                    f"{escape(str(paths['plot']))}[/dim]", highlight=False)
 

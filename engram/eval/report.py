@@ -12,7 +12,7 @@ from typing import Any
 from engram.eval.locomo import CATEGORIES, KS, ConversationResult, QuestionResult
 from engram.eval.metrics import percentile
 
-__all__ = ["summarise", "write_report", "table", "plot"]
+__all__ = ["summarise", "write_report", "table", "usage_table", "plot"]
 
 GROUPS: tuple[tuple[str, Callable[[QuestionResult], bool]], ...] = (
     *((f"{c} {name}", (lambda c: lambda r: r.question.category == c)(c)) for c, name in CATEGORIES.items()),
@@ -88,7 +88,7 @@ def table(report: dict[str, Any]) -> Any:
 
     answers = any("judge" in group for group in report["groups"].values())
     grid = Table(title=f"LoCoMo {report.get('mode', '')}: evidence recall@k (%)", header_style="bold")
-    grid.add_column("category")
+    grid.add_column("category", no_wrap=True)
     grid.add_column("n", justify="right")
     for k in KS:
         grid.add_column(f"R@{k}", justify="right")
@@ -110,6 +110,28 @@ def table(report: dict[str, Any]) -> Any:
             lines.append(f"{stage}: {spent['calls']:.0f} LLM calls, {spent['prompt_tokens']:.0f} prompt + "
                          f"{spent['completion_tokens']:.0f} completion tokens, {spent.get('seconds', 0):.0f} s")
     grid.caption = "\n".join(lines)
+    return grid
+
+
+def usage_table(report: dict[str, Any]) -> Any | None:
+    """What the LLM spent per conversation and stage (calls, tokens, seconds); None when no LLM was used."""
+    from rich.table import Table
+
+    stages = [stage for stage, spent in report["usage"].items() if spent.get("calls")]
+    if not stages:
+        return None
+    grid = Table(title="LLM usage per conversation: calls / prompt+completion tokens / seconds", header_style="bold")
+    grid.add_column("conversation", no_wrap=True)
+    grid.add_column("turns → memories", justify="right")
+    for stage in stages:
+        grid.add_column(stage, justify="right")
+    for sample_id, conv in report["conversations"].items():
+        cells = []
+        for stage in stages:
+            spent = conv["usage"].get(stage) or {}
+            cells.append(f"{spent.get('calls', 0):.0f} / {spent.get('prompt_tokens', 0) + spent.get('completion_tokens', 0):.0f}"
+                         f" / {spent.get('seconds', 0):.1f}")
+        grid.add_row(sample_id, f"{conv['turns']} → {conv['memories']}", *cells)
     return grid
 
 
