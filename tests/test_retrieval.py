@@ -54,8 +54,8 @@ def test_search_config_is_checked_and_weights_parse() -> None:
 
 
 @pytest.mark.parametrize("query, refs", [
-    ("When did Melanie go camping in June?", [TimeRef(None, 6, None)]),
-    ("What did Gina find on 1 February, 2023?", [TimeRef(2023, 2, 1)]),
+    ("Where did we go sailing in June?", [TimeRef(None, 6, None)]),
+    ("Which flat did Ada rent on 1 February, 2023?", [TimeRef(2023, 2, 1)]),
     ("what happened on May 23, 2023", [TimeRef(2023, 5, 23)]),
     ("What did I do in 2022?", [TimeRef(2022)]),
     ("Sept. 2021 and in April", [TimeRef(2021, 9), TimeRef(None, 4)]),
