@@ -305,11 +305,11 @@ def test_add_infer_dry_run_and_revert(home: Path) -> None:
 
 
 def test_chat_offline_recalls_saves_and_runs_commands(home: Path) -> None:
-    lines = "I am allergic to peanuts\nwhat am I allergic to?\n/memories\n/profile\n/history nope\n/quit\n"
+    told = run(home, "chat", "--user", "alice", "--session", "s1", input="I am allergic to peanuts\n/quit\n").stdout
+    assert "saved:" in told and "User is allergic to peanuts" in told  # the session's save is awaited at /quit
+    assert "resume with: engram chat --user alice --session s1" in told
+    lines = "what am I allergic to?\n/memories\n/profile\n/history nope\n/quit\n"
     out = run(home, "chat", "--user", "alice", "--session", "s1", input=lines).stdout
-    assert "Here is what I remember:" in out and "User is allergic to peanuts" in out
-    assert "saved:" in out and "no memory 'nope' for alice" in out
-    assert "resume with: engram chat --user alice --session s1" in out
-    again = run(home, "chat", "--user", "alice", "--session", "s1", input="/quit\n").stdout
-    assert "4 earlier turns" in again
+    assert "2 earlier turns" in out and "Here is what I remember:" in out and "User is allergic to peanuts" in out
+    assert "no memory 'nope' for alice" in out
     assert "User is allergic to peanuts" in run(home, "profile", "--user", "alice").stdout
