@@ -33,7 +33,11 @@ class Settings:
     max_memory_chars: int = 4000
     search_limit: int = 10
     search_pool: int = 50  # candidates taken from each of dense and keyword search before fusion
-    rrf_k: int = 60
+    rrf_k: int = 60  # for search_fusion = "rrf"
+    search_fusion: str = "score"  # score (weighted normalised scores) | rrf | dense | keyword
+    search_keyword_weight: float = 0.5  # share of the keyword score in score fusion
+    search_context: str = "0.4,0.2"  # share of the best neighbouring memory's score at distance 1, 2 ("0": off)
+    search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
     qdrant_url: str | None = None  # a Qdrant server or cluster; else qdrant_path
     qdrant_api_key: str | None = None
@@ -77,6 +81,7 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -88,7 +93,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"setting {name} cannot be empty")
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
-            if number < 0 or (number == 0 and name not in ("llm_temperature", "llm_retries")):
+            if number < 0 or (number == 0 and name not in _ZERO_ALLOWED):
                 raise ConfigError(f"setting {name} must be positive, got {value!r}")
             return number
         if "Path" in kind:

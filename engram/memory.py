@@ -18,7 +18,7 @@ from engram.inputs import (
     Message, check_categories, check_limit, check_metadata, check_text, check_threshold, parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
-from engram.retrieval import SearchConfig, search
+from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch
@@ -42,7 +42,7 @@ class Memory:
         self.settings = settings or Settings.load(**overrides)
         self.embedder = embedder or embedder_from(self.settings)
         self.store = store or store_from(self.settings)
-        self._search = SearchConfig(pool=self.settings.search_pool, rrf_k=self.settings.rrf_k)
+        self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
 

@@ -20,12 +20,13 @@ from typing import TypeVar
 
 import numpy as np
 
+from engram.config import Settings
 from engram.errors import ConfigError
 from engram.stores.base import Criteria, Store
 from engram.types import Hit, MemoryRecord
 
 __all__ = [
-    "SearchConfig", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context", "time_refs", "search",
+    "SearchConfig", "search_config", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context", "time_refs", "search",
 ]
 
 K = TypeVar("K", bound=Hashable)
@@ -55,6 +56,13 @@ class SearchConfig:
             raise ConfigError(f"context takes up to 5 non-negative weights, got {self.context!r}")
         if self.pool <= 0 or self.rrf_k <= 0:
             raise ConfigError("pool and rrf_k must be positive")
+
+
+def search_config(settings: Settings) -> SearchConfig:
+    """The search behaviour the settings ask for."""
+    return SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k, fusion=settings.search_fusion,
+                        keyword_weight=settings.search_keyword_weight, context=parse_weights(settings.search_context),
+                        time_weight=settings.search_time_weight)
 
 
 def parse_weights(text: str | Sequence[float]) -> tuple[float, ...]:

@@ -55,3 +55,14 @@ def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
     for kind, build in (("store", store_from), ("embedder", embedder_from)):
         with pytest.raises(ConfigError, match=f"unknown {kind}"):
             build(Settings.load(env={"ENGRAM_HOME": str(tmp_path / "x")}, **{kind: "nosuch"}))
+
+
+def test_search_behaviour_comes_from_settings(tmp_path: Path) -> None:
+    from engram.retrieval import search_config
+
+    settings = Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_SEARCH_CONTEXT": "0",
+                                  "ENGRAM_SEARCH_FUSION": "rrf", "ENGRAM_SEARCH_TIME_WEIGHT": "0"})
+    config = search_config(settings)
+    assert (config.fusion, config.context, config.time_weight) == ("rrf", (), 0.0)
+    with pytest.raises(ConfigError, match="fusion"):
+        search_config(Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, search_fusion="magic"))

@@ -85,8 +85,8 @@ def _search_config(settings: Settings, given: dict[str, Any]) -> SearchConfig | 
     """None when nothing is overridden: then the benchmark goes through Memory.search itself."""
     if not given:
         return None
-    from engram.retrieval import SearchConfig, parse_weights
+    from engram.retrieval import parse_weights, search_config
 
     if "context" in given:
         given["context"] = parse_weights(given["context"])
-    return replace(SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k), **given)
+    return replace(search_config(settings), **given)
