@@ -78,9 +78,8 @@ class QdrantStore(SessionPoints, Store):
         self.journal = Journal(self.client, self.names, exclusive=exclusive,
                                abandon_after=0.0 if exclusive else abandon_after)
         self._dimension: int | None = None
-        with self._lock, client_errors("open"):
-            if self.client.collection_exists(self.names.journal):
-                self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
+        with self._lock:
+            self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
 
     # -- binding and collections ----------------------------------------------------------------------------
 
@@ -149,6 +148,7 @@ class QdrantStore(SessionPoints, Store):
             for attempt in range(_ATTEMPTS):
                 self.journal.settle()
                 closes, reopens = self._check(changes)
+                self._bound_dimension()  # the collections exist
                 plan = self._build(changes, closes, reopens)
                 try:
                     self.journal.run(plan, lambda: self._unchanged(changes, closes, reopens))
@@ -349,8 +349,12 @@ class QdrantStore(SessionPoints, Store):
     def batch(self, batch_id: str) -> list[Event]:
         return self._events(match("batch_id", batch_id))
 
-    def _events(self, condition: models.FieldCondition) -> list[Event]:
-        flt = models.Filter(must=[condition, match("pending", False)])
+    def all_events(self) -> list[Event]:
+        """Every event, oldest first (one pass, where one history() per memory would scan each time)."""
+        return self._events(None)
+
+    def _events(self, condition: models.FieldCondition | None) -> list[Event]:
+        flt = models.Filter(must=[*([condition] if condition else []), match("pending", False)])
         with self._reading():
             try:
                 points = list(scroll_all(self.client, self.names.events, flt))

@@ -143,6 +143,7 @@ class Journal:
         """Write `plan` all-or-nothing; raise Conflict (having undone its pending writes) to be retried."""
         committed = False
         intent = plan.intent()
+        self._step("planned")
         try:
             with client_errors("write"):
                 self._upsert(self.names.journal, [models.PointStruct(id=plan.txn, vector={}, payload=intent)])
@@ -167,6 +168,8 @@ class Journal:
     def settle(self) -> None:
         """Finish what crashed or stalled writers left: roll committed intents forward, abandoned ones back."""
         with client_errors("journal read"):
+            if not self.client.collection_exists(self.names.journal):
+                return  # nothing was ever written (or the store was reset)
             intents = list(scroll_all(self.client, self.names.journal, None, **self._read))
         now = time.time()
         for point in intents:
@@ -277,13 +280,16 @@ def open_local(path: str | Path) -> tuple[QdrantClient, threading.RLock, str | N
     if str(path) == ":memory:":
         return QdrantClient(location=":memory:"), threading.RLock(), None
     key = str(Path(path).expanduser().resolve())
+    held = StoreError(f"{key} is open in another process; local Qdrant serves one process only (run a Qdrant "
+                      "server to share memories between processes)")
     with _local_lock:
         if key not in _local:
+            if _locked_elsewhere(Path(key) / ".lock"):
+                raise held
             try:
                 client = QdrantClient(path=key, force_disable_check_same_thread=True)
-            except RuntimeError as exc:  # portalocker: another process holds the directory
-                raise StoreError(f"{key} is open in another process; local Qdrant serves one process only "
-                                 "(run a Qdrant server to share memories between processes)") from exc
+            except RuntimeError as exc:  # lost a race for the lock after all
+                raise held from exc
             except CLIENT_ERRORS as exc:
                 raise CorruptStore(f"cannot open local Qdrant directory {key}: {exc}") from exc
             _local[key] = [client, threading.RLock(), 0]
@@ -300,3 +306,19 @@ def release_local(key: str) -> None:
             del _local[key]
             with client_errors("close"):
                 entry[0].close()
+
+
+def _locked_elsewhere(lock_file: Path) -> bool:
+    """Whether another process holds the directory's lock. Asked first because qdrant-client, when it finds the
+    lock taken, raises without closing the lock file it opened."""
+    import portalocker  # qdrant-client's own dependency for this lock; it probes the file system on import
+
+    if not lock_file.exists():
+        return False
+    with open(lock_file, "r+") as probe:
+        try:
+            portalocker.lock(probe, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+        except portalocker.exceptions.LockException:
+            return True
+        portalocker.unlock(probe)
+        return False
