@@ -415,3 +415,137 @@ def test_the_memory_facade_runs_on_qdrant(tmp_path: Path, embedder) -> None:
         assert [h["event"] for h in memory.history(added["id"])] == ["ADD", "UPDATE"]
         memory.delete(added["id"])
         assert memory.get_all(user_id="alice")["results"] == []
+
+
+# -- migration ----------------------------------------------------------------------------------------------------
+
+def _sqlite(path: Path):
+    from engram.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    store.bind_embedder("test", DIM)
+    return store
+
+
+def _history_of_changes(store) -> list[str]:
+    """Adds in two scopes, an update, a delete and a revert: every kind of version and event."""
+    a, b, c = (record(text, meta={"k": i}, user=user, agent=agent, t=100.0 + i) for i, (text, user, agent) in enumerate(
+        [("likes coffee", "u", None), ("lives in Paris", "u", "bot"), ("plays chess", "v", None)]))
+    store.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate((a, b, c))],
+                          events=[Event(r.id, Op.ADD, "add", 100.0, new_text=r.text) for r in (a, b, c)]))
+    [a2] = store.apply(ChangeSet(inserts=[(record("likes tea", mid=a.id, t=200.0), vec(7))], closes=[Close(a.id, 200.0)],
+                                 events=[Event(a.id, Op.UPDATE, "upd", 200.0, old_text="likes coffee", new_text="likes tea")]))
+    store.apply(ChangeSet(closes=[Close(b.id, 300.0, superseded_by=a.id)],
+                          events=[Event(b.id, Op.DELETE, "del", 300.0, old_text="lives in Paris")]))
+    old_a = store.history(a.id)[1].old_version
+    store.apply(ChangeSet(closes=[Close(a.id, 400.0, version=a2.version)], reopens=[old_a],
+                          events=[Event(a.id, Op.REVERT, "rev", 400.0, old_text="likes tea", new_text="likes coffee")]))
+    return [a.id, b.id, c.id]
+
+
+def _snapshot(store, ids: list[str]) -> dict:
+    versions = {r.version: r for r, _ in store.dump()}
+    out = {}
+    for memory_id in ids:
+        mine = sorted((replace_version(r), tuple(np.round(store.vectors([r.version])[0], 6)))
+                      for r in versions.values() if r.id == memory_id)
+        events = [(e.op, e.batch_id, e.old_text, e.new_text,
+                   versions[e.old_version].text if e.old_version else None,
+                   versions[e.new_version].text if e.new_version else None) for e in store.history(memory_id)]
+        out[memory_id] = (mine, events, replace_version(store.get(memory_id)))
+    for as_of in (None, 150.0, 250.0, 350.0):
+        out[f"select {as_of}"] = sorted(r.text for scope in (U, Scope(user_id="v"))
+                                        for r in store.select(Criteria(scope, as_of=as_of)))
+    return out
+
+
+def replace_version(r: MemoryRecord) -> tuple:
+    return (r.id, r.text, r.hash, r.user_id, r.agent_id, tuple(sorted(r.metadata.items())), r.valid_from, r.valid_to,
+            r.superseded_by, r.updated_at)
+
+
+def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tmp_path: Path) -> None:
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    ids = _history_of_changes(source)
+    qdrant = QdrantStore(path=tmp_path / "q")
+    seen = []
+    counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
+    assert counts == {"copied_versions": 4, "updated_versions": 0, "copied_events": 6, "memories": 3, "versions": 4,
+                      "events": 6}
+    assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
+    assert _snapshot(qdrant, ids) == _snapshot(source, ids)
+    back = _sqlite(tmp_path / "b.db")
+    migrate(qdrant, back)  # the Qdrant store knows its own binding
+    assert _snapshot(back, ids) == _snapshot(source, ids)
+    assert migrate(source, qdrant, embedder=("test", DIM))["copied_versions"] == 0  # nothing left to copy
+    for store in (source, qdrant, back):
+        store.close()
+
+
+def test_migrate_resumes_after_a_kill_and_catches_up_with_later_changes(tmp_path: Path) -> None:
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    ids = _history_of_changes(source)
+    target = QdrantStore(path=tmp_path / "q")
+
+    def killed(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        migrate(source, target, killed, embedder=("test", DIM), chunk=1)
+    assert len({r.id for r, _ in target.dump()}) == 1  # one whole memory, nothing of the others
+    again = migrate(source, target, embedder=("test", DIM), chunk=1)
+    assert again["copied_versions"] < 4 and _snapshot(target, ids) == _snapshot(source, ids)
+    source.apply(ChangeSet(closes=[Close(ids[2], 500.0)], events=[Event(ids[2], Op.DELETE, "late", 500.0)]))
+    later = migrate(source, target, embedder=("test", DIM))
+    assert (later["copied_versions"], later["updated_versions"], later["copied_events"]) == (0, 1, 1)
+    assert _snapshot(target, ids) == _snapshot(source, ids)
+    with pytest.raises(Exception, match="not empty"):
+        migrate(source, target, embedder=("test", DIM), resume=False)
+    source.close()
+    target.close()
+
+
+def test_migrate_checks_the_embedder_and_verifies_the_copy(tmp_path: Path) -> None:
+    from engram.errors import InvalidInput
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    _history_of_changes(source)
+    with pytest.raises(InvalidInput):  # SQLite cannot tell its binding: the caller must
+        migrate(source, QdrantStore(path=":memory:"))
+    with pytest.raises(EmbedderMismatch):
+        migrate(source, QdrantStore(path=":memory:"), embedder=("other", DIM))
+
+    class LosesEvents(QdrantStore):
+        def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+            return super().apply(ChangeSet(changes.inserts, changes.closes, changes.reopens, changes.events[:-1]))
+    with pytest.raises(StoreError, match="event"):
+        migrate(source, LosesEvents(path=":memory:"), embedder=("test", DIM))
+    source.close()
+
+
+def test_migrate_killed_between_versions_and_events_copies_the_events_next_time(tmp_path: Path) -> None:
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    ids = _history_of_changes(source)
+
+    class DiesOnEvents(QdrantStore):
+        armed = True
+
+        def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+            if self.armed and changes.events and not changes.inserts:
+                raise KeyboardInterrupt
+            return super().apply(changes)
+    target = DiesOnEvents(path=tmp_path / "q")
+    with pytest.raises(KeyboardInterrupt):
+        migrate(source, target, embedder=("test", DIM))
+    assert all(target.history(memory_id) == [] for memory_id in ids)
+    target.armed = False
+    assert migrate(source, target, embedder=("test", DIM))["copied_events"] == 6
+    assert _snapshot(target, ids) == _snapshot(source, ids)
+    source.close()
+    target.close()

@@ -1,0 +1,141 @@
+"""Copy every memory (all versions, with vectors) and its history from one store to another, e.g. SQLite <-> Qdrant.
+
+Memories move in chunks. Each chunk is two `apply`s on the target: first the versions (so a killed migration
+leaves whole memories: every version of a memory or none), then their events, whose old/new versions must name
+the versions the target just assigned. A version is recognised in both stores by (memory id, hash, valid_from,
+updated_at) and an event by (op, batch, time, texts), so running the migration again copies only what is
+missing (events too, if it was killed between the two applies) and brings the validity of versions copied
+earlier up to date (a memory deleted or reverted in the source since). Chat sessions are not copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from engram.errors import InvalidInput, StoreError
+from engram.stores.base import ChangeSet, Close, Store
+from engram.types import Event, MemoryRecord
+
+__all__ = ["migrate"]
+
+Key = tuple[str, str, float, float]
+Progress = Callable[[int, int], None]  # (memories done so far, memories in all)
+
+
+def _key(record: MemoryRecord) -> Key:
+    return (record.id, record.hash, record.valid_from, record.updated_at)
+
+
+def _event_key(event: Event) -> tuple[Any, ...]:
+    return (event.op, event.batch_id, event.created_at, event.old_text, event.new_text)
+
+
+def migrate(source: Store, target: Store, progress: Progress | None = None, resume: bool = True, *,
+            embedder: tuple[str, int] | None = None, chunk: int = 200) -> dict[str, int]:
+    """Copy `source` into `target`; return counts. `embedder` (name, dimension) is checked against both stores;
+    it defaults to the source's binding when the source can tell it. With resume=False the target must be empty.
+    Raises StoreError if, at the end, the target lacks any version or event of the source."""
+    if chunk <= 0:
+        raise InvalidInput(f"chunk must be a positive integer, got {chunk!r}")
+    name, dimension = _binding(source, embedder)
+    source.bind_embedder(name, dimension)  # EmbedderMismatch if the source holds another embedder's vectors
+    target.bind_embedder(name, dimension)
+    versions: dict[str, list[MemoryRecord]] = {}
+    for record, _vector in source.dump():
+        versions.setdefault(record.id, []).append(record)
+    there = {_key(record): record for record, _vector in target.dump()}
+    if there and not resume:
+        raise InvalidInput("the target store is not empty; pass resume=True to continue an earlier migration")
+    history = _histories(source, versions)
+    known = _histories(target, {key[0] for key in there})  # only memories with versions there can have events
+    counts = dict.fromkeys(["copied_versions", "updated_versions", "copied_events"], 0)
+    ids = list(versions)
+    for start in range(0, len(ids), chunk):
+        group = [versions[memory_id] for memory_id in ids[start:start + chunk]]
+        _copy_versions(source, target, group, there, counts)
+        _copy_events(target, group, history, known, there, counts)
+        if progress is not None:
+            progress(min(start + chunk, len(ids)), len(ids))
+    counts.update(_verify(target, versions, history))
+    return counts
+
+
+def _binding(source: Store, embedder: tuple[str, int] | None) -> tuple[str, int]:
+    if embedder is not None:
+        return embedder
+    binding = getattr(source, "binding", None)  # optional: stores that keep it somewhere readable
+    found = binding() if binding is not None else None
+    if found is None:
+        raise InvalidInput("cannot tell which embedder made the source store's vectors; pass embedder=(name, dimension)")
+    return found
+
+
+def _histories(store: Store, memory_ids: Any) -> dict[str, list[Event]]:
+    """Each memory's events, oldest first; read in one pass when the store can list all its events."""
+    every = getattr(store, "all_events", None)  # optional: a store where one history() per memory is a scan
+    if every is None:
+        return {memory_id: store.history(memory_id) for memory_id in memory_ids}
+    wanted, found = set(memory_ids), {}
+    for event in every():
+        if event.memory_id in wanted:
+            found.setdefault(event.memory_id, []).append(event)
+    return found
+
+
+def _copy_versions(source: Store, target: Store, group: list[list[MemoryRecord]], there: dict[Key, MemoryRecord],
+                   counts: dict[str, int]) -> None:
+    changes, missing = ChangeSet(), []
+    for mine in group:
+        for record in mine:
+            copied = there.get(_key(record))
+            if copied is None:
+                missing.append(record)
+            elif copied.is_current and not record.is_current:
+                changes.closes.append(Close(record.id, record.valid_to, record.superseded_by,  # type: ignore[arg-type]
+                                            version=copied.version))
+            elif not copied.is_current and record.is_current:
+                changes.reopens.append(copied.version)  # type: ignore[arg-type]
+    counts["updated_versions"] += len(changes.closes) + len(changes.reopens)
+    if missing:
+        vectors = source.vectors([r.version for r in missing])  # type: ignore[misc]
+        changes.inserts = [(replace(r, version=None), v) for r, v in zip(missing, vectors)]
+    if changes:
+        inserted = target.apply(changes)
+        there.update((_key(record), record) for record in inserted)  # what the events' versions map to
+        counts["copied_versions"] += len(inserted)
+
+
+def _copy_events(target: Store, group: list[list[MemoryRecord]], history: dict[str, list[Event]],
+                 known: dict[str, list[Event]], there: dict[Key, MemoryRecord], counts: dict[str, int]) -> None:
+    events = []
+    for mine in group:
+        theirs = {r.version: there[_key(r)].version for r in mine}  # source version -> target version
+        copied = {_event_key(e) for e in known.get(mine[0].id, ())}
+        for event in history.get(mine[0].id, ()):
+            if _event_key(event) in copied:
+                continue
+            # a version the source no longer has maps to nothing rather than to a wrong target version
+            events.append(replace(event, seq=None, old_version=theirs.get(event.old_version) if event.old_version else None,
+                                  new_version=theirs.get(event.new_version) if event.new_version else None))
+    if events:
+        target.apply(ChangeSet(events=events))
+        counts["copied_events"] += len(events)
+
+
+def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dict[str, list[Event]]) -> dict[str, int]:
+    """Every source version and event is in the target, with the same current versions; else StoreError."""
+    there = {_key(record): record.is_current for record, _vector in target.dump()}
+    wanted = {_key(r): r.is_current for mine in versions.values() for r in mine}
+    lost = [key for key in wanted if key not in there]
+    differ = [key for key in wanted if key in there and there[key] != wanted[key]]
+    copied = _histories(target, versions)
+    events = sum(map(len, history.values()))
+    missing_events = sum(len({_event_key(e) for e in mine} - {_event_key(e) for e in copied.get(memory_id, ())})
+                         for memory_id, mine in history.items())
+    if lost or differ or missing_events:
+        raise StoreError(f"migration incomplete: {len(lost)} version(s) missing, {len(differ)} with another "
+                         f"validity, {missing_events} event(s) missing in the target (first: {(lost + differ)[:3]}); "
+                         "run it again to resume")
+    return {"memories": len(versions), "versions": len(wanted), "events": events}
