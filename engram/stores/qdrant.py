@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -221,9 +221,14 @@ class QdrantStore(SessionPoints, Store):
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def _reading(self) -> AbstractContextManager[Any]:
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self.journal.orphans:  # a write of ours was interrupted mid-way: repair it before reading
+            with self._lock:
+                self.journal.settle()
         # Local mode is not thread-safe; a server client is, and reads need not queue behind each other.
-        return self._lock if self.local else nullcontext()
+        with self._lock if self.local else nullcontext():
+            yield
 
     def _points(self, flt: models.Filter | None, *, vectors: Any = False, **kwargs: Any) -> list[models.Record]:
         """Every point of the memories collection matching `flt`; none while the collection does not exist."""

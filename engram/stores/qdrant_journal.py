@@ -15,8 +15,10 @@ One `apply` is one transaction `T`, a random id:
 6. the intent is deleted.
 
 A crash before 4 leaves the old state (pending points are invisible and get deleted); after 4 the next writer
-or the next open rolls it forward. Closes run before anything becomes current, so no memory ever has two
-current versions, even for a moment.
+or the next open rolls it forward, and a process whose own write was interrupted repairs it before its next
+read. Closes run before anything becomes current, so no memory ever has two current versions. What another
+process may see while a write (or a crashed write nobody has repaired yet) is between 5 and 6 is a memory
+already closed whose new version is not visible yet.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient
@@ -119,7 +121,7 @@ class Plan:
         final = [(p.id, p.payload["valid_to"] is None) for p in self.points]  # type: ignore[index]
         return {
             "kind": "intent", "state": "open", "started": time.time(), "memory_ids": self.memory_ids,
-            "closes": self.closes, "reopens": self.reopens, "events": bool(self.events),
+            "closes": self.closes, "reopens": self.reopens, "events": [int(p.id) for p in self.events],  # type: ignore[arg-type]
             "current": [v for v, current in final if current], "closed": [v for v, current in final if not current],
         }
 
@@ -131,6 +133,9 @@ class Journal:
         self.exclusive = exclusive  # this process owns the storage: no other writer can exist
         self.abandon_after = abandon_after
         self.fault: Callable[[str], None] | None = None  # tests: raise here to simulate a crash at a step
+        # This process's writes that were interrupted (KeyboardInterrupt, a crash simulated in tests): settle()
+        # treats them as dead whatever their age, and the store settles before its next read.
+        self.orphans: set[int] = set()
         # Several writers: journal writes must be durable on a majority and journal reads see them.
         self._write = {} if exclusive else {"ordering": models.WriteOrdering.STRONG}
         self._read = {} if exclusive else {"consistency": models.ReadConsistencyType.MAJORITY}
@@ -141,9 +146,21 @@ class Journal:
 
     def run(self, plan: Plan, unchanged: Callable[[], bool]) -> None:
         """Write `plan` all-or-nothing; raise Conflict (having undone its pending writes) to be retried."""
-        committed = False
         intent = plan.intent()
-        self._step("planned")
+        try:
+            self._step("planned")
+            self._prepare(plan, intent, unchanged)
+            self._step("commit")
+            with client_errors("write (committed; the next write, read or open completes it)"):
+                self._roll_forward(plan.txn, intent)
+                self.client.delete(self.names.journal, points_selector=[plan.txn], wait=True, **self._write)
+        except BaseException:
+            self.orphans.add(plan.txn)  # interrupted or failed: settle() finishes it (if anything is left)
+            raise
+
+    def _prepare(self, plan: Plan, intent: dict[str, Any], unchanged: Callable[[], bool]) -> None:
+        """Everything up to and including the commit."""
+        committed = False
         try:
             with client_errors("write"):
                 self._upsert(self.names.journal, [models.PointStruct(id=plan.txn, vector={}, payload=intent)])
@@ -160,10 +177,6 @@ class Journal:
             if not committed:
                 self._abandon(plan.txn, exc)
             raise
-        self._step("commit")
-        with client_errors("write (committed; the next write or open completes it)"):
-            self._roll_forward(plan.txn, intent)
-            self.client.delete(self.names.journal, points_selector=[plan.txn], wait=True, **self._write)
 
     def settle(self) -> None:
         """Finish what crashed or stalled writers left: roll committed intents forward, abandoned ones back."""
@@ -174,7 +187,8 @@ class Journal:
         now = time.time()
         for point in intents:
             state, txn = point.payload["state"], int(point.id)  # type: ignore[index]
-            if state == "open" and not (self.exclusive or now - point.payload["started"] > self.abandon_after):  # type: ignore[index]
+            dead = self.exclusive or txn in self.orphans or now - point.payload["started"] > self.abandon_after  # type: ignore[index]
+            if state == "open" and not dead:
                 continue  # a live writer, probably in another process
             with client_errors("journal repair"):
                 if state == "open":
@@ -184,6 +198,7 @@ class Journal:
                 elif state == "aborted":
                     self._clean(txn)
                 self.client.delete(self.names.journal, points_selector=[txn], wait=True, **self._write)
+        self.orphans.clear()  # all repaired; one that left no intent had written nothing
 
     # -- steps ----------------------------------------------------------------------------------------------
 
@@ -233,31 +248,38 @@ class Journal:
             filter=models.Filter(must=[*mine, match("pending", True)])))
 
     def _roll_forward(self, txn: int, intent: dict[str, Any]) -> None:
-        def guarded(v: int, expect: int, status: str, payload: dict[str, Any]) -> models.SetPayloadOperation:
-            only = models.Filter(must=[models.HasIdCondition(has_id=[v]), match("txn", expect), match("status", status)])
-            return models.SetPayloadOperation(set_payload=models.SetPayload(payload={**payload, "txn": txn}, filter=only))
-
-        closes = [guarded(c["v"], c["expect"], CURRENT, {"status": CLOSED, "valid_to": c["valid_to"],
-                                                         "superseded_by": c["superseded_by"]}) for c in intent["closes"]]
-        self._batch(closes)
+        self._batch([self._guarded(txn, c["v"], c["expect"], CURRENT, {
+            "status": CLOSED, "valid_to": c["valid_to"], "superseded_by": c["superseded_by"]}) for c in intent["closes"]])
         self._step("closes")
-        reopens = [guarded(r["v"], txn if r["expect"] is None else r["expect"], CLOSED, {"status": CURRENT, "valid_to": None, "superseded_by": None})
-                   for r in intent["reopens"]]
-        self._batch(reopens)
+        self._batch([self._guarded(txn, r["v"], txn if r["expect"] is None else r["expect"], CLOSED, {
+            "status": CURRENT, "valid_to": None, "superseded_by": None}) for r in intent["reopens"]])
         self._step("reopens")
         for status in (CURRENT, CLOSED):
             versions = intent[status]
             for start in range(0, len(versions), _CHUNK):
-                only = models.Filter(must=[models.HasIdCondition(has_id=versions[start:start + _CHUNK]),
-                                           match("txn", txn), match("status", PENDING)])
-                self.client.set_payload(self.names.memories, payload={"status": status}, points=only, wait=True,
-                                        **self._write)
+                chunk = versions[start:start + _CHUNK]
+                self.client.set_payload(self.names.memories, payload={"status": status}, wait=True, **self._write,
+                                        points=self._selector(chunk, match("txn", txn), match("status", PENDING)))
         self._step("inserts")
-        if intent["events"]:
-            only = models.Filter(must=[match("txn", txn), match("pending", True)])
-            self.client.set_payload(self.names.events, payload={"pending": False}, points=only, wait=True,
-                                    **self._write)
+        events = intent["events"]
+        for start in range(0, len(events), _CHUNK):  # events never change once visible: replaying this is harmless
+            self.client.set_payload(self.names.events, payload={"pending": False}, points=events[start:start + _CHUNK],
+                                    wait=True, **self._write)
         self._step("events")
+
+    def _guarded(self, txn: int, version: int, expect: int, status: str,
+                 payload: dict[str, Any]) -> models.SetPayloadOperation:
+        only = self._selector([version], match("txn", expect), match("status", status))
+        selector = {"points": only} if isinstance(only, list) else {"filter": only}
+        return models.SetPayloadOperation(set_payload=models.SetPayload(payload={**payload, "txn": txn}, **selector))
+
+    def _selector(self, ids: list[int], *conditions: models.Condition) -> list[int] | models.Filter:
+        """These points, if still in the state the conditions describe. A process that owns the storage is the
+        only writer and replays only the last transaction, so the conditions hold and plain ids spare local
+        mode a scan of every point per write."""
+        if self.exclusive:
+            return ids
+        return models.Filter(must=[models.HasIdCondition(has_id=ids), *conditions])
 
     def _batch(self, operations: list[models.SetPayloadOperation]) -> None:
         for start in range(0, len(operations), _CHUNK):

@@ -38,7 +38,7 @@ class SessionPoints:
     local: bool
     _lock: threading.RLock
 
-    def _reading(self) -> AbstractContextManager[Any]: ...  # provided by QdrantStore
+    def _reading(self) -> AbstractContextManager[None]: ...  # provided by QdrantStore
 
     def append_turns(self, session_id: str, scope: Scope, turns: list[Turn]) -> list[Turn]:
         with self._lock, client_errors("session write"):
