@@ -435,3 +435,4 @@ def _demo_change(memory: Memory, console: Console, ids: dict[str, str]) -> None:
 
 from engram import cli_chat as _cli_chat  # noqa: E402,F401  (registers `chat` and `profile` on app)
 from engram.eval import cli as _cli_eval  # noqa: E402,F401  (registers `eval` on app)
+from engram import cli_migrate as _cli_migrate  # noqa: E402,F401  (registers `migrate` on app)

@@ -559,3 +559,29 @@ def test_migrate_killed_between_versions_and_events_copies_the_events_next_time(
     assert _snapshot(target, ids) == _snapshot(source, ids)
     source.close()
     target.close()
+
+
+def test_cli_migrate_to_qdrant_and_back(home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engram import Memory
+    from engram.cli import app
+    from engram.config import Settings
+
+    def run(*args: str, store: str = "sqlite", code: int = 0) -> str:
+        result = CliRunner(env={"ENGRAM_HOME": str(home), "ENGRAM_STORE": store}).invoke(app, list(args))
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert "Traceback" not in result.output
+        return result.stdout + result.stderr
+
+    run("add", "I like green tea", "--user", "alice")
+    run("add", "I live in Lisbon", "--user", "alice")
+    out = run("migrate", "--to", "qdrant")
+    assert "sqlite → qdrant: 2 memories" in out and "copied now: 2 versions, 2 events" in out
+    assert "copied now: 0 versions, 0 events" in run("migrate", "--to", "qdrant")  # resumable: nothing left
+    with Memory(Settings.load(env={}, home=home, store="qdrant")) as memory:
+        assert memory.search("where do I live?", user_id="alice")["results"][0]["memory"] == "I live in Lisbon"
+    out = run("migrate", "--to", "sqlite", "--path", str(tmp_path / "back.db"), store="qdrant")
+    assert "qdrant → sqlite: 2 memories" in out
+    assert "same file" in run("migrate", "--to", "sqlite", code=2)
+    assert "--url" in run("migrate", "--to", "sqlite", "--url", "http://localhost:6333", code=2)

@@ -1,0 +1,96 @@
+"""`engram migrate`: copy every memory, vector and event between the SQLite and the Qdrant store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from engram.cli import Home, _settings, app, stderr, stdout
+from engram.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from engram.config import Settings
+    from engram.stores.base import Store
+
+__all__ = ["migrate_command"]
+
+
+class StoreKind(str, Enum):
+    sqlite = "sqlite"
+    qdrant = "qdrant"
+
+
+@app.command("migrate")
+def migrate_command(
+    ctx: typer.Context,
+    to: Annotated[StoreKind, typer.Option("--to", help="The store to copy into.")],
+    from_: Annotated[Optional[StoreKind], typer.Option("--from", help="The store to copy from (default: the "
+                                                       "configured store, ENGRAM_STORE).")] = None,
+    path: Annotated[Optional[Path], typer.Option("--path", help="Target SQLite file or local Qdrant directory "
+                                                 "(default: <home>/engram.db or <home>/qdrant).")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Target Qdrant server or cluster URL.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", help="API key of the target Qdrant server.")] = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", help="Target Qdrant collection name.")] = None,
+    chunk: Annotated[int, typer.Option(help="Memories per transaction.", min=1)] = 200,
+    home: Home = None,
+) -> None:
+    """Copy every memory (all versions, vectors, history) from one store into another; safe to run again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engram.components import embedder_from, store_from
+    from engram.migrate import migrate
+
+    settings = _settings(ctx, home)
+    source_kind = from_.value if from_ is not None else settings.store
+    if url is not None and to is not StoreKind.qdrant:
+        raise InvalidInput("--url names a Qdrant server: use it with --to qdrant")
+    source = store_from(replace(settings, store=source_kind))
+    try:
+        target = _target(settings, to, path, url, api_key, collection, source_kind)
+        try:
+            binding = getattr(source, "binding", None)
+            found = binding() if binding is not None else None
+            if found is None:  # the source cannot tell: it must hold the configured embedder's vectors (checked)
+                embedder = embedder_from(settings)
+                found = (embedder.name, embedder.dimension)
+            columns = (TextColumn("migrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=stderr()) as bar:
+                task = bar.add_task("migrate", total=None)
+                counts = migrate(source, target, lambda done, total: bar.update(task, completed=done, total=total),
+                                 embedder=found, chunk=chunk)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    stdout().print(
+        f"{source_kind} → {to.value}: {counts['memories']} memories ({counts['versions']} versions, {counts['events']} "
+        f"events) verified in the target; copied now: [green]{counts['copied_versions']} versions, "
+        f"{counts['copied_events']} events[/green], {counts['updated_versions']} versions brought up to date",
+        highlight=False)
+
+
+def _target(settings: Settings, to: StoreKind, path: Path | None, url: str | None, api_key: str | None,
+            collection: str | None, source_kind: str) -> Store:
+    from engram.stores.qdrant import QdrantStore
+    from engram.stores.sqlite import SQLiteStore
+
+    if to is StoreKind.sqlite:
+        target_path = (path or settings.database).expanduser()
+        if source_kind == "sqlite" and target_path.resolve() == settings.database.resolve():
+            raise InvalidInput(f"the source and the target are the same file ({escape(str(target_path))}); give --path")
+        return SQLiteStore(target_path, cache_rows=settings.cache_rows)
+    name = collection or settings.qdrant_collection
+    if url is not None:
+        return QdrantStore(url=url, api_key=api_key, collection=name)
+    target_dir = (path or (Path(settings.qdrant_path) if settings.qdrant_path else settings.home / "qdrant")).expanduser()
+    if source_kind == "qdrant" and not settings.qdrant_url and name == settings.qdrant_collection:
+        configured = Path(settings.qdrant_path) if settings.qdrant_path else settings.home / "qdrant"
+        if target_dir.resolve() == configured.expanduser().resolve():
+            raise InvalidInput("the source and the target are the same Qdrant directory and collection; give --path "
+                               "or --collection")
+    return QdrantStore(path=target_dir, collection=name)
