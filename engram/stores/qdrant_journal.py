@@ -101,7 +101,7 @@ def scroll_all(client: QdrantClient, collection: str, flt: models.Filter | None,
         points, offset = client.scroll(collection, scroll_filter=flt, limit=page, offset=offset,
                                        with_payload=payload, with_vectors=vectors, **kwargs)
         yield from points
-        if offset is None:
+        if offset is None or len(points) < page:  # a short page is the last: spare the (scanning) extra call
             return
 
 
