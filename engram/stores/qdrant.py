@@ -34,7 +34,7 @@ from engram.stores.qdrant_schema import (
 )
 from engram.stores.qdrant_sessions import SessionPoints
 from engram.stores.sparse import encode_document, encode_query
-from engram.types import Event, MemoryRecord, Op, Scope
+from engram.types import Event, MemoryRecord, Scope
 
 __all__ = ["QdrantStore"]
 
@@ -100,10 +100,11 @@ class QdrantStore(SessionPoints, Store):
             if bound is None:
                 self._create(name, dimension)
                 bound = self.binding()  # another process may have created it first: its binding wins
-            if bound != (name, dimension):
+            held = bound or ("nothing", 0)
+            if held != (name, dimension):
                 raise EmbedderMismatch(
-                    f"Qdrant collection {self.names.memories!r} holds vectors of embedder {bound[0]!r} (dimension "  # type: ignore[index]
-                    f"{bound[1]}); this engram is configured with {name!r} (dimension {dimension}). Use the same "  # type: ignore[index]
+                    f"Qdrant collection {self.names.memories!r} holds vectors of embedder {held[0]!r} (dimension "
+                    f"{held[1]}); this engram is configured with {name!r} (dimension {dimension}). Use the same "
                     "embedder, or another collection (setting qdrant_collection).")
             self._dimension = dimension
 

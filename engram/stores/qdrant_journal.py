@@ -182,6 +182,7 @@ class Journal:
         """Finish what crashed or stalled writers left: roll committed intents forward, abandoned ones back."""
         with client_errors("journal read"):
             if not self.client.collection_exists(self.names.journal):
+                self.orphans.clear()
                 return  # nothing was ever written (or the store was reset)
             intents = list(scroll_all(self.client, self.names.journal, None, **self._read))
         now = time.time()
