@@ -585,3 +585,28 @@ def test_cli_migrate_to_qdrant_and_back(home: Path, tmp_path: Path) -> None:
     assert "qdrant → sqlite: 2 memories" in out
     assert "same file" in run("migrate", "--to", "sqlite", code=2)
     assert "--url" in run("migrate", "--to", "sqlite", "--url", "http://localhost:6333", code=2)
+
+
+def test_neighbours_match_the_sqlite_store(tmp_path: Path) -> None:
+    """Search spreads scores to the turns written next to a hit: both stores must name the same neighbours."""
+    from engram.stores.sqlite import SQLiteStore
+
+    sqlite, qdrant = SQLiteStore(tmp_path / "n.db"), QdrantStore(path=":memory:")
+    for store in (sqlite, qdrant):
+        store.bind_embedder("test", DIM)
+        for call in range(4):  # each call writes 5 turns with one created_at, alternating users and metadata
+            rows = [record(f"call {call} turn {i}", t=100.0 + call, user=["u", "v"][i % 3 == 2], meta={"i": i})
+                    for i in range(5)]
+            store.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate(rows)]))
+        closing = next(r for r, _ in store.dump() if r.text == "call 1 turn 1")
+        store.apply(ChangeSet(closes=[Close(closing.id, 150.0)]))
+
+    def named(store, criteria: Criteria) -> dict:
+        text = {r.version: r.text for r in store.select(criteria)}
+        found = store.neighbours(list(text), criteria, 2)
+        return {text[v]: [(b and b.text, a and a.text) for b, a in pairs] for v, pairs in found.items()}
+    for criteria in (Criteria(U), Criteria(U, parse_filters({"i": {"ne": 3}})), Criteria(U, as_of=120.0)):
+        expected = named(sqlite, criteria)
+        assert expected and named(qdrant, criteria) == expected, criteria
+    sqlite.close()
+    qdrant.close()

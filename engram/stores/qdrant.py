@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -24,13 +24,14 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from engram.errors import ConfigError, CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.errors import ConfigError, CorruptStore, EmbedderMismatch, EngramError, NotFound, StoreError
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.stores.qdrant_journal import (
     CLIENT_ERRORS, Conflict, Journal, Names, Plan, client_errors, new_ids, open_local, release_local, scroll_all, tick,
 )
 from engram.stores.qdrant_schema import (
-    CLOSED, CURRENT, INDEXES, PENDING, event_payload, match, read_filter, scope_key, to_event, to_payload, to_record,
+    CLOSED, CURRENT, INDEXES, PENDING, collection_specs, event_payload, match, read_filter, same_call_neighbours, scope_key, to_event,
+    to_payload, to_record,
 )
 from engram.stores.qdrant_sessions import SessionPoints
 from engram.stores.sparse import encode_document, encode_query
@@ -109,14 +110,7 @@ class QdrantStore(SessionPoints, Store):
             self._dimension = dimension
 
     def _create(self, name: str, dimension: int) -> None:
-        specs = {
-            "memories": dict(vectors_config={"dense": models.VectorParams(size=dimension, distance=models.Distance.DOT)},
-                             sparse_vectors_config={"words": models.SparseVectorParams(modifier=models.Modifier.IDF)},
-                             metadata={"engram": 1, "embedder": name, "dimension": dimension}, **self._cluster),
-            "events": dict(vectors_config={}, **self._cluster),
-            # the journal is tiny: one shard, but as replicated as the data it protects
-            "journal": dict(vectors_config={}, **{k: v for k, v in self._cluster.items() if k != "shard_number"}),
-        }
+        specs = collection_specs(name, dimension, self._cluster)
         for kind in ("events", "journal", "memories"):  # memories last: its existence means "bound"
             collection = getattr(self.names, kind)
             with client_errors(f"create collection {collection}"):
@@ -233,28 +227,29 @@ class QdrantStore(SessionPoints, Store):
 
     def _points(self, flt: models.Filter | None, *, vectors: Any = False, **kwargs: Any) -> list[models.Record]:
         """Every point of the memories collection matching `flt`; none while the collection does not exist."""
+        if flt is None:
+            return []
+        return self._read(self.names.memories, [], lambda: list(scroll_all(
+            self.client, self.names.memories, flt, vectors=vectors, payload=_RECORD, **kwargs)))
+
+    def _read(self, collection: str, empty: Any, call: Callable[[], Any]) -> Any:
+        """`call()`, or `empty` while `collection` does not exist (not bound yet, or reset)."""
         with self._reading():
             try:
-                return list(scroll_all(self.client, self.names.memories, flt, vectors=vectors,
-                                       payload=_RECORD, **kwargs)) if flt is not None else []
+                return call()
+            except EngramError:
+                raise
             except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.memories)
-                return []
-
-    def _raise_unless_missing(self, exc: BaseException, collection: str) -> None:
-        with client_errors("read"):
-            if self.client.collection_exists(collection):
-                raise StoreError(f"Qdrant read from {collection} failed: {exc}") from exc
+                with client_errors("read"):
+                    if self.client.collection_exists(collection):
+                        raise StoreError(f"Qdrant read from {collection} failed: {exc}") from exc
+                return empty
 
     def _retrieve(self, versions: list[int], fields: list[str], vectors: Any = False) -> list[models.Record]:
         if not versions:
             return []
-        with self._reading():
-            try:
-                return self.client.retrieve(self.names.memories, versions, with_payload=fields, with_vectors=vectors)
-            except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.memories)
-                return []
+        return self._read(self.names.memories, [], lambda: self.client.retrieve(
+            self.names.memories, versions, with_payload=fields, with_vectors=vectors))
 
     def _current(self, memory_ids: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         found: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -297,13 +292,8 @@ class QdrantStore(SessionPoints, Store):
     def _page(self, flt: models.Filter | None, limit: int, order: models.OrderBy) -> list[models.Record]:
         if flt is None or limit <= 0:
             return []
-        with self._reading():
-            try:
-                return self.client.scroll(self.names.memories, scroll_filter=flt, limit=limit, order_by=order,
-                                          with_payload=_RECORD)[0]
-            except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.memories)
-                return []
+        return self._read(self.names.memories, [], lambda: self.client.scroll(
+            self.names.memories, scroll_filter=flt, limit=limit, order_by=order, with_payload=_RECORD)[0])
 
     def dense(self, vector: np.ndarray, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
@@ -326,17 +316,29 @@ class QdrantStore(SessionPoints, Store):
                                             using="words", filter=flt, limit=max(pool, k)))
         return self._query(models.FusionQuery(fusion=models.Fusion.RRF), None, flt, k, prefetch=prefetch)
 
+    def neighbours(self, versions: list[int], criteria: Criteria,
+                   window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
+        """For each version, the admitted records the same add() call wrote just before and just after it (one
+        call stamps its records with one created_at): [(before, after) at distance 1..window], None for none."""
+        stamps = {float(p.payload["created_at"]) for p in self._retrieve(  # type: ignore[index]
+            [v for v in versions if _is_id(v)], ["created_at"])}
+        if not stamps or window <= 0:
+            return {}
+        same_call = models.Filter(should=[models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t))
+                                          for t in sorted(stamps)])
+        scope = [match(name, value) for name, value in criteria.scope.items()]
+        calls = self._points(models.Filter(must=[*scope, _VISIBLE, same_call]))
+        flt = read_filter(criteria)
+        admitted = {int(p.id) for p in self._points(models.Filter(must=[flt, same_call]))} if flt else set()
+        return same_call_neighbours(calls, admitted, versions, window)
+
     def _query(self, query: Any, using: str | None, flt: models.Filter | None, k: int,
                **kwargs: Any) -> list[tuple[MemoryRecord, float]]:
         if flt is None or k <= 0:
             return []
-        with self._reading():
-            try:
-                found = self.client.query_points(self.names.memories, query=query, using=using, query_filter=flt,
-                                                 limit=k, with_payload=_RECORD, **kwargs).points
-            except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.memories)
-                return []
+        found = self._read(self.names.memories, [], lambda: self.client.query_points(
+            self.names.memories, query=query, using=using, query_filter=flt, limit=k, with_payload=_RECORD,
+            **kwargs).points)
         return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]  # type: ignore[arg-type]
 
     def vectors(self, versions: list[int]) -> np.ndarray:
@@ -361,12 +363,7 @@ class QdrantStore(SessionPoints, Store):
 
     def _events(self, condition: models.FieldCondition | None) -> list[Event]:
         flt = models.Filter(must=[*([condition] if condition else []), match("pending", False)])
-        with self._reading():
-            try:
-                points = list(scroll_all(self.client, self.names.events, flt))
-            except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.events)
-                return []
+        points = self._read(self.names.events, [], lambda: list(scroll_all(self.client, self.names.events, flt)))
         return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]  # type: ignore[index, arg-type]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
@@ -374,13 +371,9 @@ class QdrantStore(SessionPoints, Store):
         last, seen = None, set()
         while True:
             order = models.OrderBy(key="written", direction=models.Direction.ASC, start_from=last)
-            with self._reading():
-                try:
-                    points = self.client.scroll(self.names.memories, scroll_filter=models.Filter(must=[_VISIBLE]),
-                                                limit=256, order_by=order, with_payload=_RECORD, with_vectors=["dense"])[0]
-                except CLIENT_ERRORS as exc:
-                    self._raise_unless_missing(exc, self.names.memories)
-                    return
+            points = self._read(self.names.memories, [], lambda: self.client.scroll(
+                self.names.memories, scroll_filter=models.Filter(must=[_VISIBLE]), limit=256, order_by=order,
+                with_payload=_RECORD, with_vectors=["dense"])[0])
             fresh = [p for p in points if int(p.id) not in seen]
             if not fresh:
                 return
@@ -393,12 +386,8 @@ class QdrantStore(SessionPoints, Store):
 
     def count(self) -> int:
         """Current memories (all scopes)."""
-        with self._reading():
-            try:
-                return self.client.count(self.names.memories, count_filter=models.Filter(must=[match("status", CURRENT)])).count
-            except CLIENT_ERRORS as exc:
-                self._raise_unless_missing(exc, self.names.memories)
-                return 0
+        return self._read(self.names.memories, 0, lambda: self.client.count(
+            self.names.memories, count_filter=models.Filter(must=[match("status", CURRENT)])).count)
 
     def reset(self) -> None:
         with self._lock, client_errors("reset"):

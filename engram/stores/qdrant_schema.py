@@ -31,7 +31,7 @@ from engram.stores.base import Criteria
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
 
 __all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "read_filter", "translate", "match",
-           "Node", "INDEXES"]
+           "same_call_neighbours", "collection_specs", "Node", "INDEXES"]
 
 Node = bool | models.Condition  # True / False: the filter does not depend on the record
 PENDING, CURRENT, CLOSED = "pending", "current", "closed"
@@ -91,6 +91,19 @@ def to_record(payload: dict[str, Any], version: int) -> MemoryRecord:
     )
 
 
+def collection_specs(embedder: str, dimension: int, cluster: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """create_collection arguments per collection. The embedder binding is the memories collection's metadata:
+    fixed when it is created, by whichever process creates it first."""
+    return {
+        "memories": dict(vectors_config={"dense": models.VectorParams(size=dimension, distance=models.Distance.DOT)},
+                         sparse_vectors_config={"words": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                         metadata={"engram": 1, "embedder": embedder, "dimension": dimension}, **cluster),
+        "events": dict(vectors_config={}, **cluster),
+        # the journal is tiny: one shard, but as replicated as the data it protects
+        "journal": dict(vectors_config={}, **{k: v for k, v in cluster.items() if k != "shard_number"}),
+    }
+
+
 def event_payload(event: Event, old: int | None, new: int | None, *, seq: int, txn: int) -> dict[str, Any]:
     return {"memory_id": event.memory_id, "op": event.op.value, "batch_id": event.batch_id,
             "created_at": event.created_at, "old_text": event.old_text, "new_text": event.new_text,
@@ -102,6 +115,26 @@ def to_event(p: dict[str, Any]) -> Event:
     return Event(memory_id=p["memory_id"], op=Op(p["op"]), batch_id=p["batch_id"], created_at=p["created_at"],
                  old_text=p["old_text"], new_text=p["new_text"], reason=p["reason"], source=tuple(p["source"]),
                  old_version=p["old_version"], new_version=p["new_version"], actor=p["actor"], seq=p["seq"])
+
+
+def same_call_neighbours(points: list[Any], admitted: set[int], versions: list[int],
+                         window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
+    """`points`: a scope's versions stamped like the wanted ones; in write order, each wanted version's nearest
+    admitted ones with its created_at on either side (the SQLite store walks its write-ordered matrix alike)."""
+    calls: dict[float, list[Any]] = {}
+    for point in sorted(points, key=lambda p: p.payload["written"]):
+        calls.setdefault(point.payload["created_at"], []).append(point)
+    found = {}
+    for version in versions:
+        group = next((g for g in calls.values() if any(int(p.id) == version for p in g)), None)
+        if group is None:
+            continue
+        at = next(i for i, p in enumerate(group) if int(p.id) == version)
+        before = [to_record(p.payload, int(p.id)) for p in reversed(group[:at]) if int(p.id) in admitted][:window]
+        after = [to_record(p.payload, int(p.id)) for p in group[at + 1:] if int(p.id) in admitted][:window]
+        found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
+                          for d in range(window)]
+    return found
 
 
 def _clean(value: Any, path: str | None = "", nulls: list[str] | None = None) -> tuple[Any, list[str]]:
