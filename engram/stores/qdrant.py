@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
@@ -327,9 +328,12 @@ class QdrantStore(SessionPoints, Store):
         same_call = models.Filter(should=[models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t))
                                           for t in sorted(stamps)])
         scope = [match(name, value) for name, value in criteria.scope.items()]
-        calls = self._points(models.Filter(must=[*scope, _VISIBLE, same_call]))
-        flt = read_filter(criteria)
-        admitted = {int(p.id) for p in self._points(models.Filter(must=[flt, same_call]))} if flt else set()
+        calls = self._points(models.Filter(must=[*scope, _VISIBLE, same_call]))  # cheap conditions first (local mode)
+        sizes = Counter(p.payload["created_at"] for p in calls)  # type: ignore[index]
+        others = [int(p.id) for p in calls if sizes[p.payload["created_at"]] > 1]  # type: ignore[index]
+        flt = read_filter(criteria)  # which of them the criteria admit: asked of Qdrant, like every filter
+        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=others), flt]))
+                    } if flt and others else set()
         return same_call_neighbours(calls, admitted, versions, window)
 
     def _query(self, query: Any, using: str | None, flt: models.Filter | None, k: int,
