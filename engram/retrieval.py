@@ -5,8 +5,7 @@ BM25 score and its cosine, each divided by the best of its list; memories from a
 names get a bonus; then every candidate also earns a share of the score of the memories written next to it by
 the same add() call (the turns around a message), because a reply like "yes, last Tuesday" is only found
 through the question it answers. Fusion, times and context are pure functions; only `search` does I/O.
-Stores that can tell which memories one add() call wrote next to each other offer `neighbours()`; search
-with any other store skips the context step.
+Every store tells which memories one add() call wrote next to each other (`Store.neighbours`).
 """
 
 from __future__ import annotations
@@ -194,9 +193,8 @@ def search(
     for record, _ in keyword:
         records.setdefault(record.version, record)  # type: ignore[arg-type]
     near: dict[int, list[tuple[int | None, int | None]]] = {}
-    finder = getattr(store, "neighbours", None)  # optional: stores that cannot tell keep plain fusion
-    if config.context and finder is not None:
-        near = _neighbours(finder(list(records), criteria, len(config.context)), records)
+    if config.context:
+        near = _neighbours(store.neighbours(list(records), criteria, len(config.context)), records)
     missing = [v for v in records if v not in similarity]
     if missing:  # every candidate gets a true cosine, so `threshold` means the same for all
         for version, cosine in zip(missing, store.vectors(missing) @ vector):  # type: ignore[arg-type]

@@ -247,3 +247,17 @@ def test_sessions_keep_turns_in_order_and_belong_to_one_scope(store: Store) -> N
             call()
     assert [s["id"] for s in store.sessions(alice)] == ["s1"] and store.sessions(bob) == []
     assert store.sessions(alice)[0]["turns"] == 3
+
+
+def test_neighbours_are_the_records_one_call_wrote_around_a_record(store: Store) -> None:
+    call = [record(f"turn {i}", t=10.0) for i in range(4)]
+    stored = add(store, *call)
+    [alone] = add(store, record("another call", t=20.0))
+    criteria = Criteria(Scope(user_id="u"))
+    found = store.neighbours([stored[1].version, alone.version], criteria, 2)  # type: ignore[list-item]
+    text = {v: [(b and b.text, a and a.text) for b, a in pairs] for v, pairs in found.items()}
+    assert text[stored[1].version] == [("turn 0", "turn 2"), (None, "turn 3")]  # type: ignore[index]
+    assert text.get(alone.version, [(None, None), (None, None)]) == [(None, None), (None, None)]  # type: ignore[arg-type]
+    store.apply(ChangeSet(closes=[Close(stored[2].id, 30.0)]))  # a closed turn is no longer a current neighbour
+    again = store.neighbours([stored[1].version], criteria, 1)  # type: ignore[list-item]
+    assert [(b and b.text, a and a.text) for b, a in again[stored[1].version]] == [("turn 0", "turn 3")]  # type: ignore[index]

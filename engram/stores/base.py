@@ -102,6 +102,13 @@ class Store(ABC):
         """Top-k admitted records by keyword relevance (higher is better), best first."""
 
     @abstractmethod
+    def neighbours(self, versions: list[int], criteria: Criteria,
+                   window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
+        """For each version, the admitted records the same add() call wrote just before and just after it,
+        nearest first: [(before, after) at distance 1, ..., window], None where there is none. (The turns
+        around a message: search spreads part of a memory's score to them.)"""
+
+    @abstractmethod
     def vectors(self, versions: list[int]) -> np.ndarray:
         """The stored vectors of these versions, in the same order."""
 
