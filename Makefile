@@ -26,3 +26,5 @@ bench: setup
 	$(PY) bench/search_latency.py
 	$(PY) bench/add_throughput.py
 	$(PY) bench/cli_cold_start.py
+	$(PY) bench/qdrant_vs_sqlite.py
+	$(PY) bench/llm_calls_locomo.py ../shared/data/locomo_dev.json

@@ -17,8 +17,8 @@ __all__ = ["STOPWORDS", "tokens", "stem", "encode_document", "encode_query", "Sp
 
 SparseVector = tuple[list[int], list[float]]
 
-# Words that carry no topic: dropping them keeps keyword search about what the query is about. The SQLite store
-# drops the same words from its queries.
+# Words that carry no topic: dropping them keeps keyword search about what the query is about. Both stores use
+# this one list (the SQLite store for its FTS5 queries).
 STOPWORDS = frozenset(
     "a an and are as at be been but by did do does for from had has have how i in is it its me my of on or "
     "our so than that the their them then there these they this to was we were what when where which who "

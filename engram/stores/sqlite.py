@@ -23,6 +23,7 @@ from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
+from engram.stores.sparse import STOPWORDS
 from engram.stores.sqlite_sessions import SessionTables
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
 
@@ -33,12 +34,6 @@ _COLUMNS = (
     "created_at, updated_at, valid_from, valid_to, superseded_by"
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-# Words that carry no topic: dropping them keeps keyword search about what the query is about.
-_STOPWORDS = frozenset(
-    "a an and are as at be been but by did do does for from had has have how i in is it its me my of on or "
-    "our so than that the their them then there these they this to was we were what when where which who "
-    "whom why will with you your yours he she his her him hers us".split()
-)
 
 
 def _scope_token(name: str, value: str) -> str:
@@ -55,7 +50,7 @@ def keyword_query(text: str) -> str | None:
     """An FTS5 OR-query of the text's topical words, each quoted (so no user text is FTS syntax)."""
     words = []
     for word in _WORD.findall(text.casefold()):
-        if word not in _STOPWORDS and word not in words:
+        if word not in STOPWORDS and word not in words:
             words.append(word)
     return " OR ".join(f'"{w}"' for w in words) or None
 
