@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.errors import InvalidInput
+from engram.errors import EngramError, InvalidInput
 from engram.inputs import check_text
 from engram.llm import LLM, Usage
 from engram.memory import Memory
@@ -49,6 +49,9 @@ class _Tools:
     def __init__(self, memory: Memory, user_id: str, limit: int = 8) -> None:
         self.memory, self.user_id, self.limit = memory, user_id, limit
         self.used: dict[str, dict[str, Any]] = {}
+        # DSPy's ReAct turns a tool's exception into an observation for the model; a store or embedder failure
+        # must reach the caller instead, so it is kept here and raised after the agent's run.
+        self.failures: list[EngramError] = []
 
     def search_memories(self, query: str, categories: list[str] = [], since: str | None = None,  # noqa: B006
                         until: str | None = None) -> list[dict[str, Any]] | str:
@@ -62,7 +65,10 @@ class _Tools:
             if not hits and categories:
                 hits = self.memory.search(query, user_id=self.user_id, limit=self.limit, filters=filters)["results"]
         except InvalidInput as exc:
-            return f"error: {exc}"
+            return f"error: {exc}"  # the model's own mistake (a bad date, say): it may retry
+        except EngramError as exc:
+            self.failures.append(exc)
+            raise
         for hit in hits:
             self.used.setdefault(hit["id"], hit)
         return [{"memory": h["memory"], "stated": (h["valid_from"] or "")[:10], "categories": h["categories"]}
@@ -137,6 +143,8 @@ class Agent:
                                     max_iters=self.max_iters)
         transcript = "\n".join(f"{t.role}: {t.content}" for t in recent) or "(this is the first message)"
         prediction = self.llm.run(agent, usage, profile=profile, transcript=transcript, message=message)
+        if tools.failures:
+            raise tools.failures[0]
         return str(prediction.response), bool(prediction.save_memory), _trace(prediction.trajectory)
 
     def _save_later(self, scope: Scope, session_id: str) -> Future:

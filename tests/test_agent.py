@@ -138,3 +138,15 @@ def agent_scope(user: str):
     from engram.types import Scope
 
     return Scope(user_id=user)
+
+
+def test_a_store_failure_inside_a_tool_reaches_the_caller(agent: Agent, fake_openai: FakeOpenAI) -> None:
+    from engram.errors import StoreError
+
+    def broken(*args, **kwargs):
+        raise StoreError("disk on fire")
+
+    agent.memory.search = broken  # type: ignore[method-assign]
+    fake_openai.script_chat(*turn(("search_memories", {"query": "anything"}), response="hm", save=False))
+    with pytest.raises(StoreError, match="disk on fire"):
+        agent.reply("alice", "what do you know?")
