@@ -9,7 +9,7 @@ from typing import Any
 
 from engram.errors import InvalidInput
 
-__all__ = ["Message", "parse_messages", "check_text", "check_metadata", "check_categories", "check_limit"]
+__all__ = ["Message", "parse_messages", "check_text", "check_id", "check_metadata", "check_categories", "check_limit"]
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -65,6 +65,11 @@ def check_text(text: Any, max_chars: int, what: str = "text") -> str:
     if "\x00" in stripped:
         raise InvalidInput(f"{what} contains a NUL character")
     return stripped
+
+
+def check_id(value: Any, what: str = "memory_id") -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:

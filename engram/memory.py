@@ -15,7 +15,7 @@ from engram.embed.base import Embedder
 from engram.errors import ConfigError, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
-    Message, check_categories, check_limit, check_metadata, check_text, check_threshold, parse_messages,
+    Message, check_categories, check_id, check_limit, check_metadata, check_text, check_threshold, parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import search, search_config
@@ -64,10 +64,10 @@ class Memory:
         batch = uuid.uuid4().hex
         if infer:
             proposed = self.pipeline.propose(self.store, self._bound_embedder(), scope, parsed, when)
-            texts = [content_hash(d.text) for d in proposed.decisions]
+            hashes = [content_hash(d.text) for d in proposed.decisions]
             changes, results = plan_changes(
                 proposed, scope, when=when, stamp=now(), batch=batch, source=source, metadata=meta, categories=cats,
-                known=self.store.find_hashes(scope, texts) if texts else {},
+                known=self.store.find_hashes(scope, hashes) if hashes else {},
             )
             extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
         else:
@@ -243,11 +243,6 @@ class Memory:
             self.store.bind_embedder(self.embedder.name, self.embedder.dimension)
             self._bound = True
         return self.embedder
-
-
-def check_id(value: Any, what: str = "memory_id") -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 128:
-        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
 
 
 class AsyncMemory:

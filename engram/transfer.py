@@ -141,7 +141,7 @@ def read_locomo(path: str | Path, user_id: str | None = None) -> list[Item]:
 
 def _locomo_turns(conv: dict[str, Any], scope: Scope, label: str) -> Iterator[Item]:
     sessions = sorted((int(m[1]), key) for key in conv if (m := _SESSION.fullmatch(key)))
-    for number, key in sessions:
+    for _, key in sessions:  # numeric session order
         where = f"{label} {key}"
         turns, date = conv[key], conv.get(f"{key}_date_time")
         if not isinstance(turns, list):
