@@ -2,7 +2,7 @@
 
 from engram.config import Settings
 from engram.errors import (
-    ConfigError, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
+    ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
     NotFound, ScopeRequired, StoreError,
 )
 from engram.memory import AsyncMemory, Memory
@@ -11,7 +11,7 @@ from engram.types import Event, Hit, MemoryRecord, Op, Scope
 __all__ = [
     "Memory", "AsyncMemory", "Settings",
     "MemoryRecord", "Hit", "Event", "Op", "Scope",
-    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "EmbedderError",
+    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict", "EmbedderError",
     "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engram.errors import EngramError, InvalidInput
-from engram.inputs import check_text
+from engram.inputs import check_text, parse_messages
 from engram.llm import LLM, Usage
 from engram.memory import Memory
 from engram.profile import Profiles
@@ -157,10 +157,10 @@ class Agent:
         unsaved = [t for t in self.memory.store.turns(session_id, scope) if not t.saved]
         if not any(t.role == "user" for t in unsaved):
             return None
-        result = self.memory.add([t.to_message() for t in unsaved], user_id=scope.user_id,
-                                 timestamp=unsaved[-1].created_at)
-        self.memory.store.mark_saved(session_id, scope, unsaved[-1].seq)  # type: ignore[arg-type]
-        return result
+        # The memories and the "saved" mark land in one write: a crash between them cannot extract twice.
+        messages = parse_messages([t.to_message() for t in unsaved], self.memory.settings.max_memory_chars)
+        return self.memory._add(Scope(user_id=scope.user_id), messages, infer=True, when=unsaved[-1].created_at,
+                                metadata={}, categories=(), saved=(session_id, scope, unsaved[-1].seq))  # type: ignore[arg-type]
 
     def _report(self, future: Future) -> None:
         error = future.exception()

@@ -52,6 +52,7 @@ class Settings:
     llm_retries: int = 3  # for HTTP 429 / 5xx / timeouts, with exponential backoff
     reconcile_mode: str = "predict"  # predict (one call) | react (the tool-using agent)
     reconcile_candidates: int = 5  # similar current memories shown per new fact
+    max_facts: int = 50  # facts one add(infer=True) keeps from the extraction; the rest is reported as rejected
     categories: str | None = None  # comma-separated custom taxonomy for extraction
 
     @property

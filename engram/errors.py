@@ -6,6 +6,7 @@
     │   ├── ScopeRequired      no user_id / agent_id / run_id where one is needed
     │   └── InvalidFilter      a filter expression engram cannot read
     ├── NotFound               an unknown (or deleted) memory id
+    ├── Conflict               the memory changed since it was read (a concurrent write won)
     ├── EmbedderError          the embedder failed or returned something unusable
     ├── LLMError               the LLM failed, timed out or answered in a form we cannot use
     └── StoreError             the store failed
@@ -22,6 +23,7 @@ __all__ = [
     "ScopeRequired",
     "InvalidFilter",
     "NotFound",
+    "Conflict",
     "EmbedderError",
     "LLMError",
     "StoreError",
@@ -53,6 +55,10 @@ class InvalidFilter(InvalidInput):
 class NotFound(EngramError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else "not found"
+
+
+class Conflict(EngramError):
+    """A write was based on a version of a memory that is no longer the current one."""
 
 
 class EmbedderError(EngramError):

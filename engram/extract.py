@@ -25,11 +25,23 @@ class Fact:
     about: str = "user"
     happened_at: str | None = None
     correction: bool = False
+    source: tuple[str, ...] = ()  # the ids of the messages it comes from (those the caller gave ids)
 
 
 def render_messages(messages: list[Message]) -> str:
-    return json.dumps([{"role": m.role, **({"name": m.name} if m.name else {}), "content": m.content} for m in messages],
-                      ensure_ascii=False, indent=1)
+    """The transcript the LLM reads: each message with an id it can cite (its position)."""
+    return json.dumps([{"id": i, "role": m.role, **({"name": m.name} if m.name else {}), "content": m.content}
+                       for i, m in enumerate(messages)], ensure_ascii=False, indent=1)
+
+
+def cited(raw: Any, messages: list[Message]) -> tuple[str, ...]:
+    """The caller's ids of the messages a fact cites by position. A fact that cites none that exist is
+    credited to every user message of the call (the LLM did not say which)."""
+    positions = raw if isinstance(raw, list) else []
+    chosen = [messages[p] for p in dict.fromkeys(positions) if isinstance(p, int) and 0 <= p < len(messages)]
+    if not chosen:
+        chosen = [m for m in messages if m.role == "user"]
+    return tuple(dict.fromkeys(m.id for m in chosen if m.id))
 
 
 class LLMExtractor:
@@ -45,14 +57,19 @@ class LLMExtractor:
         date = datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%d (%A) %H:%M UTC")
         prediction = self.llm.run(self.program, usage, conversation=render_messages(messages),
                                   conversation_date=date, categories=list(categories))
-        return [_fact(raw, categories) for raw in prediction.facts if raw.text and raw.text.strip()]
+        return [_fact(raw, categories, messages) for raw in prediction.facts if raw.text and raw.text.strip()]
 
 
-def _fact(raw: Any, categories: tuple[str, ...]) -> Fact:
+def _fact(raw: Any, categories: tuple[str, ...], messages: list[Message]) -> Fact:
+    """An extracted fact, its side fields bounded (they are stored as metadata): the text is checked later
+    like any user input."""
     category = (raw.category or "other").strip().lower()
+    about = " ".join((raw.about or "user").split())
+    happened = (raw.happened_at or "").strip()
     return Fact(
         text=" ".join(raw.text.split()),
         category=category if category in categories else "other",
-        about=(raw.about or "user").strip() or "user",
-        happened_at=(raw.happened_at or None),
+        about=about if 0 < len(about) <= 100 and "\x00" not in about else "user",
+        happened_at=happened if 0 < len(happened) <= 40 and "\x00" not in happened else None,
+        source=cited(raw.sources, messages),
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from engram.errors import InvalidInput
 
-__all__ = ["Message", "parse_messages", "check_text", "check_id", "check_metadata", "check_categories", "check_limit"]
+__all__ = ["Message", "parse_messages", "check_text", "text_problem", "check_id", "check_metadata", "check_categories", "check_limit"]
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -57,14 +57,22 @@ def parse_messages(messages: Any, max_chars: int) -> list[Message]:
 def check_text(text: Any, max_chars: int, what: str = "text") -> str:
     if not isinstance(text, str):
         raise InvalidInput(f"{what} must be a string, not {type(text).__name__}")
+    problem = text_problem(text, max_chars)
+    if problem:
+        raise InvalidInput(f"{what} {problem}")
+    return text.strip()
+
+
+def text_problem(text: str, max_chars: int) -> str | None:
+    """What is wrong with a text to be stored (from a caller or from an LLM), or None."""
     stripped = text.strip()
     if not stripped:
-        raise InvalidInput(f"{what} is empty")
+        return "is empty"
     if len(stripped) > max_chars:
-        raise InvalidInput(f"{what} has {len(stripped)} characters; the limit is {max_chars} (setting max_memory_chars)")
+        return f"has {len(stripped)} characters; the limit is {max_chars} (setting max_memory_chars)"
     if "\x00" in stripped:
-        raise InvalidInput(f"{what} contains a NUL character")
-    return stripped
+        return "contains a NUL character"
+    return None
 
 
 def check_id(value: Any, what: str = "memory_id") -> None:

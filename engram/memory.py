@@ -7,12 +7,13 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from engram.components import embedder_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
-from engram.errors import ConfigError, InvalidInput, NotFound
+from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
     Message, check_categories, check_id, check_limit, check_metadata, check_text, check_threshold, parse_messages,
@@ -26,6 +27,15 @@ from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now,
 __all__ = ["Memory", "AsyncMemory"]
 
 log = logging.getLogger("engram")
+_ATTEMPTS = 5  # writes decided on a state another writer changed meanwhile are decided again, this often
+
+
+def _known_already(results: list[dict[str, Any]], changes: ChangeSet, stored: list[MemoryRecord]) -> list[dict[str, Any]]:
+    """Results as the store applied them: a new memory another writer stored first (the store's dedup) is a
+    NOOP naming the memory that holds it."""
+    twins = {record.id: held for (record, _), held in zip(changes.inserts, stored) if held.id != record.id}
+    return [{"id": twins[r["id"]].id, "memory": twins[r["id"]].text, "event": Op.NOOP.value, "reason": "already known"}
+            if r["id"] in twins and r["event"] == Op.ADD.value else r for r in results]
 
 
 class Memory:
@@ -60,21 +70,37 @@ class Memory:
         meta = check_metadata(metadata)
         cats = check_categories(categories)
         when = now() if timestamp is None else to_epoch(timestamp, "timestamp")
-        source = tuple(m.id for m in parsed if m.id)
+        return self._add(scope, parsed, infer=infer, when=when, metadata=meta, categories=cats, dry_run=dry_run)
+
+    def _add(self, scope: Scope, parsed: list[Message], *, infer: bool, when: float, metadata: dict[str, Any],
+             categories: tuple[str, ...], dry_run: bool = False,
+             saved: tuple[str, Scope, int] | None = None) -> dict[str, Any]:
+        """add() once its arguments are checked. `saved`: a chat session's turns to mark as saved in the same
+        write (the agent's background save)."""
         batch = uuid.uuid4().hex
-        if infer:
-            proposed = self.pipeline.propose(self.store, self._bound_embedder(), scope, parsed, when)
-            hashes = [content_hash(d.text) for d in proposed.decisions]
-            changes, results = plan_changes(
-                proposed, scope, when=when, stamp=now(), batch=batch, source=source, metadata=meta, categories=cats,
-                known=self.store.find_hashes(scope, hashes) if hashes else {},
-            )
-            extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
-        else:
-            changes, results = self._raw_changes(scope, parsed, when, batch, meta, cats)
-            extra = {}
-        if not dry_run and changes:
-            self.store.apply(changes)
+        for attempt in range(_ATTEMPTS):  # another writer changed a memory this add decided on: decide again
+            extra: dict[str, Any] = {}
+            if infer:
+                proposed = self.pipeline.propose(self.store, self._bound_embedder(), scope, parsed, when)
+                hashes = [content_hash(d.text) for d in proposed.decisions]
+                changes, results = plan_changes(
+                    proposed, scope, when=when, stamp=now(), batch=batch, metadata=metadata, categories=categories,
+                    known=self.store.find_hashes(scope, hashes) if hashes else {},
+                )
+                extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
+            else:
+                changes, results = self._raw_changes(scope, parsed, when, batch, metadata, categories)
+            changes.saved = saved
+            if dry_run or not changes:
+                break
+            try:
+                stored = self.store.apply(changes)
+            except Conflict:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            results = _known_already(results, changes, stored)
+            break
         log.info("add %s: %s (%s)", batch, ", ".join(f"{r['event']} {r['memory']!r}" for r in results) or "nothing",
                  extra.get("usage", "infer=False"))
         return {"results": results, "batch_id": batch, **extra, **({"dry_run": True} if dry_run else {})}
@@ -85,17 +111,17 @@ class Memory:
         for message in parsed:
             if message.role != "system":  # instructions to the model are not facts about anyone
                 wanted.setdefault(content_hash(message.content), message)
-        known = self.store.find_hashes(scope, list(wanted)) if wanted else {}
+        known = self.store.find_hashes(scope, list(wanted)) if wanted else {}  # spares embedding them
         fresh = [(digest, m) for digest, m in wanted.items() if digest not in known]
         vectors = self._bound_embedder().embed([m.content for _, m in fresh])
         stamp = now()
-        changes = ChangeSet()
-        for (digest, message), vector in zip(fresh, vectors):
+        changes = ChangeSet(owner=scope)
+        for position, ((digest, message), vector) in enumerate(zip(fresh, vectors)):
             source = (message.id,) if message.id else ()
             record = MemoryRecord(
                 id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
                 agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=cats, metadata=meta,
-                source=source, created_at=stamp, updated_at=stamp, valid_from=when,
+                source=source, created_at=stamp, updated_at=stamp, valid_from=when, batch_id=batch, position=position,
             )
             changes.inserts.append((record, vector))
             changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=record.text, source=source, actor="user"))
@@ -122,42 +148,63 @@ class Memory:
         return self._pipeline
 
     def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
-               timestamp: Any = None) -> dict[str, Any]:
-        """Replace a memory's text; the old version is closed, not destroyed (see history())."""
+               timestamp: Any = None, expected_version: int | None = None) -> dict[str, Any]:
+        """Replace a memory's text; the old version is closed, not destroyed (see history()). The write is
+        guarded by the version it replaces: when another writer changed the memory meanwhile, the update is
+        made again on the new current version (last writer wins, history names each true old text), or, with
+        `expected_version=` (a result's "version"), raises Conflict instead."""
         text = check_text(data, self.settings.max_memory_chars, "data")
         meta = None if metadata is None else check_metadata(metadata)
-        old = self._current(memory_id)
-        when = now() if timestamp is None else to_epoch(timestamp, "timestamp")
+        when = None if timestamp is None else to_epoch(timestamp, "timestamp")
         digest = content_hash(text)
-        if digest == old.hash and (meta is None or meta == old.metadata):
-            return {"message": "Memory unchanged", "id": old.id}
-        if digest != old.hash:
-            twin = self.store.find_hashes(old.scope, [digest]).get(digest)
-            if twin is not None:
-                raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
-        vector = self._bound_embedder().embed([text])[0]
-        stamp = now()
-        new = MemoryRecord(
-            id=old.id, text=text, hash=digest, user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
-            role=old.role, categories=old.categories, metadata=old.metadata if meta is None else meta,
-            source=old.source, created_at=old.created_at, updated_at=stamp, valid_from=max(when, old.valid_from),
-        )
-        changes = ChangeSet(
-            inserts=[(new, vector)], closes=[Close(old.id, new.valid_from)],
-            events=[Event(old.id, Op.UPDATE, uuid.uuid4().hex, stamp, old_text=old.text, new_text=text, actor="user")],
-        )
-        self.store.apply(changes)
-        return {"message": "Memory updated successfully!", "id": old.id}
+        vector = None
+        for attempt in range(_ATTEMPTS):
+            old = self._current(memory_id)
+            if expected_version is not None and old.version != expected_version:
+                raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
+            if digest == old.hash and (meta is None or meta == old.metadata):
+                return {"message": "Memory unchanged", "id": old.id, "version": old.version}
+            if digest != old.hash:
+                twin = self.store.find_hashes(old.scope, [digest]).get(digest)
+                if twin is not None:
+                    raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
+            if vector is None:
+                vector = self._bound_embedder().embed([text])[0]
+            stamp, batch = now(), uuid.uuid4().hex
+            new = replace(old, text=text, hash=digest, metadata=old.metadata if meta is None else meta, updated_at=stamp,
+                          valid_from=max(stamp if when is None else when, old.valid_from), valid_to=None,
+                          superseded_by=None, version=None, batch_id=batch, position=0)
+            changes = ChangeSet(
+                inserts=[(new, vector)], closes=[Close(old.id, new.valid_from, version=old.version)],
+                events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, actor="user")],
+            )
+            try:
+                [stored] = self.store.apply(changes)
+            except Conflict:
+                if expected_version is not None or attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
+        raise AssertionError("unreachable")
 
-    def delete(self, memory_id: str) -> dict[str, Any]:
-        """Close a memory: it leaves search and listings, and stays in history()."""
-        old = self._current(memory_id)
-        stamp = now()
-        self.store.apply(ChangeSet(
-            closes=[Close(old.id, stamp)],
-            events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
-        ))
-        return {"message": "Memory deleted successfully!", "id": old.id}
+    def delete(self, memory_id: str, *, expected_version: int | None = None) -> dict[str, Any]:
+        """Close a memory: it leaves search and listings, and stays in history(). Guarded like update()."""
+        for attempt in range(_ATTEMPTS):
+            old = self._current(memory_id)
+            if expected_version is not None and old.version != expected_version:
+                raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
+            stamp = now()
+            try:
+                self.store.apply(ChangeSet(
+                    closes=[Close(old.id, stamp, version=old.version)],
+                    events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
+                ))
+            except Conflict:
+                if expected_version is not None or attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            return {"message": "Memory deleted successfully!", "id": old.id}
+        raise AssertionError("unreachable")
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                    filters: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -165,8 +212,8 @@ class Memory:
         criteria = Criteria(Scope.build(user_id, agent_id, run_id, filters), parse_filters(filters))
         records = self.store.select(criteria)
         stamp, batch = now(), uuid.uuid4().hex
-        self.store.apply(ChangeSet(
-            closes=[Close(r.id, stamp) for r in records],
+        self.store.apply(ChangeSet(  # closing only the versions listed: a memory changed meanwhile is a Conflict
+            closes=[Close(r.id, stamp, version=r.version) for r in records],
             events=[Event(r.id, Op.DELETE, batch, stamp, old_text=r.text, actor="user") for r in records],
         ))
         return {"message": "Memories deleted successfully!", "count": len(records), "batch_id": batch}

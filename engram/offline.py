@@ -90,13 +90,13 @@ class OfflineExtractor:
             if message.role != "user":
                 continue  # facts come from what the user says, never from the assistant
             for sentence in _SENTENCES.split(message.content):
-                fact = self._fact(sentence.strip(), categories)
+                fact = self._fact(sentence.strip(), categories, (message.id,) if message.id else ())
                 if fact and all(f.text.casefold() != fact.text.casefold() for f in facts):
                     facts.append(fact)
         return facts
 
     @staticmethod
-    def _fact(sentence: str, categories: tuple[str, ...]) -> Fact | None:
+    def _fact(sentence: str, categories: tuple[str, ...], source: tuple[str, ...]) -> Fact | None:
         if not sentence or sentence.endswith("?") or _SMALL_TALK.match(sentence):
             return None
         correction = bool(_CORRECTION.search(sentence))
@@ -108,7 +108,7 @@ class OfflineExtractor:
         text = third_person(core.rstrip(" .!;"))
         if text is None or len(text.split()) < 3:
             return None
-        return Fact(text=text, category=_category(text, categories), correction=correction)
+        return Fact(text=text, category=_category(text, categories), correction=correction, source=source)
 
 
 class OfflineReconciler:

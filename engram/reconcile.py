@@ -12,8 +12,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engram.extract import Fact
+from engram.inputs import text_problem
 from engram.llm import LLM, Usage
-from engram.types import MemoryRecord, Op
+from engram.ownership import may_change
+from engram.types import MemoryRecord, Op, Scope
 
 __all__ = ["Candidate", "Proposal", "Decision", "Rejection", "decide", "LLMReconciler", "ReActReconciler"]
 
@@ -51,16 +53,25 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.proposal
-        return {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason, "rejected_because": self.why}
+        out = {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason, "rejected_because": self.why}
+        if p.text:
+            out["text"] = p.text if len(p.text) <= 200 else p.text[:200] + "…"
+        return out
 
 
-def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Proposal]) -> tuple[list[Decision], list[Rejection]]:
-    """Validate proposals: one per fact, targets inside the candidate set, no memory changed twice."""
+def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Proposal], writer: Scope | None = None,
+           max_chars: int | None = None) -> tuple[list[Decision], list[Rejection]]:
+    """Validate proposals: one per fact, targets inside the candidate set and owned by `writer` (see
+    engram.ownership), no memory changed twice, an UPDATE's text within the limits of user input."""
     chosen: dict[int, Proposal] = {}
     rejected: list[Rejection] = []
     changed: set[int] = set()
     for p in proposals:
         why = _problem(p, len(facts), len(candidates), chosen, changed)
+        if not why and p.target is not None and writer is not None and not may_change(writer, candidates[p.target].record):
+            why = f"memory id {p.target} belongs to another owner than this add's scope"
+        if not why and p.op is Op.UPDATE and max_chars is not None:
+            why = text_problem(p.text or "", max_chars)
         if why:
             rejected.append(Rejection(p, why))
             continue

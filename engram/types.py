@@ -134,6 +134,8 @@ class MemoryRecord:
     valid_to: float | None = None
     superseded_by: str | None = None
     version: int | None = None
+    batch_id: str | None = None  # the write (add() call, update, ...) that wrote this version
+    position: int | None = None  # its place among that write's versions (conversational context follows it)
 
     @property
     def scope(self) -> Scope:
@@ -160,6 +162,8 @@ class MemoryRecord:
             "valid_to": iso(self.valid_to),
             "superseded_by": self.superseded_by,
             "source": list(self.source),
+            "version": self.version,
+            "batch_id": self.batch_id,
         }
         for name, value in self.scope.items():
             out[name] = value

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from qdrant_client import QdrantClient, models
 
-from engram.errors import ConfigError, CorruptStore, EmbedderMismatch, InvalidFilter, NotFound, StoreError
+from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, InvalidFilter, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria
 from engram.stores.qdrant import QdrantStore
@@ -230,7 +231,7 @@ def test_a_guarded_close_fails_when_another_writer_got_there_first() -> None:
             second.apply(ChangeSet(inserts=[(record("likes cocoa", mid=memory.id, t=150.0), vec(3))],
                                    closes=[Close(memory.id, 150.0)]))
     first.journal.fault = meanwhile
-    with pytest.raises(NotFound):
+    with pytest.raises(Conflict):
         first.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))],
                               closes=[Close(memory.id, 200.0, version=memory.version)]))
     assert texts(first) == ["likes cocoa"] and leftovers(first) == (0, 0, 0)
@@ -595,8 +596,8 @@ def test_neighbours_match_the_sqlite_store(tmp_path: Path) -> None:
     for store in (sqlite, qdrant):
         store.bind_embedder("test", DIM)
         for call in range(4):  # each call writes 5 turns with one created_at, alternating users and metadata
-            rows = [record(f"call {call} turn {i}", t=100.0 + call, user=["u", "v"][i % 3 == 2], meta={"i": i})
-                    for i in range(5)]
+            rows = [replace(record(f"call {call} turn {i}", t=100.0 + call, user=["u", "v"][i % 3 == 2], meta={"i": i}),
+                            batch_id=f"call {call}", position=i) for i in range(5)]
             store.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate(rows)]))
         closing = next(r for r, _ in store.dump() if r.text == "call 1 turn 1")
         store.apply(ChangeSet(closes=[Close(closing.id, 150.0)]))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engram.errors import EmbedderMismatch, NotFound, StoreError
+from engram.errors import Conflict, EmbedderMismatch, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.stores.sqlite import SQLiteStore
@@ -71,6 +72,9 @@ def record(text: str, user: str = "u", *, agent: str | None = None, t: float = 1
 
 
 def add(store: Store, *records: MemoryRecord) -> list[MemoryRecord]:
+    """One write, as one add() call makes it: one batch, the records at their positions."""
+    batch = uuid.uuid4().hex
+    records = tuple(r if r.batch_id else replace(r, batch_id=batch, position=i) for i, r in enumerate(records))
     return store.apply(ChangeSet(
         inserts=[(r, vec(i + len(r.text))) for i, r in enumerate(records)],
         events=[Event(r.id, Op.ADD, "b1", r.created_at, new_text=r.text) for r in records],
@@ -212,7 +216,7 @@ def test_reopen_and_versioned_close_undo_an_update(store: Store) -> None:
                                   events=[Event(old.id, Op.UPDATE, "b9", 200.0, old_text="likes coffee", new_text="likes tea")]))
     scope = Criteria(Scope(user_id="u"))
     store.select(scope)  # cached before the revert: the revert must patch or invalidate it
-    with pytest.raises(NotFound):  # the guard: version `old` is not the current one
+    with pytest.raises(Conflict):  # the guard: version `old` is not the current one
         store.apply(ChangeSet(closes=[Close(old.id, 300.0, version=old.version)]))
     with pytest.raises(StoreError):  # two current versions of one memory are never allowed
         store.apply(ChangeSet(reopens=[old.version]))  # type: ignore[list-item]
@@ -261,3 +265,20 @@ def test_neighbours_are_the_records_one_call_wrote_around_a_record(store: Store)
     store.apply(ChangeSet(closes=[Close(stored[2].id, 30.0)]))  # a closed turn is no longer a current neighbour
     again = store.neighbours([stored[1].version], criteria, 1)  # type: ignore[list-item]
     assert [(b and b.text, a and a.text) for b, a in again[stored[1].version]] == [("turn 0", "turn 3")]  # type: ignore[index]
+
+
+def test_neighbours_follow_the_recorded_batch_and_position_not_timestamps(store: Store) -> None:
+    """An update writes a new version in its own batch, with the old created_at: it is nobody's neighbour (the
+    stores once disagreed here, grouping by equal created_at). Order within a batch is its positions."""
+    first = add(store, record("turn a", t=10.0), record("turn b", t=10.0))
+    other = add(store, record("unrelated", t=10.0))  # same timestamp, another call
+    [new_b] = store.apply(ChangeSet(
+        inserts=[(replace(first[1], text="turn b, edited", hash=content_hash("turn b, edited"), version=None,
+                          batch_id="update-1", position=0), vec(3))],
+        closes=[Close(first[1].id, 20.0)]))
+    criteria = Criteria(Scope(user_id="u"))
+    found = store.neighbours([first[0].version, other[0].version, new_b.version], criteria, 1)  # type: ignore[list-item]
+    assert all(pairs == [(None, None)] for pairs in found.values())
+    backwards = add(store, *[replace(record(f"step {i}", t=30.0), batch_id="b-rev", position=2 - i) for i in range(3)])
+    middle = store.neighbours([backwards[1].version], criteria, 1)[backwards[1].version]  # type: ignore[index]
+    assert [(b and b.text, a and a.text) for b, a in middle] == [("step 2", "step 0")]

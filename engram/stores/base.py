@@ -7,15 +7,16 @@ Writes are one `ChangeSet` applied atomically: either all of it is visible after
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engram.errors import Conflict
 from engram.filters import ALL, Filter
 from engram.types import Event, MemoryRecord, Scope, Turn
 
-__all__ = ["Criteria", "Close", "ChangeSet", "Store"]
+__all__ = ["Criteria", "Close", "ChangeSet", "Store", "batch_neighbours", "deduplicate"]
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,76 @@ class ChangeSet:
     """Everything one user-visible operation writes, applied as closes, then reopens, then inserts: an UPDATE
     is a close of the old version plus an insert of a new version with the same id; a revert closes what a
     batch inserted and reopens (makes current again) what it closed. The store fills each event's
-    old_version / new_version, when not given, from the versions it closed / inserted for that memory id."""
+    old_version / new_version, when not given, from the versions it closed / inserted for that memory id.
+
+    `owner`: the scope the write comes through (an add's scope); the store checks `ownership.check_write`
+    against what it reads inside the write. `dedup`: an insert of a new memory whose text (hash) a current
+    memory of exactly the same scope already holds is skipped, with its events, decided inside the write.
+    `saved`: (session id, its scope, seq) — mark a chat session's turns up to seq as handed to add(), in the
+    same write as the memories extracted from them."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
     reopens: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    owner: Scope | None = None
+    dedup: bool = True
+    saved: tuple[str, Scope, int] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.closes or self.reopens or self.events)
+        return bool(self.inserts or self.closes or self.reopens or self.events or self.saved)
+
+
+Neighbours = dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]
+
+
+def batch_neighbours(records: Iterable[MemoryRecord], admitted: Callable[[MemoryRecord], bool],
+                     versions: Iterable[int], window: int) -> Neighbours:
+    """For each wanted version, the admitted records its own write (batch) holds just before and just after it
+    by position, nearest first: [(before, after) at distance 1..window], None where there is none. `records`
+    holds at least every version of the wanted versions' batches (any order; others are ignored)."""
+    batches: dict[str, list[MemoryRecord]] = {}
+    for record in records:
+        if record.batch_id is not None:
+            batches.setdefault(record.batch_id, []).append(record)
+    order = {batch: sorted(group, key=lambda r: (r.position or 0, r.version or 0)) for batch, group in batches.items()}
+    by_version = {r.version: r for group in order.values() for r in group}
+    found: Neighbours = {}
+    for version in versions:
+        record = by_version.get(version)
+        if record is None or window <= 0:
+            continue
+        group = order[record.batch_id]  # type: ignore[index]
+        at = group.index(record)
+        before = [r for r in reversed(group[:at]) if admitted(r)][:window]
+        after = [r for r in group[at + 1:] if admitted(r)][:window]
+        found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
+                          for d in range(window)]
+    return found
+
+
+def deduplicate(inserts: list[tuple[MemoryRecord, np.ndarray]], twins: Callable[[Scope, list[str]], dict[str, MemoryRecord]],
+                referenced: set[str]) -> dict[int, MemoryRecord]:
+    """Which inserts (by index) are exact duplicates of a current memory of the same scope (`twins(scope,
+    hashes)` reads them inside the write). A duplicate the rest of the change set depends on (its id in
+    `referenced`: a new version of a closed memory, or a successor named by a close) raises Conflict: its
+    writer decided on a state that no longer holds."""
+    wanted: dict[Scope, list[int]] = {}
+    for i, (record, _) in enumerate(inserts):
+        if record.valid_to is None:
+            wanted.setdefault(record.scope, []).append(i)
+    found: dict[int, MemoryRecord] = {}
+    for scope, indexes in wanted.items():
+        known = twins(scope, sorted({inserts[i][0].hash for i in indexes}))
+        for i in indexes:
+            record = inserts[i][0]
+            twin = known.get(record.hash)
+            if twin is None or twin.id == record.id:
+                continue
+            if record.id in referenced:
+                raise Conflict(f"memory {twin.id} already says {twin.text!r}; memory {record.id} cannot say it too")
+            found[i] = twin
+    return found
 
 
 class Store(ABC):
@@ -77,9 +139,13 @@ class Store(ABC):
 
     @abstractmethod
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
-        """Apply atomically; return the inserted records with their versions. Nothing is written when it
-        fails: NotFound if a close names a memory with no current version (or not the given version) or a
-        reopen names an unknown version; StoreError if a reopen would make a second current version."""
+        """Apply atomically. Return, for each insert in order, the record that now holds it: the inserted
+        version, or (`dedup`) the current memory that already said the same. Nothing is written when it fails:
+        NotFound if a close names a memory with no current version or a reopen an unknown version; Conflict if
+        a close names a version that is no longer current, or a new version of a memory would duplicate
+        another current memory; InvalidInput if the write breaks the ownership rule; StoreError if a reopen
+        would make a second current version; EmbedderMismatch if the store is now bound to another embedder
+        (another handle reset it and wrote)."""
 
     @abstractmethod
     def get(self, memory_id: str) -> MemoryRecord | None:

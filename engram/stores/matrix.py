@@ -22,11 +22,20 @@ class ScopeMatrix:
         self.vectors = vectors
         self.version = version
         self.position = {record.version: i for i, record in enumerate(records)}
+        self._batches: dict[str | None, list[int]] | None = None  # batch id -> rows, built on first use
         self.valid_from = np.array([r.valid_from for r in records], dtype=np.float64)
         self.valid_to = np.array([np.inf if r.valid_to is None else r.valid_to for r in records], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def batch(self, batch_id: str) -> list[MemoryRecord]:
+        """This scope's versions written by one batch (one add() call, update, ...)."""
+        if self._batches is None:
+            self._batches = {}
+            for i, record in enumerate(self.records):
+                self._batches.setdefault(record.batch_id, []).append(i)
+        return [self.records[i] for i in self._batches.get(batch_id, ())]
 
     def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], changed: list[MemoryRecord],
               version: int) -> None:
@@ -46,6 +55,9 @@ class ScopeMatrix:
             self.vectors = np.vstack([self.vectors, new]) if start else new  # an empty matrix has no dimension yet
             self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
             self.valid_to = np.concatenate([self.valid_to, [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
+            if self._batches is not None:
+                for i, (record, _) in enumerate(mine):
+                    self._batches.setdefault(record.batch_id, []).append(start + i)
         self.version = version
 
     def mask(self, criteria: Criteria) -> np.ndarray:
@@ -100,8 +112,16 @@ class MatrixCache:
         return entry
 
     def keys_touching(self, records: list[MemoryRecord]) -> set[tuple]:
-        """Cached query scopes that contain any of these records."""
-        return {key for key in self._entries if any(Scope(*key).contains(r) for r in records)}
+        """Cached query scopes that contain any of these records: each record lies in at most 7 query scopes
+        (the non-empty subsets of its owner fields), so this costs the same however many scopes are cached."""
+        keys = set()
+        for record in records:
+            owner = (record.user_id, record.agent_id, record.run_id)
+            for subset in range(1, 8):
+                key = tuple(value if subset >> i & 1 else None for i, value in enumerate(owner))
+                if key in self._entries and key != (None, None, None):
+                    keys.add(key)
+        return keys
 
     def patch(self, before: dict[tuple, int], version: int, inserted: list[tuple[MemoryRecord, np.ndarray]],
               changed: list[MemoryRecord]) -> None:

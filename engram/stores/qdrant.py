@@ -14,7 +14,6 @@ import random
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
@@ -25,13 +24,15 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from engram.errors import ConfigError, CorruptStore, EmbedderMismatch, EngramError, NotFound, StoreError
-from engram.stores.base import ChangeSet, Criteria, Store
+from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, EngramError, NotFound, StoreError
+from engram.ownership import check_write
+from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
+from engram.stores.qdrant_journal import Conflict as Clash
 from engram.stores.qdrant_journal import (
-    CLIENT_ERRORS, Conflict, Journal, Names, Plan, client_errors, new_ids, open_local, release_local, scroll_all, tick,
+    CLIENT_ERRORS, Journal, Names, Plan, client_errors, new_ids, open_local, release_local, scroll_all, tick,
 )
 from engram.stores.qdrant_schema import (
-    CLOSED, CURRENT, INDEXES, PENDING, collection_specs, event_payload, match, read_filter, same_call_neighbours, scope_key, to_event,
+    CLOSED, CURRENT, INDEXES, PENDING, batch_of, collection_specs, content_key, event_payload, match, read_filter, scope_key, to_event,
     to_payload, to_record,
 )
 from engram.stores.qdrant_sessions import SessionPoints
@@ -42,7 +43,8 @@ __all__ = ["QdrantStore"]
 
 _ATTEMPTS = 6
 _RECORD = ["id", "text", "hash", "role", "user_id", "agent_id", "run_id", "categories", "metadata", "metadata_json",
-           "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written"]
+           "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written",
+           "batch_id", "position"]
 _VISIBLE = models.FieldCondition(key="status", match=models.MatchAny(any=[CURRENT, CLOSED]))
 class _TwoCurrent(StoreError):
     """The change set would leave a memory with two current versions."""
@@ -80,6 +82,7 @@ class QdrantStore(SessionPoints, Store):
         self.journal = Journal(self.client, self.names, exclusive=exclusive,
                                abandon_after=0.0 if exclusive else abandon_after)
         self._dimension: int | None = None
+        self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
         with self._lock:
             self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
 
@@ -109,6 +112,7 @@ class QdrantStore(SessionPoints, Store):
                     f"{held[1]}); this engram is configured with {name!r} (dimension {dimension}). Use the same "
                     "embedder, or another collection (setting qdrant_collection).")
             self._dimension = dimension
+            self._binding = (name, dimension)
 
     def _create(self, name: str, dimension: int) -> None:
         specs = collection_specs(name, dimension, self._cluster)
@@ -128,12 +132,19 @@ class QdrantStore(SessionPoints, Store):
                         self.client.create_payload_index(collection, field_name, field_schema=schema, wait=True)
 
     def _bound_dimension(self) -> int:
-        if self._dimension is None:
-            bound = self.binding()  # bound by another process, or in an earlier session
-            if bound is None:
+        """The bound dimension, asked of Qdrant on every write: another handle may have reset the store meanwhile
+        (then this handle's embedder binds it again) or bound it to another embedder (then nothing is written)."""
+        bound = self.binding()
+        if bound is None:
+            if self._binding is None:
                 raise StoreError("no embedder is bound to this Qdrant store yet: call bind_embedder() first")
-            self._dimension = bound[1]
-        return self._dimension
+            self._create(*self._binding)
+            bound = self.binding()
+        if bound is None or (self._binding is not None and bound != self._binding):
+            raise EmbedderMismatch(f"Qdrant collection {self.names.memories!r} is now bound to {bound}, not to "
+                                   f"{self._binding}: another handle reset the store and wrote with another embedder")
+        self._dimension = bound[1]
+        return bound[1]
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -143,37 +154,43 @@ class QdrantStore(SessionPoints, Store):
         with self._lock:
             for attempt in range(_ATTEMPTS):
                 self.journal.settle()
-                closes, reopens = self._check(changes)
-                self._bound_dimension()  # the collections exist
-                plan = self._build(changes, closes, reopens)
+                dimension = self._bound_dimension() if changes.inserts else 0
+                checked = self._check(changes, dimension)
+                plan = self._build(changes, *checked)
                 try:
-                    self.journal.run(plan, lambda: self._unchanged(changes, closes, reopens))
-                    return plan.inserted
-                except Conflict:
+                    self.journal.run(plan, lambda: self._unchanged(changes, dimension, checked))
+                except Clash:
                     time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
+                    continue
+                written = iter(plan.inserted)
+                twins = checked[2]
+                return [twins[i] if i in twins else next(written) for i in range(len(changes.inserts))]
         raise StoreError(f"gave up after {_ATTEMPTS} attempts: other writers kept changing the same memories")
 
-    def _unchanged(self, changes: ChangeSet, closes: list, reopens: list) -> bool:
+    def _unchanged(self, changes: ChangeSet, dimension: int, checked: tuple) -> bool:
         try:
-            return self._check(changes) == (closes, reopens)
-        except (NotFound, _TwoCurrent):
+            return self._check(changes, dimension) == checked
+        except (NotFound, Conflict, _TwoCurrent):
             return False
 
-    def _check(self, changes: ChangeSet) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Validate against the current state; what each close/reopen expects to find. Writes nothing."""
+    def _check(self, changes: ChangeSet, dimension: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, MemoryRecord]]:
+        """Validate against the current state: what each close/reopen expects to find, and which inserts are
+        duplicates of current memories (see ChangeSet.dedup). Writes nothing."""
         reopened = {int(p.id): p.payload for p in self._retrieve([v for v in changes.reopens if _is_id(v)], ["id", "status", "txn"])}
         ids = {c.memory_id for c in changes.closes} | {r.id for r, _ in changes.inserts} | {p["id"] for p in reopened.values()}
         current = self._current(sorted(ids))
-        closes, closing = [], {}
+        closes, closing, closed = [], {}, {}
         for close in changes.closes:
             found = current.get(close.memory_id)
-            if found is None or close.memory_id in closing or (close.version is not None and found[0] != close.version):
-                raise NotFound(f"memory {close.memory_id} has no current version"
-                               + ("" if close.version is None else f" {close.version}"))
+            if found is None or close.memory_id in closing:
+                raise NotFound(f"memory {close.memory_id} has no current version")
             version, payload = found
+            if close.version is not None and version != close.version:
+                raise Conflict(f"memory {close.memory_id} changed: version {close.version} is no longer the current one")
             closes.append({"id": close.memory_id, "v": version, "expect": payload["txn"],
                            "valid_to": max(close.valid_to, payload["valid_from"]), "superseded_by": close.superseded_by})
             closing[close.memory_id] = version
+            closed[close.memory_id] = to_record(payload, version)
         live = set(current) - set(closing)
         reopens = []
         for version in changes.reopens:
@@ -185,20 +202,34 @@ class QdrantStore(SessionPoints, Store):
             live.add(payload["id"])
             reopens.append({"id": payload["id"], "v": version,
                             "expect": None if version in closing.values() else payload["txn"]})
-        dimension = self._bound_dimension() if changes.inserts else 0
+        referenced = set(closed) | {c.superseded_by for c in changes.closes if c.superseded_by}
+        twins = deduplicate(changes.inserts, self.find_hashes, referenced) if changes.dedup else {}
+        kept = [record for i, (record, _) in enumerate(changes.inserts) if i not in twins]
+        check_write(changes.owner, closed, kept)
         for record, vector in changes.inserts:
             if np.asarray(vector).size != dimension:
                 raise StoreError(f"vector of dimension {np.asarray(vector).size} given to a store bound to {dimension}")
+        for record in kept:
             if record.valid_to is None:
                 if record.id in live:
                     raise _TwoCurrent(f"memory {record.id} already has a current version")
                 live.add(record.id)
-        return closes, reopens
+        if changes.saved is not None:
+            session_id, owner, _ = changes.saved
+            with client_errors("session read"):
+                if not self.client.collection_exists(self.names.sessions) or self._owner(session_id, owner) is None:
+                    raise NotFound(f"no session {session_id!r} in this scope")
+        return closes, reopens, twins
 
-    def _build(self, changes: ChangeSet, closes: list[dict[str, Any]], reopens: list[dict[str, Any]]) -> Plan:
-        txn, *versions = new_ids(1 + len(changes.inserts))
+    def _build(self, changes: ChangeSet, closes: list[dict[str, Any]], reopens: list[dict[str, Any]],
+               twins: dict[int, MemoryRecord]) -> Plan:
+        kept = [(record, vector) for i, (record, vector) in enumerate(changes.inserts) if i not in twins]
+        skipped = {changes.inserts[i][0].id for i in twins}  # a duplicate's events go with it
+        txn, *versions = new_ids(1 + len(kept))
         plan = Plan(txn, [], closes, reopens)
-        for (record, vector), version in zip(changes.inserts, versions):
+        if changes.saved is not None:
+            plan.saved = {"session_id": changes.saved[0], "seq": changes.saved[2]}
+        for (record, vector), version in zip(kept, versions):
             indices, values = encode_document(record.text)
             plan.points.append(models.PointStruct(
                 id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
@@ -207,12 +238,15 @@ class QdrantStore(SessionPoints, Store):
             plan.inserted.append(replace(record, version=version))
         closed = {c["id"]: c["v"] for c in closes}
         inserted = {r.id: r.version for r in plan.inserted}
-        for event, event_id in zip(changes.events, new_ids(len(changes.events))):
+        events = [e for e in changes.events if e.memory_id not in skipped]
+        for event, event_id in zip(events, new_ids(len(events))):
             plan.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
                 event, event.old_version or closed.get(event.memory_id), event.new_version or inserted.get(event.memory_id),
                 seq=tick(), txn=txn)))
         reopened = {r["id"] for r in reopens}
-        plan.memory_ids = sorted(set(closed) | set(inserted) | reopened | {e.memory_id for e in changes.events})
+        # Two writers adding the same text to the same scope touch no common memory: their content keys clash.
+        contents = {content_key(r) for r in plan.inserted if r.valid_to is None}
+        plan.memory_ids = sorted(set(closed) | set(inserted) | reopened | {e.memory_id for e in events} | contents)
         return plan
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -319,22 +353,22 @@ class QdrantStore(SessionPoints, Store):
 
     def neighbours(self, versions: list[int], criteria: Criteria,
                    window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
-        """For each version, the admitted records the same add() call wrote just before and just after it (one
-        call stamps its records with one created_at): [(before, after) at distance 1..window], None for none."""
-        stamps = {float(p.payload["created_at"]) for p in self._retrieve(  # type: ignore[index]
-            [v for v in versions if _is_id(v)], ["created_at"])}
-        if not stamps or window <= 0:
+        batches = {batch_of(p.payload) for p in self._retrieve(  # type: ignore[arg-type]
+            [v for v in versions if _is_id(v)], ["batch_id", "created_at"])} - {None}
+        if not batches or window <= 0:
             return {}
-        same_call = models.Filter(should=[models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t))
-                                          for t in sorted(stamps)])
+        legacy = [float(b.removeprefix("legacy-")) for b in batches if b.startswith("legacy-")]  # type: ignore[union-attr]
+        same_batch = models.Filter(should=[
+            models.FieldCondition(key="batch_id", match=models.MatchAny(any=sorted(batches))),
+            *(models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t)) for t in legacy)])
         scope = [match(name, value) for name, value in criteria.scope.items()]
-        calls = self._points(models.Filter(must=[*scope, _VISIBLE, same_call]))  # cheap conditions first (local mode)
-        sizes = Counter(p.payload["created_at"] for p in calls)  # type: ignore[index]
-        others = [int(p.id) for p in calls if sizes[p.payload["created_at"]] > 1]  # type: ignore[index]
+        written = self._points(models.Filter(must=[*scope, _VISIBLE, same_batch]))  # cheap conditions first (local mode)
         flt = read_filter(criteria)  # which of them the criteria admit: asked of Qdrant, like every filter
+        others = [int(p.id) for p in written]
         admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=others), flt]))
-                    } if flt and others else set()
-        return same_call_neighbours(calls, admitted, versions, window)
+                    } if flt and len(others) > 1 else set()
+        records = [to_record(p.payload, int(p.id)) for p in written]  # type: ignore[arg-type]
+        return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
 
     def _query(self, query: Any, using: str | None, flt: models.Filter | None, k: int,
                **kwargs: Any) -> list[tuple[MemoryRecord, float]]:
@@ -398,6 +432,7 @@ class QdrantStore(SessionPoints, Store):
             for collection in (self.names.memories, self.names.events, self.names.journal, self.names.sessions):
                 self.client.delete_collection(collection)
             self._dimension = None
+            self._binding = None
 
     def close(self) -> None:
         with self._lock:

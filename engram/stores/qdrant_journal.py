@@ -116,6 +116,7 @@ class Plan:
     points: list[models.PointStruct] = field(default_factory=list)  # new versions, written pending
     events: list[models.PointStruct] = field(default_factory=list)  # written pending
     inserted: list[Any] = field(default_factory=list)  # the MemoryRecords returned by apply
+    saved: dict[str, Any] | None = None  # {session_id, seq}: chat turns marked as handed to add(), after commit
 
     def intent(self) -> dict[str, Any]:
         final = [(p.id, p.payload["valid_to"] is None) for p in self.points]  # type: ignore[index]
@@ -123,6 +124,7 @@ class Plan:
             "kind": "intent", "state": "open", "started": time.time(), "memory_ids": self.memory_ids,
             "closes": self.closes, "reopens": self.reopens, "events": [int(p.id) for p in self.events],  # type: ignore[arg-type]
             "current": [v for v, current in final if current], "closed": [v for v, current in final if not current],
+            "saved": self.saved,
         }
 
 
@@ -267,6 +269,11 @@ class Journal:
             self.client.set_payload(self.names.events, payload={"pending": False}, points=events[start:start + _CHUNK],
                                     wait=True, **self._write)
         self._step("events")
+        saved = intent.get("saved")
+        if saved:  # setting a flag: replaying it is harmless
+            turns = models.Filter(must=[match("kind", "turn"), match("session_id", saved["session_id"]),
+                                        models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
+            self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True, **self._write)
 
     def _guarded(self, txn: int, version: int, expect: int, status: str,
                  payload: dict[str, Any]) -> models.SetPayloadOperation:

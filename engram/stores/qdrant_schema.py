@@ -17,6 +17,7 @@ record. What Qdrant cannot express exactly raises InvalidFilter instead of answe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import operator
@@ -30,8 +31,8 @@ from engram.filters import ALL, RECORD_FIELDS, TIME_FIELDS, And, Cond, Filter, N
 from engram.stores.base import Criteria
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
 
-__all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "read_filter", "translate", "match",
-           "same_call_neighbours", "collection_specs", "Node", "INDEXES"]
+__all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "content_key", "batch_of", "read_filter", "translate", "match",
+           "collection_specs", "Node", "INDEXES"]
 
 Node = bool | models.Condition  # True / False: the filter does not depend on the record
 PENDING, CURRENT, CLOSED = "pending", "current", "closed"
@@ -47,7 +48,7 @@ INDEXES = {
                  **dict.fromkeys(["agent_id", "run_id", "scope", "id", "hash", "status", "categories",
                                   "metadata_keys", "metadata_nulls"], _KEYWORD),
                  **dict.fromkeys(["created_at", "updated_at", "valid_from", "valid_to"], _FLOAT),
-                 "txn": _INTEGER, "written": _INTEGER},
+                 "txn": _INTEGER, "written": _INTEGER, "batch_id": _KEYWORD},
     "events": {"memory_id": _KEYWORD, "batch_id": _KEYWORD, "txn": _INTEGER, "seq": _INTEGER,
                "pending": models.PayloadSchemaType.BOOL},
     "journal": {"state": _KEYWORD, "memory_ids": _KEYWORD},
@@ -58,6 +59,11 @@ INDEXES = {
 
 def scope_key(scope: Scope) -> str:
     return json.dumps([scope.user_id, scope.agent_id, scope.run_id])
+
+
+def content_key(record: MemoryRecord) -> str:
+    """A journal key for "this text, current in this scope": writers adding the same text clash on it."""
+    return "content:" + hashlib.sha256(f"{scope_key(record.scope)}\x00{record.hash}".encode()).hexdigest()
 
 
 # -- payload ------------------------------------------------------------------------------------------------
@@ -71,7 +77,7 @@ def to_payload(record: MemoryRecord, *, status: str, txn: int, written: int) -> 
         "metadata_keys": _paths(record.metadata), "metadata_nulls": nulls, "source": list(record.source),
         "folded": _folded(record, metadata), "created_at": record.created_at, "updated_at": record.updated_at,
         "valid_from": record.valid_from, "valid_to": record.valid_to, "superseded_by": record.superseded_by,
-        "status": status, "txn": txn, "written": written,
+        "status": status, "txn": txn, "written": written, "batch_id": record.batch_id, "position": record.position,
     }
     if metadata != record.metadata:
         payload["metadata_json"] = json.dumps(record.metadata, ensure_ascii=False)
@@ -88,7 +94,15 @@ def to_record(payload: dict[str, Any], version: int) -> MemoryRecord:
         source=tuple(payload.get("source") or ()), created_at=payload["created_at"],
         updated_at=payload["updated_at"], valid_from=payload["valid_from"], valid_to=payload.get("valid_to"),
         superseded_by=payload.get("superseded_by"),
+        # versions written before batches were recorded: grouped by created_at, as they were then
+        batch_id=batch_of(payload),
+        position=payload["position"] if payload.get("position") is not None else payload.get("written"),
     )
+
+
+def batch_of(payload: dict[str, Any]) -> str | None:
+    """A version's batch; versions written before batches were recorded are grouped by created_at, as then."""
+    return payload["batch_id"] if "batch_id" in payload else f"legacy-{payload['created_at']}"
 
 
 def collection_specs(embedder: str, dimension: int, cluster: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -116,25 +130,6 @@ def to_event(p: dict[str, Any]) -> Event:
                  old_text=p["old_text"], new_text=p["new_text"], reason=p["reason"], source=tuple(p["source"]),
                  old_version=p["old_version"], new_version=p["new_version"], actor=p["actor"], seq=p["seq"])
 
-
-def same_call_neighbours(points: list[Any], admitted: set[int], versions: list[int],
-                         window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
-    """`points`: a scope's versions stamped like the wanted ones; in write order, each wanted version's nearest
-    admitted ones with its created_at on either side (the SQLite store walks its write-ordered matrix alike)."""
-    calls: dict[float, list[Any]] = {}
-    for point in sorted(points, key=lambda p: p.payload["written"]):
-        calls.setdefault(point.payload["created_at"], []).append(point)
-    found = {}
-    for version in versions:
-        group = next((g for g in calls.values() if any(int(p.id) == version for p in g)), None)
-        if group is None:
-            continue
-        at = next(i for i, p in enumerate(group) if int(p.id) == version)
-        before = [to_record(p.payload, int(p.id)) for p in reversed(group[:at]) if int(p.id) in admitted][:window]
-        after = [to_record(p.payload, int(p.id)) for p in group[at + 1:] if int(p.id) in admitted][:window]
-        found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
-                          for d in range(window)]
-    return found
 
 
 def _clean(value: Any, path: str | None = "", nulls: list[str] | None = None) -> tuple[Any, list[str]]:

@@ -89,6 +89,16 @@ def m002_sessions(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX turns_session ON turns(session_id, seq)")
 
 
+@migration
+def m003_batches(db: sqlite3.Connection) -> None:
+    # Which write (batch) wrote a version, and its place in that write: conversational context follows these,
+    # never equal timestamps. Versions written before this migration: one batch per (scope, created_at), as
+    # they were grouped then, in write order.
+    db.execute("ALTER TABLE memories ADD COLUMN batch_id TEXT")
+    db.execute("ALTER TABLE memories ADD COLUMN position INTEGER")
+    db.execute("UPDATE memories SET batch_id = 'legacy-' || created_at, position = rowid")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

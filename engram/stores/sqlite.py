@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
-from engram.stores.base import ChangeSet, Criteria, Store
+from engram.errors import Conflict, CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.ownership import check_write
+from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
 from engram.stores.sparse import STOPWORDS
@@ -31,7 +34,7 @@ __all__ = ["SQLiteStore"]
 
 _COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-    "created_at, updated_at, valid_from, valid_to, superseded_by"
+    "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position"
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -61,7 +64,7 @@ class SQLiteStore(SessionTables, Store):
         self._lock = threading.RLock()
         self._cache = MatrixCache(cache_rows)
         self._db = self._connect(timeout)
-        self._dimension: int | None = None
+        self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
 
     # -- opening -----------------------------------------------------------------------------------------
 
@@ -71,21 +74,36 @@ class SQLiteStore(SessionTables, Store):
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise CorruptStore(f"{self.path} is not a SQLite database")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        while True:  # several processes may create the same new database at once: a lock means wait, not corrupt
+            try:
+                return self._open(timeout)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.path} stayed locked by another process for {timeout:.0f} s") from exc
+                time.sleep(random.uniform(0.005, 0.05))
+            except sqlite3.DatabaseError as exc:
+                raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
-            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and "engram_migrations" not in tables:
-                db.close()
                 raise CorruptStore(f"{self.path} is a SQLite database but not an engram one (tables: {sorted(tables)[:5]})")
             migrate(db)
             app = db.execute("SELECT value FROM engram_meta WHERE key='app'").fetchone()
             if not app or app[0] != APP_ID:
                 raise CorruptStore(f"{self.path} is not an engram database")
-        except sqlite3.DatabaseError as exc:
-            raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
         return db
 
     @contextmanager
@@ -126,65 +144,105 @@ class SQLiteStore(SessionTables, Store):
                     f"(dimension {rows.get('dimension')}); this engram is configured with {name!r} "
                     f"(dimension {dimension}). Use the same embedder, or another data directory."
                 )
-        self._dimension = dimension
+        self._binding = (name, dimension)
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
-        inserted: list[MemoryRecord] = []
-        changed: list[MemoryRecord] = []  # closed or reopened versions, as they are after this write
-        with self._write() as db:
-            closed: dict[str, int] = {}
-            for close in changes.closes:
-                row = db.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE id=? AND valid_to IS NULL", (close.memory_id,)
-                ).fetchone()
-                if row is None or (close.version is not None and row[0] != close.version):
-                    raise NotFound(f"memory {close.memory_id} has no current version"
-                                   + ("" if close.version is None else f" {close.version}"))
-                record = _record(row)
-                ended = replace(record, valid_to=max(close.valid_to, record.valid_from), superseded_by=close.superseded_by)
-                db.execute("UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
-                           (ended.valid_to, ended.superseded_by, record.version))
-                db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
-                closed[record.id] = record.version  # type: ignore[assignment]
-                changed.append(ended)
-            for version in changes.reopens:
-                row = db.execute(f"SELECT {_COLUMNS} FROM memories WHERE rowid=?", (version,)).fetchone()
-                if row is None:
-                    raise NotFound(f"no version {version} to reopen")
-                record = _record(row)
-                if db.execute("SELECT 1 FROM memories WHERE id=? AND valid_to IS NULL", (record.id,)).fetchone():
-                    raise StoreError(f"memory {record.id} already has a current version; cannot reopen {version}")
-                db.execute("UPDATE memories SET valid_to=NULL, superseded_by=NULL WHERE rowid=?", (version,))
-                db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, True), version))
-                changed.append(replace(record, valid_to=None, superseded_by=None))
-            versions: dict[str, int] = {}
-            for record, vector in changes.inserts:
-                version = self._insert(db, record, vector)
-                versions[record.id] = version
-                inserted.append(_with_version(record, version))
-            for event in changes.events:
-                self._log(db, event, closed.get(event.memory_id), versions.get(event.memory_id))
-            cached = self._cache.keys_touching(inserted + changed)
-            before = {key: self._scope_version(db, Scope(*key)) for key in cached}
-            seq = self._bump(db, {f"{k}\x00{v}" for r in inserted + changed for k, v in r.scope.items()})
-        vectors = [np.asarray(v, dtype=np.float32) for _, v in changes.inserts]
-        with self._lock:
-            self._cache.patch(before, seq, list(zip(inserted, vectors)), changed)
-        return inserted
+        with self._lock:  # held until the cache is patched too
+            with self._write() as db:
+                stored, kept, changed, before, seq = self._apply(db, changes)
+            self._cache.patch(before, seq, [(stored[i], np.asarray(v, dtype=np.float32)) for i, v in kept], changed)
+        return [stored[i] for i in range(len(changes.inserts))]
 
-    def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray) -> int:
+    def _apply(self, db: sqlite3.Connection, changes: ChangeSet) -> tuple[dict[int, MemoryRecord], list, list, dict, int]:
+        dimension = self._binding_in(db) if changes.inserts else 0
+        closed, changed = self._close(db, changes)
+        changed += self._reopen(db, changes.reopens)
+        referenced = set(closed) | {c.superseded_by for c in changes.closes if c.superseded_by}
+        twins = deduplicate(changes.inserts, lambda scope, hashes: self._twins(db, scope, hashes),
+                            referenced) if changes.dedup else {}
+        kept = [(i, vector) for i, (_, vector) in enumerate(changes.inserts) if i not in twins]
+        check_write(changes.owner, closed, [changes.inserts[i][0] for i, _ in kept])
+        stored: dict[int, MemoryRecord] = dict(twins)
+        versions: dict[str, int] = {}
+        for i, vector in kept:
+            record = changes.inserts[i][0]
+            versions[record.id] = self._insert(db, record, vector, dimension)
+            stored[i] = _with_version(record, versions[record.id])
+        skipped = {changes.inserts[i][0].id for i in twins}  # a duplicate's events go with it
+        for event in changes.events:
+            if event.memory_id not in skipped:
+                old = closed.get(event.memory_id)
+                self._log(db, event, old.version if old else None, versions.get(event.memory_id))
+        if changes.saved is not None:
+            self._mark(db, *changes.saved)
+        inserted = [stored[i] for i, _ in kept]
+        cached = self._cache.keys_touching(inserted + changed)
+        before = {key: self._scope_version(db, Scope(*key)) for key in cached}
+        seq = self._bump(db, {f"{k}\x00{v}" for r in inserted + changed for k, v in r.scope.items()})
+        return stored, kept, changed, before, seq
+
+    def _close(self, db: sqlite3.Connection, changes: ChangeSet) -> tuple[dict[str, MemoryRecord], list[MemoryRecord]]:
+        """End the current versions the change set names, each as it was read inside this write."""
+        closed: dict[str, MemoryRecord] = {}
+        changed: list[MemoryRecord] = []
+        for close in changes.closes:
+            row = db.execute(f"SELECT {_COLUMNS} FROM memories WHERE id=? AND valid_to IS NULL", (close.memory_id,)).fetchone()
+            if row is None or close.memory_id in closed:
+                raise NotFound(f"memory {close.memory_id} has no current version")
+            record = _record(row)
+            if close.version is not None and record.version != close.version:
+                raise Conflict(f"memory {close.memory_id} changed: version {close.version} is no longer the current one")
+            ended = replace(record, valid_to=max(close.valid_to, record.valid_from), superseded_by=close.superseded_by)
+            db.execute("UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
+                       (ended.valid_to, ended.superseded_by, record.version))
+            db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
+            closed[record.id] = record
+            changed.append(ended)
+        return closed, changed
+
+    def _reopen(self, db: sqlite3.Connection, versions: list[int]) -> list[MemoryRecord]:
+        changed = []
+        for version in versions:
+            row = db.execute(f"SELECT {_COLUMNS} FROM memories WHERE rowid=?", (version,)).fetchone()
+            if row is None:
+                raise NotFound(f"no version {version} to reopen")
+            record = _record(row)
+            if db.execute("SELECT 1 FROM memories WHERE id=? AND valid_to IS NULL", (record.id,)).fetchone():
+                raise StoreError(f"memory {record.id} already has a current version; cannot reopen {version}")
+            db.execute("UPDATE memories SET valid_to=NULL, superseded_by=NULL WHERE rowid=?", (version,))
+            db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, True), version))
+            changed.append(replace(record, valid_to=None, superseded_by=None))
+        return changed
+
+    def _binding_in(self, db: sqlite3.Connection) -> int:
+        """The bound dimension, read inside the write: another handle may have reset the store meanwhile (then
+        this handle's embedder binds it again) or bound it to another embedder (then nothing is written)."""
+        rows = dict(db.execute("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
+        if not rows:
+            if self._binding is None:
+                raise StoreError("no embedder is bound to this store yet: call bind_embedder() first")
+            db.executemany("INSERT INTO engram_meta VALUES (?, ?)",
+                           [("embedder", self._binding[0]), ("dimension", str(self._binding[1]))])
+            return self._binding[1]
+        held = (rows.get("embedder", "?"), int(rows.get("dimension", 0)))
+        if self._binding is not None and held != self._binding:
+            raise EmbedderMismatch(f"{self.path} is now bound to embedder {held[0]!r} (dimension {held[1]}), not to "
+                                   f"{self._binding[0]!r}: another handle reset the store and wrote with another embedder")
+        return held[1]
+
+    def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, dimension: int) -> int:
         blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-        if self._dimension is not None and len(blob) != 4 * self._dimension:
-            raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {self._dimension}")
+        if len(blob) != 4 * dimension:
+            raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {dimension}")
         cursor = db.execute(
             "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-            "created_at, updated_at, valid_from, valid_to, superseded_by, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
                 json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
                 json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
-                record.valid_to, record.superseded_by, blob,
+                record.valid_to, record.superseded_by, record.batch_id, record.position, blob,
             ),
         )
         version = cursor.lastrowid
@@ -234,15 +292,24 @@ class SQLiteStore(SessionTables, Store):
         return _record(rows[0]) if rows else None
 
     def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
-        if not hashes:
-            return {}
-        marks = ",".join("?" * len(hashes))
-        rows = self._read(
-            f"SELECT {_COLUMNS} FROM memories WHERE valid_to IS NULL AND hash IN ({marks}) "
-            "AND user_id IS ? AND agent_id IS ? AND run_id IS ?",
-            (*hashes, scope.user_id, scope.agent_id, scope.run_id),
-        )
-        return {record.hash: record for record in map(_record, rows)}
+        with self._lock:
+            try:
+                return self._twins(self._db, scope, hashes)
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
+    @staticmethod
+    def _twins(db: sqlite3.Connection, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
+        found: dict[str, MemoryRecord] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE valid_to IS NULL AND hash IN ({','.join('?' * len(chunk))}) "
+                "AND user_id IS ? AND agent_id IS ? AND run_id IS ?",
+                (*chunk, scope.user_id, scope.agent_id, scope.run_id),
+            ).fetchall()
+            found.update((record.hash, record) for record in map(_record, rows))
+        return found
 
     def _matrix(self, scope: Scope) -> ScopeMatrix:
         with self._lock:
@@ -258,64 +325,71 @@ class SQLiteStore(SessionTables, Store):
             f"SELECT {_COLUMNS}, vector FROM memories WHERE {where} ORDER BY rowid",
             tuple(value for _, value in scope.items()),
         )
-        dimension = self._dimension or (len(rows[0][-1]) // 4 if rows else 1)
-        vectors = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
+        dimension = len(rows[0][-1]) // 4 if rows else (self._binding[1] if self._binding else 1)
+        if self._binding is not None and rows and dimension != self._binding[1]:
+            raise EmbedderMismatch(f"{self.path} holds vectors of dimension {dimension}; this handle's embedder "
+                                   f"{self._binding[0]!r} makes {self._binding[1]} (another handle reset the store)")
+        try:
+            vectors = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
+        except ValueError as exc:
+            raise CorruptStore(f"{self.path} holds vectors of several dimensions: {exc}") from exc
         return ScopeMatrix([_record(row[:-1]) for row in rows], vectors, version)
 
+    # Matrices are patched in place by this handle's writes: every read of one holds the lock, so a search in
+    # one thread never sees a matrix half-grown by a write in another.
+
     def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:
-        matrix = self._matrix(criteria.scope)
-        rows = np.flatnonzero(matrix.mask(criteria))
-        records = sorted((matrix.records[i] for i in rows), key=lambda r: (r.updated_at, r.version or 0), reverse=True)
+        with self._lock:
+            matrix = self._matrix(criteria.scope)
+            records = [matrix.records[i] for i in np.flatnonzero(matrix.mask(criteria))]
+        records.sort(key=lambda r: (r.updated_at, r.version or 0), reverse=True)
         return records if limit is None else records[:limit]
 
     def dense(self, vector: np.ndarray, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
-        matrix = self._matrix(criteria.scope)
-        return matrix.top(np.asarray(vector, dtype=np.float32), matrix.mask(criteria), k)
+        with self._lock:
+            matrix = self._matrix(criteria.scope)
+            return matrix.top(np.asarray(vector, dtype=np.float32), matrix.mask(criteria), k)
 
     def keyword(self, text: str, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
+        """FTS5 restricted to the first scope field's token; rows of the scope's other agents/runs or failing
+        the criteria are dropped after, so pages are read until k are admitted or the matches run out."""
         terms = keyword_query(text)
         if terms is None or k <= 0:
             return []
-        matrix = self._matrix(criteria.scope)
-        keep = matrix.mask(criteria)
         name, value = criteria.scope.items()[0]
         restrict = _scope_token(name, value) + ("c" if criteria.as_of is None else "")
         match = f"scope : {restrict} AND text : ({terms})"
-        # Over-fetch: rows of other agents/runs of this user, or failing the filter, are dropped after.
-        rows = self._read(
-            "SELECT rowid, bm25(memories_fts, 1.0, 0.0) FROM memories_fts WHERE memories_fts MATCH ? "
-            "ORDER BY bm25(memories_fts, 1.0, 0.0) LIMIT ?",
-            (match, max(4 * k, 100)),
-        )
-        hits = []
-        for rowid, rank in rows:
-            position = matrix.position.get(rowid)
-            if position is not None and keep[position]:
-                hits.append((matrix.records[position], -float(rank)))
-                if len(hits) == k:
+        hits: list[tuple[MemoryRecord, float]] = []
+        with self._lock:
+            matrix = self._matrix(criteria.scope)
+            keep = matrix.mask(criteria)
+            page, offset = max(4 * k, 100), 0
+            while len(hits) < k:
+                rows = self._read(
+                    "SELECT rowid, bm25(memories_fts, 1.0, 0.0) FROM memories_fts WHERE memories_fts MATCH ? "
+                    "ORDER BY bm25(memories_fts, 1.0, 0.0), rowid LIMIT ? OFFSET ?", (match, page, offset))
+                for rowid, rank in rows:
+                    position = matrix.position.get(rowid)
+                    if position is not None and keep[position]:
+                        hits.append((matrix.records[position], -float(rank)))
+                if len(rows) < page:
                     break
-        return hits
+                offset, page = offset + page, page * 4
+        return hits[:k]
 
     def neighbours(self, versions: list[int], criteria: Criteria,
                    window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
-        """For each version, the admitted records the same add() call wrote just before and just after it:
-        [(before, after) at distance 1, ..., window], None where there is none. The turns around a message."""
-        matrix = self._matrix(criteria.scope)
-        keep = matrix.mask(criteria)
-        found = {}
-        for version in versions:
-            i = matrix.position.get(version)
-            if i is None:
-                continue
-            before = _same_call(matrix, keep, i, -1, window)
-            after = _same_call(matrix, keep, i, 1, window)
-            found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
-                              for d in range(window)]
-        return found
+        with self._lock:
+            matrix = self._matrix(criteria.scope)
+            keep = matrix.mask(criteria)
+            admitted = {matrix.records[i].version for i in np.flatnonzero(keep)}
+            wanted = {matrix.records[i].batch_id for i in (matrix.position.get(v) for v in versions) if i is not None}
+            records = [r for batch in wanted if batch is not None for r in matrix.batch(batch)]
+        return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
 
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
-            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+            return np.zeros((0, self._binding[1] if self._binding else 0), dtype=np.float32)
         rows = dict(self._read(f"SELECT rowid, vector FROM memories WHERE rowid IN ({','.join('?' * len(versions))})",
                                tuple(versions)))
         missing = set(versions) - set(rows)
@@ -362,7 +436,7 @@ class SQLiteStore(SessionTables, Store):
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             self._bump(db, set(keys))
             self._cache.clear()
-        self._dimension = None
+        self._binding = None
 
     def close(self) -> None:
         with self._lock:
@@ -375,20 +449,12 @@ def _record(row: tuple) -> MemoryRecord:
         version=row[0], id=row[1], text=row[2], hash=row[3], user_id=row[4], agent_id=row[5], run_id=row[6],
         role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]), source=tuple(json.loads(row[10])),
         created_at=row[11], updated_at=row[12], valid_from=row[13], valid_to=row[14], superseded_by=row[15],
+        batch_id=row[16], position=row[17],
     )
 
 
-def _same_call(matrix: ScopeMatrix, keep: np.ndarray, start: int, step: int, count: int) -> list[MemoryRecord]:
-    """Up to `count` admitted rows from `start` in direction `step` written by the same add() call (rows are in
-    write order; one call stamps all its records with one created_at)."""
-    stamp = matrix.records[start].created_at
-    found: list[MemoryRecord] = []
-    i = start + step
-    while 0 <= i < len(matrix.records) and len(found) < count and matrix.records[i].created_at == stamp:
-        if keep[i]:
-            found.append(matrix.records[i])
-        i += step
-    return found
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return any(word in str(exc) for word in ("locked", "busy"))
 
 
 def _with_version(record: MemoryRecord, version: int) -> MemoryRecord:

@@ -46,9 +46,13 @@ class SessionTables:
 
     def mark_saved(self, session_id: str, scope: Scope, through_seq: int) -> None:
         with self._write() as db:
-            if not self._owned(session_id, scope, db):
-                raise NotFound(f"no session {session_id!r} in this scope")
-            db.execute("UPDATE turns SET saved=1 WHERE session_id=? AND seq<=?", (session_id, through_seq))
+            self._mark(db, session_id, scope, through_seq)
+
+    def _mark(self, db: sqlite3.Connection, session_id: str, scope: Scope, through_seq: int) -> None:
+        """Inside a write: every turn up to `through_seq` has been handed to add() (an apply's `saved`)."""
+        if not self._owned(session_id, scope, db):
+            raise NotFound(f"no session {session_id!r} in this scope")
+        db.execute("UPDATE turns SET saved=1 WHERE session_id=? AND seq<=?", (session_id, through_seq))
 
     def sessions(self, scope: Scope) -> list[dict[str, Any]]:
         where = " AND ".join(f"s.{name}=?" for name, _ in scope.items())
