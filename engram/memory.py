@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,7 +30,12 @@ from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now,
 __all__ = ["Memory", "AsyncMemory"]
 
 log = logging.getLogger("engram")
-_ATTEMPTS = 5  # writes decided on a state another writer changed meanwhile are decided again, this often
+_ATTEMPTS = 5  # an inferred add decided on a state another writer changed is decided again (LLM calls too)
+_RETRY_FOR = 30.0  # seconds a plain update/delete keeps retrying on the fresh version before raising Conflict
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
 def _known_already(results: list[dict[str, Any]], changes: ChangeSet, stored: list[MemoryRecord]) -> list[dict[str, Any]]:
@@ -98,6 +106,7 @@ class Memory:
             except Conflict:
                 if attempt == _ATTEMPTS - 1:
                     raise
+                _backoff(attempt)
                 continue
             results = _known_already(results, changes, stored)
             break
@@ -158,7 +167,8 @@ class Memory:
         when = None if timestamp is None else to_epoch(timestamp, "timestamp")
         digest = content_hash(text)
         vector = None
-        for attempt in range(_ATTEMPTS):
+        deadline = time.monotonic() + _RETRY_FOR
+        for attempt in itertools.count():
             old = self._current(memory_id)
             if expected_version is not None and old.version != expected_version:
                 raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
@@ -181,15 +191,17 @@ class Memory:
             try:
                 [stored] = self.store.apply(changes)
             except Conflict:
-                if expected_version is not None or attempt == _ATTEMPTS - 1:
+                if expected_version is not None or time.monotonic() > deadline:
                     raise
+                _backoff(attempt)
                 continue
             return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
         raise AssertionError("unreachable")
 
     def delete(self, memory_id: str, *, expected_version: int | None = None) -> dict[str, Any]:
         """Close a memory: it leaves search and listings, and stays in history(). Guarded like update()."""
-        for attempt in range(_ATTEMPTS):
+        deadline = time.monotonic() + _RETRY_FOR
+        for attempt in itertools.count():
             old = self._current(memory_id)
             if expected_version is not None and old.version != expected_version:
                 raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
@@ -200,8 +212,9 @@ class Memory:
                     events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
                 ))
             except Conflict:
-                if expected_version is not None or attempt == _ATTEMPTS - 1:
+                if expected_version is not None or time.monotonic() > deadline:
                     raise
+                _backoff(attempt)
                 continue
             return {"message": "Memory deleted successfully!", "id": old.id}
         raise AssertionError("unreachable")
