@@ -107,8 +107,8 @@ class Pipeline:
         out.rejected += rejected
         fresh = [d.text for d in decisions if d.op is Op.UPDATE and d.text not in out.vectors]
         out.vectors.update(zip(fresh, embedder.embed(fresh)))
-        for rejection in out.rejected:
-            log.warning("rejected a proposed operation: %s", rejection.to_dict())
+        if out.rejected:  # all of them are in the result; the log says how many and why the first was
+            log.warning("rejected %d proposed operation(s), the first: %s", len(out.rejected), out.rejected[0].to_dict())
         return out
 
     def _checked(self, facts: list[Fact], out: Proposed) -> list[Fact]:

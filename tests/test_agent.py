@@ -150,3 +150,25 @@ def test_a_store_failure_inside_a_tool_reaches_the_caller(agent: Agent, fake_ope
     fake_openai.script_chat(*turn(("search_memories", {"query": "anything"}), response="hm", save=False))
     with pytest.raises(StoreError, match="disk on fire"):
         agent.reply("alice", "what do you know?")
+
+
+def test_the_saved_mark_and_the_memories_land_in_one_write(agent: Agent, fake_openai: FakeOpenAI,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between storing the memories and marking the turns saved would extract the same turns twice."""
+    from engram.stores.sqlite import SQLiteStore
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the two writes")
+
+    monkeypatch.setattr(SQLiteStore, "mark_saved", crash)  # the mark as a write of its own
+    monkeypatch.setattr(SQLiteStore, "_mark", crash)  # the mark inside the memories' write
+    fake_openai.script_chat(*turn(response="Noted!", save=False))
+    agent.reply("alice", "I am vegan", session_id="s")
+    fake_openai.script_chat(facts("User is vegan"))
+    with pytest.raises(KeyboardInterrupt):
+        agent._save(agent_scope("alice"), "s")
+    assert agent.memory.get_all(user_id="alice")["results"] == []  # nothing stored without the mark
+    monkeypatch.undo()
+    fake_openai.script_chat(facts("User is vegan"))
+    assert [r["memory"] for r in agent._save(agent_scope("alice"), "s")["results"]] == ["User is vegan"]
+    assert all(t.saved for t in agent.memory.store.turns("s", agent_scope("alice")))

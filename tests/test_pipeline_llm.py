@@ -156,3 +156,58 @@ def test_react_reconciler_uses_the_same_tools_and_validation(home, embedder, fak
         assert current(m) == ["User now prefers tea"]
         assert out["usage"]["llm_calls"] == 5
         assert "rejected" in json.dumps(fake_openai.chat_requests[-2].body)  # the agent saw its bad id refused
+
+
+def test_hostile_llm_output_is_checked_like_user_input(llm_memory: Memory, fake_openai: FakeOpenAI) -> None:
+    huge, nul = "User likes " + "x" * 100_000, "User likes\x00tea"
+    many = [(f"User owns item number {i}", "personal") for i in range(5_000)]
+    fake_openai.script_chat(facts((huge, "other"), (nul, "other"), ("User likes tea", "preferences"), *many))
+    out = llm_memory.add("a long story", user_id="u")
+    stored = current(llm_memory, limit=100_000)
+    assert len(stored) == 50 and "User likes tea" in stored  # the two bad facts refused, then 50 kept
+    assert all(len(text) < 200 and "\x00" not in text for text in stored)
+    whys = [r["rejected_because"] for r in out["rejected"]]
+    assert sum("characters; the limit" in w for w in whys) == 1 and sum("NUL" in w for w in whys) == 1
+    assert sum("at most 50 facts" in w for w in whys) == 5_000 - 49
+    fake_openai.script_chat(facts(("User likes green tea", "preferences")),
+                            ops({"fact": 0, "op": "UPDATE", "memory_id": 0, "text": "User likes " + "y" * 200_000}))
+    out = llm_memory.add("green tea, actually", user_id="u")
+    assert [r["event"] for r in out["results"]] == ["ADD"] and "characters" in out["rejected"][0]["rejected_because"]
+    assert max(map(len, current(llm_memory, limit=100_000))) < 200
+
+
+def test_known_text_makes_no_llm_call(llm_memory: Memory, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_chat(facts(("User likes tea", "preferences")))
+    llm_memory.add("I like tea", user_id="u")
+    calls = fake_openai.count("/chat/completions")
+    llm_memory.add("I like tea", user_id="u", infer=False)  # the message itself, stored word for word
+    for text in ("I like tea", "User likes tea"):
+        out = llm_memory.add(text, user_id="u")
+        assert [r["event"] for r in out["results"]] == ["NOOP"] and out["usage"]["llm_calls"] == 0
+    assert fake_openai.count("/chat/completions") == calls
+    fake_openai.script_chat(facts(("User likes tea", "preferences")))  # a new message whose only fact is known
+    out = llm_memory.add("tea is what I like", user_id="u")
+    assert [r["event"] for r in out["results"]] == ["NOOP"] and out["usage"]["llm_calls"] == 1
+
+
+def test_each_fact_carries_the_messages_it_came_from(llm_memory: Memory, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_chat(dspy_reply(facts=[
+        {"text": "User has a dog named Rex", "category": "personal", "sources": [0]},
+        {"text": "User lives in Lyon", "category": "personal", "sources": [2, 99]},  # 99 does not exist
+        {"text": "User likes jazz", "category": "preferences"},  # cites nothing: every user message
+    ]))
+    messages = [{"role": "user", "content": "My dog Rex is great", "id": "m1"},
+                {"role": "assistant", "content": "Where do you live?", "id": "m2"},
+                {"role": "user", "content": "In Lyon, and I like jazz", "id": "m3"}]
+    llm_memory.add(messages, user_id="u")
+    sources = {r["memory"]: r["source"] for r in llm_memory.get_all(user_id="u")["results"]}
+    assert sources == {"User has a dog named Rex": ["m1"], "User lives in Lyon": ["m3"], "User likes jazz": ["m1", "m3"]}
+    conversation = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    assert '\\"id\\": 0' in conversation  # the LLM cites messages by their position
+
+
+def test_offline_facts_carry_their_own_message(memory: Memory) -> None:
+    memory.add([{"role": "user", "content": "I like tea", "id": "a"}, {"role": "user", "content": "I play chess", "id": "b"}],
+               user_id="u")
+    assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
+        "User likes tea": ["a"], "User plays chess": ["b"]}

@@ -282,3 +282,58 @@ def test_neighbours_follow_the_recorded_batch_and_position_not_timestamps(store:
     backwards = add(store, *[replace(record(f"step {i}", t=30.0), batch_id="b-rev", position=2 - i) for i in range(3)])
     middle = store.neighbours([backwards[1].version], criteria, 1)[backwards[1].version]  # type: ignore[index]
     assert [(b and b.text, a and a.text) for b, a in middle] == [("step 2", "step 0")]
+
+
+def test_keyword_search_returns_k_whenever_k_exist(store: Store) -> None:
+    """Rows of the same user that a narrower scope, a filter or a time excludes must not crowd out the k asked for."""
+    crowd = [record(f"coffee {i}", agent="a1") for i in range(300)]  # short texts: the best BM25 scores
+    wanted = [record(f"coffee with a long story around it number {i}", agent="a2", meta={"keep": True}) for i in range(5)]
+    for start in range(0, len(crowd), 100):
+        add(store, *crowd[start:start + 100])
+    add(store, *wanted)
+    for criteria in (Criteria(Scope(user_id="u", agent_id="a2")), Criteria(Scope(user_id="u"), parse_filters({"keep": True})),
+                     Criteria(Scope(user_id="u", agent_id="a2"), as_of=150.0)):
+        assert len(store.keyword("coffee", criteria, 5)) == 5, criteria
+
+
+def test_a_change_set_marks_chat_turns_saved_in_the_same_write(store: Store) -> None:
+    from engram.types import Turn
+
+    scope = Scope(user_id="u")
+    turns = store.append_turns("s1", scope, [Turn("user", "I like tea", 1.0), Turn("assistant", "noted", 2.0)])
+    with pytest.raises(NotFound):  # the write fails: the turns stay unsaved, nothing is stored
+        store.apply(ChangeSet(inserts=[(record("likes tea"), vec(1))], closes=[Close("missing", 5.0)],
+                              saved=("s1", scope, turns[-1].seq)))  # type: ignore[arg-type]
+    assert [t.saved for t in store.turns("s1", scope)] == [False, False] and store.select(Criteria(scope)) == []
+    add_and_mark = ChangeSet(inserts=[(record("likes tea"), vec(1))], saved=("s1", scope, turns[0].seq))  # type: ignore[arg-type]
+    store.apply(add_and_mark)
+    assert [t.saved for t in store.turns("s1", scope)] == [True, False]
+    assert [r.text for r in store.select(Criteria(scope))] == ["likes tea"]
+
+
+def test_a_second_handles_reset_never_lets_vectors_of_two_sizes_mix(make_store: Callable[[Path], Store], tmp_path: Path) -> None:
+    first, second = make_store(tmp_path), make_store(tmp_path)
+    first.bind_embedder("test-embedder", DIM)
+    add(first, record("likes tea"))
+    second.bind_embedder("test-embedder", DIM)
+    second.reset()
+    other = make_store(tmp_path)
+    other.bind_embedder("small-embedder", 4)
+    other.apply(ChangeSet(inserts=[(record("likes jazz"), np.ones(4, dtype=np.float32) / 2)]))
+    with pytest.raises(EmbedderMismatch):
+        add(first, record("likes coffee"))
+    assert [r.text for r in other.select(Criteria(Scope(user_id="u")))] == ["likes jazz"]
+    assert other.dense(np.ones(4, dtype=np.float32) / 2, Criteria(Scope(user_id="u")), 5)[0][0].text == "likes jazz"
+    for store in (first, second, other):
+        store.close()
+
+
+def test_a_reset_by_another_handle_is_bound_again_by_the_next_writer(make_store: Callable[[Path], Store], tmp_path: Path) -> None:
+    first, second = make_store(tmp_path), make_store(tmp_path)
+    first.bind_embedder("test-embedder", DIM)
+    second.bind_embedder("test-embedder", DIM)
+    second.reset()
+    add(first, record("likes tea"))
+    assert [r.text for r in second.select(Criteria(Scope(user_id="u")))] == ["likes tea"]
+    first.close()
+    second.close()

@@ -1,0 +1,57 @@
+"""SQLite-specific promises: concurrent creation of one file, and per-write costs that ignore other users."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from engram.stores.base import ChangeSet
+from engram.stores.matrix import MatrixCache, ScopeMatrix
+from engram.stores.sqlite import SQLiteStore
+from engram.types import MemoryRecord, Scope
+
+OPENER = textwrap.dedent("""
+    import sys, time
+    from engram.stores.sqlite import SQLiteStore
+    path, start = sys.argv[1], float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))
+    store = SQLiteStore(path)
+    store.bind_embedder("e", 4)
+    store.close()
+""")
+
+
+def test_eight_processes_creating_one_new_database_all_succeed(tmp_path: Path) -> None:
+    for round_ in range(3):
+        path, start = tmp_path / f"new{round_}.db", time.time() + 3
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(start)], stderr=subprocess.PIPE, text=True)
+                 for _ in range(8)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 8, errors
+        store = SQLiteStore(path)
+        assert store.count() == 0
+        store.close()
+
+
+class NoWalking(OrderedDict):
+    def __iter__(self):
+        raise AssertionError("a write walked every cached scope")
+
+
+def test_a_write_never_walks_every_cached_scope(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "e.db")
+    store.bind_embedder("e", 4)
+    cache: MatrixCache = store._cache
+    for user in range(1000):
+        cache.get((f"user{user}", None, None), 0, lambda: ScopeMatrix([], np.zeros((0, 4), np.float32), 0))
+    cache._entries = NoWalking(cache._entries)
+    record = MemoryRecord(id="m", text="likes tea", hash="h", user_id="user7", created_at=1.0, updated_at=1.0, valid_from=1.0)
+    store.apply(ChangeSet(inserts=[(record, np.ones(4, np.float32) / 2)], owner=Scope("user7")))
+    assert cache.keys_touching([record]) == {("user7", None, None)}
+    store.close()
