@@ -55,3 +55,42 @@ def test_a_write_never_walks_every_cached_scope(tmp_path: Path) -> None:
     store.apply(ChangeSet(inserts=[(record, np.ones(4, np.float32) / 2)], owner=Scope("user7")))
     assert cache.keys_touching([record]) == {("user7", None, None)}
     store.close()
+
+
+def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_rows(tmp_path: Path) -> None:
+    """The IndexError once seen with 200 async tasks, made deterministic: a write starts while keyword search
+    holds a mask of the cached matrix."""
+    import threading
+
+    from engram.stores.base import Criteria
+    from engram.stores.matrix import ScopeMatrix as Matrix
+
+    store = SQLiteStore(tmp_path / "r.db")
+    store.bind_embedder("e", 4)
+
+    def rec(i: int) -> MemoryRecord:
+        return MemoryRecord(id=f"m{i}", text=f"coffee note {i}", hash=f"h{i}", user_id="u", created_at=1.0,
+                            updated_at=1.0, valid_from=1.0, batch_id=f"b{i}", position=0)
+
+    store.apply(ChangeSet(inserts=[(rec(0), np.ones(4, np.float32) / 2)]))
+    criteria = Criteria(Scope("u"))
+    mask, writes = Matrix.mask, []
+
+    def mask_then_write(self, c):
+        keep = mask(self, c)
+        if not writes:
+            writer = threading.Thread(target=lambda: store.apply(ChangeSet(inserts=[(rec(1), np.ones(4, np.float32) / 2)])))
+            writes.append(writer)
+            writer.start()
+            writer.join(timeout=1.0)  # lands now, unless reads and writes of one handle exclude each other
+        return keep
+
+    Matrix.mask = mask_then_write  # type: ignore[method-assign]
+    try:
+        found = store.keyword("coffee", criteria, 10)
+    finally:
+        Matrix.mask = mask  # type: ignore[method-assign]
+        writes[0].join()
+    assert [r.text for r, _ in found] == ["coffee note 0"]
+    assert sorted(r.text for r, _ in store.keyword("coffee", criteria, 10)) == ["coffee note 0", "coffee note 1"]
+    store.close()
