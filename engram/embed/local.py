@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engram import private
 from engram.embed.base import Embedder
 from engram.errors import EmbedderError
 
@@ -114,18 +115,19 @@ def ensure_onnx(model_dir: Path, cache_dir: Path) -> Path:
     expected = {"format": EXPORT_FORMAT, "weights_bytes": (model_dir / "model.safetensors").stat().st_size}
     if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".export.lock", "w") as lock:
+    private.make_dirs(target.parent)
+    with open(target.parent / ".export.lock", "w", opener=private.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting: wait for it, then reuse its file
         if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
             return target
         partial = target.with_suffix(f".onnx.{os.getpid()}.tmp")
         try:
             _export(model_dir, partial)
+            os.chmod(partial, private.FILE_MODE)  # torch creates it with the umask's mode
             os.replace(partial, target)  # atomic: a crash mid-export never leaves a half file under the real name
         finally:
             partial.unlink(missing_ok=True)
-        stamp.write_text(json.dumps(expected))
+        private.write_text(stamp, json.dumps(expected))
     return target
 
 

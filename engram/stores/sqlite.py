@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.private import create_file
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
@@ -70,7 +71,7 @@ class SQLiteStore(SessionTables, Store):
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise CorruptStore(f"{self.path} is not a SQLite database")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_file(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
         try:
             db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
