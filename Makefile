@@ -4,9 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test bench
+.PHONY: setup strace demo test bench
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed strace
+
+# tests/test_offline.py traces a whole session with strace: installed where apt-get can (Debian, as root, as on
+# CI); elsewhere that test is skipped.
+strace:
+	@command -v strace >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y strace; \
+		else echo "strace is missing (apt-get install strace): tests/test_offline.py will be skipped"; fi; }
 
 # CPU torch first (it is only used once, to export the embedding model to ONNX): an unpinned torch
 # would pull gigabytes of CUDA packages.

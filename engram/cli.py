@@ -347,11 +347,11 @@ def export(ctx: typer.Context,
 
 def _export_file(memory: Memory, out: Path, user: str | None, agent: str | None, run: str | None) -> int:
     """Write to a temporary name and rename, so an interrupted export never looks like a complete one."""
-    from engram import transfer
+    from engram import private, transfer
 
     partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with open(partial, "w", encoding="utf-8") as fh:
+        with open(partial, "w", encoding="utf-8", opener=private.opener) as fh:  # 0600: memories are personal
             count = transfer.export_jsonl(memory, fh, user_id=user, agent_id=agent, run_id=run)
         os.replace(partial, out)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError
+from engram.private import make_dirs
 from engram.stores.base import Store
 
 __all__ = ["embedder_from", "store_from"]
@@ -40,5 +41,8 @@ def store_from(settings: Settings) -> Store:
         if settings.qdrant_url:
             return QdrantStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
                                collection=settings.qdrant_collection)
-        return QdrantStore(path=settings.qdrant_path or settings.home / "qdrant", collection=settings.qdrant_collection)
+        path = settings.qdrant_path or settings.home / "qdrant"
+        if str(path) != ":memory:":
+            make_dirs(path)  # 0700: qdrant-client writes its files with the umask's mode
+        return QdrantStore(path=path, collection=settings.qdrant_collection)
     raise ConfigError(f"unknown store {settings.store!r}; known: sqlite, qdrant")

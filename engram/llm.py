@@ -1,14 +1,13 @@
 """Running DSPy programs against the configured LLM: configuration, accounting, and errors at the boundary.
 
 DSPy (and LiteLLM under it) is imported on first use only: it costs ~0.5 s and engram must start without it.
-Before the import we point LiteLLM at its bundled cost map (no remote fetch) and DSPy's cache into engram's
-data directory; each LM is also built with cache=False, so nothing is written outside the data directory.
+Before the import engram.offline_env keeps LiteLLM from fetching anything and DSPy's cache in engram's data
+directory; each LM is also built with cache=False.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from engram.config import Settings
 from engram.errors import ConfigError, LLMError
+from engram.offline_env import prepare_dspy
 
 __all__ = ["Usage", "LLM", "import_dspy"]
 
@@ -24,10 +24,9 @@ _import_lock = threading.Lock()
 
 
 def import_dspy(home: Path) -> Any:
-    """Import dspy with engram's environment: no remote cost map, cache under `home`, quiet LiteLLM."""
+    """Import dspy with engram's environment (engram.offline_env.prepare_dspy) and a quiet LiteLLM."""
     with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        os.environ.setdefault("DSPY_CACHEDIR", str(home / "dspy_cache"))
+        prepare_dspy(home)
         try:
             import dspy
         except ImportError as exc:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from engram import private
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata
 from engram.types import Op, Scope, iso, to_epoch
@@ -239,12 +240,11 @@ def export_markdown(memory: Memory, out_dir: str | Path, *, user_id: str | None 
     by_user: dict[str | None, list[MemoryRecord]] = {}
     for record in current_records(memory, Scope(user_id=user_id) if user_id else None):
         by_user.setdefault(record.user_id, []).append(record)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private.make_dirs(out_dir)
     written = []
     for owner, records in sorted(by_user.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
         path = out / ("_no_user.md" if owner is None else f"{safe_filename(owner)}.md")
-        path.write_text(_markdown(owner, records), encoding="utf-8")
+        private.write_text(path, _markdown(owner, records))
         written.append(path)
     return written
 

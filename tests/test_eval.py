@@ -124,7 +124,7 @@ def test_retrieval_mode_end_to_end(tmp_path: Path, settings: Settings, embedder)
     assert by_question["What instrument is Ben learning?"]["retrieved"][0] in (["D1:4"], ["D2:2"])
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
     assert usage_table(report) is None  # no LLM: no usage table
-    paths = write_report(report, tmp_path / "out")
+    paths = write_report(report, tmp_path / "out", home=settings.home)
     assert json.loads(paths["json"].read_text())["groups"]["all"]["questions"] == 5
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

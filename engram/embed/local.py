@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engram import offline_env, private
 from engram.embed.base import Embedder
 from engram.errors import EmbedderError
 
@@ -62,7 +63,7 @@ class MiniLMEmbedder(Embedder):
         backend = self.backend
         if backend == "auto":
             try:
-                import onnxruntime  # noqa: F401
+                offline_env.import_onnxruntime()
             except ImportError:
                 backend = "sentence-transformers"
             else:
@@ -70,8 +71,9 @@ class MiniLMEmbedder(Embedder):
         return self._load_onnx() if backend == "onnx" else self._load_reference()
 
     def _load_onnx(self) -> Any:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        ort = offline_env.import_onnxruntime()
 
         model_dir = packaged_model_dir()
         onnx_path = ensure_onnx(model_dir, self.cache_dir)
@@ -94,12 +96,12 @@ class MiniLMEmbedder(Embedder):
         return run
 
     def _load_reference(self) -> Any:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise EmbedderError("neither onnxruntime nor sentence-transformers is installed") from exc
-        model = SentenceTransformer(str(packaged_model_dir()), device="cpu")
+        with offline_env.torch_offline(private.make_dirs(self.cache_dir)):
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise EmbedderError("neither onnxruntime nor sentence-transformers is installed") from exc
+            model = SentenceTransformer(str(packaged_model_dir()), device="cpu")
 
         def run(texts: list[str]) -> np.ndarray:
             return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
@@ -114,24 +116,24 @@ def ensure_onnx(model_dir: Path, cache_dir: Path) -> Path:
     expected = {"format": EXPORT_FORMAT, "weights_bytes": (model_dir / "model.safetensors").stat().st_size}
     if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".export.lock", "w") as lock:
+    private.make_dirs(target.parent)
+    with open(target.parent / ".export.lock", "w", opener=private.opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting: wait for it, then reuse its file
         if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == expected:
             return target
         partial = target.with_suffix(f".onnx.{os.getpid()}.tmp")
         try:
-            _export(model_dir, partial)
+            with offline_env.torch_offline(target.parent):
+                _export(model_dir, partial)
+            os.chmod(partial, private.FILE_MODE)  # torch creates it with the umask's mode
             os.replace(partial, target)  # atomic: a crash mid-export never leaves a half file under the real name
         finally:
             partial.unlink(missing_ok=True)
-        stamp.write_text(json.dumps(expected))
+        private.write_text(stamp, json.dumps(expected))
     return target
 
 
 def _export(model_dir: Path, out: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import torch
         from transformers import AutoModel

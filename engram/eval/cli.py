@@ -72,7 +72,7 @@ def locomo(
         report = evaluate_locomo(path, settings, infer=infer, answer=answer, conversations=conversation,
                                  config=config, answer_k=answer_k, judge_model=judge_model, chunk=infer_chunk,
                                  progress=_Bars(bars))
-    paths = write_report(report, out)
+    paths = write_report(report, out, home=settings.home)
     stdout().print(table(report))
     spent = usage_table(report)
     if spent is not None:

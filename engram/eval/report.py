@@ -73,12 +73,12 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def write_report(report: dict[str, Any], out: Path) -> dict[str, Path]:
-    """report.json and recall.png in `out` (created if needed)."""
+def write_report(report: dict[str, Any], out: Path, *, home: Path) -> dict[str, Path]:
+    """report.json and recall.png in `out` (created if needed); `home` is the data directory (matplotlib's cache)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "plot": out / "recall.png"}
     paths["json"].write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    plot(report, paths["plot"])
+    plot(report, paths["plot"], home=home)
     return paths
 
 
@@ -139,12 +139,11 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
+def plot(report: dict[str, Any], path: Path, *, home: Path) -> None:
     """Recall@k per category group as lines over k, written as a PNG (matplotlib, no display needed)."""
-    import matplotlib
+    from engram.offline_env import import_pyplot
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = import_pyplot(home)
 
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, group in report["groups"].items():

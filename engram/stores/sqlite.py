@@ -23,6 +23,7 @@ import numpy as np
 
 from engram.errors import Conflict, CorruptStore, EmbedderMismatch, NotFound, StoreError
 from engram.ownership import check_write
+from engram.private import create_file
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
@@ -73,7 +74,7 @@ class SQLiteStore(SessionTables, Store):
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise CorruptStore(f"{self.path} is not a SQLite database")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_file(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
         deadline = time.monotonic() + timeout
         while True:  # several processes may create the same new database at once: a lock means wait, not corrupt
             try:
