@@ -19,7 +19,8 @@ from engram.errors import InvalidInput
 
 __all__ = ["MAX_CATEGORIES", "MAX_CATEGORY_CHARS", "MAX_DEPTH", "MAX_LIST_LIMIT", "MAX_METADATA_CHARS", "MAX_SAFE_INT",
            "MAX_SEARCH_LIMIT", "Message", "check_categories", "check_id", "check_limit", "check_metadata",
-           "check_string", "check_text", "check_threshold", "parse_messages", "scalar_problem", "shown"]
+           "check_string", "check_text", "check_threshold", "parse_messages", "scalar_problem", "shown",
+           "string_problem"]
 
 ROLES = ("user", "assistant", "system", "tool")
 MAX_DEPTH = 32  # levels of nested dicts / lists in metadata, and of nested filter dicts
@@ -96,16 +97,31 @@ def _message(item: Any, where: str, max_chars: int) -> Message:
 
 
 def check_string(value: str, what: str) -> str:
-    """Refuse what cannot be written as UTF-8 (a lone surrogate) and NUL, which C libraries cut strings at."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidInput(f"{what} contains a lone surrogate ({shown(value[exc.start])} at {exc.start}); "
-                               "text must be valid Unicode") from None
-    if "\x00" in value:
-        raise InvalidInput(f"{what} contains a NUL character")
+    problem = string_problem(value)
+    if problem:
+        raise InvalidInput(f"{what} {problem}")
     return value
+
+
+def string_problem(value: str) -> str | None:
+    """What makes a text or id unfit to store: a lone surrogate (it cannot be written as UTF-8) or NUL (C
+    libraries cut strings there); None when there is nothing."""
+    at = _surrogate_at(value)
+    if at is not None:
+        return f"contains a lone surrogate ({shown(value[at])} at {at}); text must be valid Unicode"
+    if "\x00" in value:
+        return "contains a NUL character"
+    return None
+
+
+def _surrogate_at(value: str) -> int | None:
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 def check_text(text: Any, max_chars: int, what: str = "text") -> str:
@@ -127,21 +143,15 @@ def check_id(value: Any, what: str = "memory_id") -> None:
 
 def scalar_problem(value: Any) -> str | None:
     """Why `value` cannot be a metadata or filter scalar, or None when it can."""
-    if value is None or isinstance(value, (bool, str)):
-        return None if not isinstance(value, str) or value.isascii() else _unicode_problem(value)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if _surrogate_at(value) is None else "a string with a lone surrogate"
     if isinstance(value, int):
         return None if abs(value) <= MAX_SAFE_INT else "an integer beyond ±(2**53 - 1)"
     if isinstance(value, float):
         return None if math.isfinite(value) else "not a finite number"
     return f"of type {type(value).__name__}, not a string, number, boolean or null"
-
-
-def _unicode_problem(value: str) -> str | None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "a string with a lone surrogate"
-    return None
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
