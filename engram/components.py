@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError
 from engram.private import make_dirs
 from engram.stores.base import Store
 
-__all__ = ["embedder_from", "store_from"]
+__all__ = ["check_parts", "embedder_from", "store_from"]
+
+
+def check_parts(settings: Any, store: Any, embedder: Any) -> None:
+    """Parts handed to Memory(...) are objects of the right kind: a name given where an object belongs is a
+    ConfigError now, not an AttributeError at the first call."""
+    if settings is not None and not isinstance(settings, Settings):
+        raise ConfigError(f"settings must be an engram.config.Settings, not {type(settings).__name__}; "
+                          "use Memory(Settings.load(...)) or keyword settings such as Memory(home=...)")
+    for what, part, kind in (("store", store, Store), ("embedder", embedder, Embedder)):
+        if part is not None and not isinstance(part, kind):
+            raise ConfigError(f"{what}= takes a {kind.__name__} object, not {type(part).__name__}; to choose "
+                              f"one by name, use Memory(Settings.load({what}=...)) or ENGRAM_{what.upper()}")
 
 
 def embedder_from(settings: Settings) -> Embedder:

@@ -6,6 +6,7 @@ below, flat or in tables (`[embedder] model = "..."` is `embedder_model`).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engram.errors import ConfigError
+from engram.inputs import MAX_SEARCH_LIMIT
 
 __all__ = ["Settings"]
 
@@ -83,6 +85,7 @@ class Settings:
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
 _ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight"}
+_MAXIMUM = {"search_limit": MAX_SEARCH_LIMIT, "search_pool": MAX_SEARCH_LIMIT}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -94,8 +97,12 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"setting {name} cannot be empty")
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConfigError(f"setting {name} must be a finite number, got {value!r}")
             if number < 0 or (number == 0 and name not in _ZERO_ALLOWED):
                 raise ConfigError(f"setting {name} must be positive, got {value!r}")
+            if number > _MAXIMUM.get(name, math.inf):
+                raise ConfigError(f"setting {name} is at most {_MAXIMUM[name]:,}, got {value!r}")
             return number
         if "Path" in kind:
             return Path(str(value)).expanduser()

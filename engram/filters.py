@@ -9,7 +9,8 @@
     {"topic": "*"}                                     the key exists
 
 Operators: eq, ne, in, nin, gt, gte, lt, lte, contains, icontains. Scope keys (user_id, agent_id, run_id)
-at the top level are taken out by `Scope.build`; anywhere else they are ordinary fields.
+at the top level are taken out by `Scope.build`; anywhere else they are ordinary fields. Values are what
+metadata may hold (inputs.scalar_problem); a filter nests at most MAX_DEPTH dicts and holds MAX_TERMS terms.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from engram.errors import InvalidFilter, InvalidInput
+from engram.inputs import MAX_DEPTH, scalar_problem, shown
 from engram.types import SCOPE_FIELDS, MemoryRecord, to_epoch
 
-__all__ = ["Filter", "Cond", "And", "Or", "Not", "ALL", "parse_filters", "TIME_FIELDS"]
+__all__ = ["ALL", "MAX_TERMS", "TIME_FIELDS", "And", "Cond", "Filter", "Not", "Or", "parse_filters"]
 
 TIME_FIELDS = ("created_at", "updated_at", "valid_from", "valid_to")
 RECORD_FIELDS = (*SCOPE_FIELDS, *TIME_FIELDS, "id", "hash", "role", "memory", "categories")
 OPERATORS = ("eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains", "icontains")
+MAX_TERMS = 1_000  # conditions in one filter, each value of an in/nin list counting as one
 _MISSING = object()
 
 
@@ -134,70 +137,98 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
 
 
 def parse_filters(filters: dict[str, Any] | None, *, drop_scope: bool = True) -> Filter:
-    """Parse a Mem0-style filter dict; raises InvalidFilter with the offending part named."""
+    """Parse a Mem0-style filter dict; raises InvalidFilter with the offending part named. A filter nests at
+    most MAX_DEPTH dicts and holds at most MAX_TERMS conditions, each value of an in/nin list counting as one."""
     if filters is None:
         return ALL
-    if not isinstance(filters, dict):
-        raise InvalidFilter(f"filters must be a dict, got {type(filters).__name__}")
-    parts: list[Filter] = []
-    for key, value in filters.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidFilter(f"filter keys must be non-empty strings, got {key!r}")
-        if drop_scope and key in SCOPE_FIELDS:
-            continue
-        logic = key.lstrip("$").upper()
-        if logic in ("AND", "OR", "NOT"):
-            parts.append(_parse_logic(logic, value))
-        else:
-            parts.append(_parse_field(key, value))
-    if not parts:
-        return ALL
-    return parts[0] if len(parts) == 1 else And(tuple(parts))
+    return _Reader().filter(filters, drop_scope, 1)
 
 
-def _parse_logic(op: str, value: Any) -> Filter:
-    items = [value] if op == "NOT" and isinstance(value, dict) else value
-    if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
-        raise InvalidFilter(f"{op} takes a non-empty list of filter dicts, got {value!r}")
-    parsed = tuple(parse_filters(item, drop_scope=False) for item in items)
-    if op == "AND":
-        return And(parsed)
-    if op == "OR":
-        return Or(parsed)
-    return Not(Or(parsed))
+class _Reader:
+    """One parse: counts the terms read so far, so a huge filter is refused before it is all converted."""
 
+    def __init__(self) -> None:
+        self.terms = 0
 
-def _parse_field(name: str, spec: Any) -> Filter:
-    if spec == "*":
-        return Cond(name, "exists")
-    if not isinstance(spec, dict):
-        return Cond(name, "eq", _coerce(name, "eq", spec))
-    if not spec:
-        raise InvalidFilter(f"filter on {name!r} has no operator")
-    conds = []
-    for op, value in spec.items():
-        if op.startswith("$"):
-            op = op[1:]
-        if op not in OPERATORS:
-            raise InvalidFilter(f"unknown operator {op!r} on {name!r}; known: {', '.join(OPERATORS)}")
-        conds.append(Cond(name, op, _coerce(name, op, value)))
-    return conds[0] if len(conds) == 1 else And(tuple(conds))
+    def spend(self, terms: int) -> None:
+        self.terms += terms
+        if self.terms > MAX_TERMS:
+            raise InvalidFilter(f"a filter holds at most {MAX_TERMS:,} conditions (each in/nin value counts as one)")
+
+    def filter(self, filters: Any, drop_scope: bool, depth: int) -> Filter:
+        if not isinstance(filters, dict):
+            raise InvalidFilter(f"filters must be a dict, got {type(filters).__name__}")
+        if depth > MAX_DEPTH:
+            raise InvalidFilter(f"filters are nested more than {MAX_DEPTH} levels deep")
+        parts: list[Filter] = []
+        for key, value in filters.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidFilter(f"filter keys must be non-empty strings, got {shown(key)}")
+            problem = scalar_problem(key)
+            if problem:
+                raise InvalidFilter(f"filter key {shown(key)} is {problem}")
+            if drop_scope and key in SCOPE_FIELDS:
+                continue
+            logic = key.lstrip("$").upper()
+            if logic in ("AND", "OR", "NOT"):
+                parts.append(self.logic(logic, value, depth))
+            else:
+                parts.append(self.field(key, value))
+        if not parts:
+            return ALL
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def logic(self, op: str, value: Any, depth: int) -> Filter:
+        items = [value] if op == "NOT" and isinstance(value, dict) else value
+        if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+            raise InvalidFilter(f"{op} takes a non-empty list of filter dicts, got {shown(value)}")
+        if len(items) > MAX_TERMS:
+            raise InvalidFilter(f"{op} holds {len(items):,} filters; a filter holds at most {MAX_TERMS:,} conditions")
+        parsed = tuple(self.filter(item, False, depth + 1) for item in items)
+        if op == "AND":
+            return And(parsed)
+        if op == "OR":
+            return Or(parsed)
+        return Not(Or(parsed))
+
+    def field(self, name: str, spec: Any) -> Filter:
+        if isinstance(spec, str) and spec == "*":
+            self.spend(1)
+            return Cond(name, "exists")
+        if not isinstance(spec, dict):
+            self.spend(1)
+            return Cond(name, "eq", _coerce(name, "eq", spec))
+        if not spec:
+            raise InvalidFilter(f"filter on {shown(name)} has no operator")
+        conds = []
+        for op, value in spec.items():
+            if not isinstance(op, str):
+                raise InvalidFilter(f"operators on {shown(name)} are strings, got {shown(op)}")
+            op = op.removeprefix("$")
+            if op not in OPERATORS:
+                raise InvalidFilter(f"unknown operator {shown(op)} on {shown(name)}; known: {', '.join(OPERATORS)}")
+            self.spend(max(1, len(value)) if op in ("in", "nin") and isinstance(value, (list, tuple)) else 1)
+            conds.append(Cond(name, op, _coerce(name, op, value)))
+        return conds[0] if len(conds) == 1 else And(tuple(conds))
 
 
 def _coerce(name: str, op: str, value: Any) -> Any:
     if op in ("in", "nin"):
         if not isinstance(value, (list, tuple)):
-            raise InvalidFilter(f"{op} on {name!r} takes a list, got {value!r}")
+            raise InvalidFilter(f"{op} on {shown(name)} takes a list, got {shown(value)}")
         return tuple(_coerce(name, "eq", v) for v in value)
     if op in ("contains", "icontains") and not isinstance(value, str):
-        raise InvalidFilter(f"{op} on {name!r} takes a string, got {value!r}")
+        raise InvalidFilter(f"{op} on {shown(name)} takes a string, got {shown(value)}")
     if op in _ORDER and not isinstance(value, (int, float, str)) and name not in TIME_FIELDS:
-        raise InvalidFilter(f"{op} on {name!r} takes a number or a string, got {value!r}")
+        raise InvalidFilter(f"{op} on {shown(name)} takes a number or a string, got {shown(value)}")
     if name in TIME_FIELDS and value is not None:
         try:
             return to_epoch(value, name)
         except InvalidInput as exc:
             raise InvalidFilter(str(exc)) from None
-    if isinstance(value, (dict, list, set)):
-        raise InvalidFilter(f"{op} on {name!r} takes a scalar, got {value!r}")
+    if isinstance(value, (dict, list, tuple, set)):
+        raise InvalidFilter(f"{op} on {shown(name)} takes a scalar, got {shown(value)}")
+    problem = scalar_problem(value)
+    if problem:
+        raise InvalidFilter(f"{op} on {shown(name)}: {shown(value)} is {problem}")
     return value

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engram.components import embedder_from, store_from
+from engram.components import check_parts, embedder_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
-    Message, check_categories, check_id, check_limit, check_metadata, check_text, check_threshold, parse_messages,
+    MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, Message, check_categories, check_id, check_limit, check_metadata, check_text,
+    check_threshold, parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import search, search_config
@@ -57,6 +58,7 @@ class Memory:
                  embedder: Embedder | None = None, pipeline: Pipeline | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
             raise ConfigError("pass either a Settings object or keyword settings, not both")
+        check_parts(settings, store, embedder)
         self.settings = settings or Settings.load(**overrides)
         self.embedder = embedder or embedder_from(self.settings)
         self.store = store or store_from(self.settings)
@@ -245,7 +247,7 @@ class Memory:
         minimum cosine similarity (`similarity` in results) a memory needs to be returned."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
-        count = check_limit(self.settings.search_limit if limit is None else limit)
+        count = check_limit(self.settings.search_limit if limit is None else limit, maximum=MAX_SEARCH_LIMIT)
         vector = self._bound_embedder().embed([text])[0]
         hits = search(self.store, vector, text, criteria, count, threshold=check_threshold(threshold),
                       config=self._search)
@@ -258,7 +260,7 @@ class Memory:
                 filters: dict[str, Any] | None = None, limit: int = 100, categories: Any = None,
                 as_of: Any = None) -> dict[str, Any]:
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
-        records = self.store.select(criteria, check_limit(limit))
+        records = self.store.select(criteria, check_limit(limit, maximum=MAX_LIST_LIMIT))
         return {"results": [record.to_dict() for record in records]}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import calendar
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from engram.config import Settings
 from engram.errors import ConfigError
 from engram.stores.base import Criteria, Store
-from engram.types import Hit, MemoryRecord
+from engram.types import FIRST_EPOCH, LAST_EPOCH, Hit, MemoryRecord
 
 __all__ = [
     "SearchConfig", "search_config", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context", "time_refs", "search",
@@ -141,7 +141,8 @@ class TimeRef:
         """[start, end) epoch ranges of this time in each of `years` (in its own year only, when it names one),
         widened by a few days before and ten days after."""
         wanted = [self.year] if self.year else [y for y in years if 1 <= y <= 9998]
-        return [((start - SLACK_BEFORE).timestamp(), (end + SLACK_AFTER).timestamp())
+        # In epoch seconds: three days before 0001-01-01 is no datetime, but a stored row can be from then
+        return [(start.timestamp() - SLACK_BEFORE.total_seconds(), end.timestamp() + SLACK_AFTER.total_seconds())
                 for start, end in map(self._span, wanted)]
 
     def _span(self, year: int) -> tuple[datetime, datetime]:
@@ -242,7 +243,8 @@ def _link(links: dict[int, list[list[int | None]]], version: int, distance: int,
 def _prefer_times(scores: dict[int, float], records: dict[int, MemoryRecord], refs: list[TimeRef],
                   bonus: float) -> dict[int, float]:
     stamps = [records[v].valid_from for v in scores]
-    first, last = (datetime.fromtimestamp(ts, tz=timezone.utc).year for ts in (min(stamps), max(stamps)))
+    first, last = (datetime.fromtimestamp(min(max(ts, FIRST_EPOCH), LAST_EPOCH), tz=UTC).year
+                   for ts in (min(stamps), max(stamps)))  # clamped: rows from before to_epoch checked ranges
     windows = [w for ref in refs for w in ref.windows(range(first - 1, last + 1))]
     return {v: (s + bonus * any(lo <= records[v].valid_from < hi for lo, hi in windows)) / (1 + bonus)
             for v, s in scores.items()}

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from engram.errors import ScopeRequired, InvalidInput
+from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
+from engram.inputs import check_string, shown
 
-__all__ = ["Scope", "MemoryRecord", "Hit", "Event", "Op", "Turn", "content_hash", "iso", "to_epoch", "now"]
+__all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "Scope", "Turn", "content_hash", "iso",
+           "now", "to_epoch"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -29,28 +32,43 @@ def now() -> float:
     return time.time()
 
 
+# The instants engram stores: what Python's datetime represents, 0001-01-01 to 9999-12-31 (UTC), so that every
+# stored time can be shown as ISO 8601. to_epoch refuses anything else; iso never fails on a stored row.
+FIRST_EPOCH = datetime.min.replace(tzinfo=UTC).timestamp()
+LAST_EPOCH = datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp() + 0.999
+
+
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO 8601 in UTC (what results show)."""
-    if ts is None:
+    """Epoch seconds -> ISO 8601 in UTC (what results show). A time outside the years 1-9999 (only a row
+    written before engram refused them can hold one) shows as the nearest representable instant."""
+    if ts is None or math.isnan(ts):
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(min(max(ts, FIRST_EPOCH), LAST_EPOCH), tz=UTC).isoformat()
 
 
 def to_epoch(value: Any, what: str = "time") -> float:
-    """Accept epoch seconds, a datetime (naive = UTC) or an ISO 8601 string; return epoch seconds."""
+    """Accept epoch seconds, a datetime (naive = UTC) or an ISO 8601 string; return epoch seconds of an instant
+    in the years 1 to 9999 (UTC), or raise InvalidInput."""
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be a datetime, ISO 8601 string or epoch seconds, not {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
-    if isinstance(value, str):
+        seconds = float(value) if -1e16 < value < 1e16 else math.inf  # float() of a huge int overflows
+    elif isinstance(value, datetime):
+        try:
+            seconds = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        except (OverflowError, ValueError, TypeError):
+            raise InvalidInput(f"{what}: {shown(value)} has no usable UTC offset") from None
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidInput(f"{what}: {value!r} is not an ISO 8601 date/time") from None
+            raise InvalidInput(f"{what}: {shown(value)} is not an ISO 8601 date/time") from None
         return to_epoch(parsed, what)
-    raise InvalidInput(f"{what} must be a datetime, ISO 8601 string or epoch seconds, not {type(value).__name__}")
+    else:
+        raise InvalidInput(f"{what} must be a datetime, ISO 8601 string or epoch seconds, not {type(value).__name__}")
+    if not FIRST_EPOCH <= seconds <= LAST_EPOCH:  # NaN fails this too
+        raise InvalidInput(f"{what}: {shown(value)} is outside the years 1 to 9999 (UTC)")
+    return seconds
 
 
 _SPACES = re.compile(r"\s+")
@@ -79,21 +97,25 @@ class Scope:
             if value is None:
                 continue
             if not isinstance(value, str) or not value.strip():
-                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+                raise InvalidInput(f"{name} must be a non-empty string, got {shown(value)}")
             if len(value) > 256:
                 raise InvalidInput(f"{name} is longer than 256 characters")
+            check_string(value, name)
 
     @classmethod
     def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
               filters: dict[str, Any] | None = None) -> "Scope":
         """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required."""
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidFilter(f"filters must be a dict, got {type(filters).__name__}")
         given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
         for name in SCOPE_FIELDS:
             in_filter = (filters or {}).get(name)
             if in_filter is None:
                 continue
             if given[name] is not None and given[name] != in_filter:
-                raise InvalidInput(f"{name} given twice with different values: {given[name]!r} and {in_filter!r}")
+                raise InvalidInput(f"{name} given twice with different values: {shown(given[name])} and "
+                                   f"{shown(in_filter)}")
             given[name] = in_filter
         scope = cls(**given)
         if scope.is_empty():
