@@ -17,7 +17,7 @@ from engram.errors import InvalidInput
 from engram.filters import ALL, Cond, Filter, Not
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["may_change", "writable", "check_write"]
+__all__ = ["check_write", "may_change", "writable"]
 
 
 def may_change(writer: Scope, record: MemoryRecord) -> bool:

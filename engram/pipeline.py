@@ -114,7 +114,7 @@ class Pipeline:
     def _checked(self, facts: list[Fact], out: Proposed) -> list[Fact]:
         """The extracted facts that pass the checks user input passes, at most `max_facts`; the rest is
         reported in `out.rejected`, never stored."""
-        kept = []
+        kept: list[Fact] = []
         for i, fact in enumerate(facts):
             why = text_problem(fact.text, self.max_chars)
             if why is None and len(kept) == self.max_facts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,7 @@ def together(count: int, call: Callable[[int], object]) -> list[object]:
 def test_the_same_text_from_8_threads_is_stored_once(shared: Memory) -> None:
     for round_ in range(5):
         text = f"the spare key is under pot number {round_}"
-        results = together(8, lambda i: shared.add(text, user_id="u", infer=False)["results"][0])
+        results = together(8, lambda i, text=text: shared.add(text, user_id="u", infer=False)["results"][0])
         assert sorted(r["event"] for r in results) == ["ADD"] + ["NOOP"] * 7  # type: ignore[index]
         assert len({r["id"] for r in results}) == 1  # type: ignore[index]
     assert len(shared.get_all(user_id="u")["results"]) == 5
@@ -82,7 +83,7 @@ def test_the_same_texts_from_6_processes_are_stored_once(home: Path) -> None:
 def true_history(m: Memory, mid: str) -> list[str]:
     """The chain of texts history tells; asserts every event names the text its version really replaced."""
     events = [e for e in m.history(mid) if e["event"] in ("ADD", "UPDATE")]
-    for before, after in zip(events, events[1:]):
+    for before, after in itertools.pairwise(events):
         assert after["old_memory"] == before["new_memory"], "an UPDATE names a wrong old text"
     return [e["new_memory"] for e in events]
 

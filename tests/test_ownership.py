@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_pipeline_llm import facts, ops
 
 from engram import InvalidInput, Memory
 from engram.embed import Embedder
@@ -22,8 +23,6 @@ from engram.reconcile import Candidate, Proposal
 from engram.stores.base import ChangeSet, Close
 from engram.testing import FakeOpenAI
 from engram.types import MemoryRecord, Op, Scope
-
-from test_pipeline_llm import facts, ops
 
 
 @pytest.fixture

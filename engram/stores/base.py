@@ -16,7 +16,7 @@ from engram.errors import Conflict
 from engram.filters import ALL, Filter
 from engram.types import Event, MemoryRecord, Scope, Turn
 
-__all__ = ["Criteria", "Close", "ChangeSet", "Store", "batch_neighbours", "deduplicate"]
+__all__ = ["ChangeSet", "Close", "Criteria", "Store", "batch_neighbours", "deduplicate"]
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,11 @@ def batch_neighbours(records: Iterable[MemoryRecord], admitted: Callable[[Memory
     by_version = {r.version: r for group in order.values() for r in group}
     found: Neighbours = {}
     for version in versions:
-        record = by_version.get(version)
-        if record is None or window <= 0:
+        found_record = by_version.get(version)
+        if found_record is None or window <= 0:
             continue
-        group = order[record.batch_id]  # type: ignore[index]
-        at = group.index(record)
+        group = order[found_record.batch_id]  # type: ignore[index]
+        at = group.index(found_record)
         before = [r for r in reversed(group[:at]) if admitted(r)][:window]
         after = [r for r in group[at + 1:] if admitted(r)][:window]
         found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)

@@ -353,11 +353,11 @@ class QdrantStore(SessionPoints, Store):
 
     def neighbours(self, versions: list[int], criteria: Criteria,
                    window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
-        batches = {batch_of(p.payload) for p in self._retrieve(  # type: ignore[arg-type]
-            [v for v in versions if _is_id(v)], ["batch_id", "created_at"])} - {None}
+        batches: set[str] = {b for p in self._retrieve([v for v in versions if _is_id(v)], ["batch_id", "created_at"])
+                             if (b := batch_of(p.payload)) is not None}  # type: ignore[arg-type]
         if not batches or window <= 0:
             return {}
-        legacy = [float(b.removeprefix("legacy-")) for b in batches if b.startswith("legacy-")]  # type: ignore[union-attr]
+        legacy = [float(b.removeprefix("legacy-")) for b in batches if b.startswith("legacy-")]
         same_batch = models.Filter(should=[
             models.FieldCondition(key="batch_id", match=models.MatchAny(any=sorted(batches))),
             *(models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t)) for t in legacy)])

@@ -273,7 +273,8 @@ class Journal:
         if saved:  # setting a flag: replaying it is harmless
             turns = models.Filter(must=[match("kind", "turn"), match("session_id", saved["session_id"]),
                                         models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
-            self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True, **self._write)
+            self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True,
+                                    **self._write)  # type: ignore[arg-type]
 
     def _guarded(self, txn: int, version: int, expect: int, status: str,
                  payload: dict[str, Any]) -> models.SetPayloadOperation:
