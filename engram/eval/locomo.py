@@ -160,7 +160,7 @@ def fresh_memory(settings: Settings, directory: Path, embedder: Embedder) -> Mem
 def ingest(memory: Memory, conv: Conversation, *, infer: bool = False, progress: Progress | None = None,
            chunk: int | None = None) -> dict[str, float]:
     """Store a conversation's turns; returns what the LLM spent, when it was used. With `infer`, each add()
-    gets one session (or `chunk` turns of it): an inferred memory's sources are the ids of its add() call."""
+    gets one session (or `chunk` turns of it): an inferred memory's sources are the turns its fact cites."""
     progress = progress or _Silent()
     progress.start(f"{conv.sample_id} ingest", len(conv.turns))
     if not infer:
