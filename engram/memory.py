@@ -168,57 +168,55 @@ class Memory:
         meta = None if metadata is None else check_metadata(metadata)
         when = None if timestamp is None else to_epoch(timestamp, "timestamp")
         digest = content_hash(text)
-        vector = None
-        deadline = time.monotonic() + _RETRY_FOR
-        for attempt in itertools.count():
-            old = self._current(memory_id)
-            if expected_version is not None and old.version != expected_version:
-                raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
+        vectors: list[Any] = []  # embedded once, whatever the retries
+
+        def write(old: MemoryRecord) -> dict[str, Any]:
             if digest == old.hash and (meta is None or meta == old.metadata):
                 return {"message": "Memory unchanged", "id": old.id, "version": old.version}
             if digest != old.hash:
                 twin = self.store.find_hashes(old.scope, [digest]).get(digest)
                 if twin is not None:
                     raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
-            if vector is None:
-                vector = self._bound_embedder().embed([text])[0]
+            vectors[:] = vectors or [self._bound_embedder().embed([text])[0]]
             stamp, batch = now(), uuid.uuid4().hex
             new = replace(old, text=text, hash=digest, metadata=old.metadata if meta is None else meta, updated_at=stamp,
                           valid_from=max(stamp if when is None else when, old.valid_from), valid_to=None,
                           superseded_by=None, version=None, batch_id=batch, position=0)
-            changes = ChangeSet(
-                inserts=[(new, vector)], closes=[Close(old.id, new.valid_from, version=old.version)],
+            [stored] = self.store.apply(ChangeSet(
+                inserts=[(new, vectors[0])], closes=[Close(old.id, new.valid_from, version=old.version)],
                 events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, actor="user")],
-            )
-            try:
-                [stored] = self.store.apply(changes)
-            except Conflict:
-                if expected_version is not None or time.monotonic() > deadline:
-                    raise
-                _backoff(attempt)
-                continue
+            ))
             return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
-        raise AssertionError("unreachable")
+
+        return self._on_current(memory_id, expected_version, write)
 
     def delete(self, memory_id: str, *, expected_version: int | None = None) -> dict[str, Any]:
         """Close a memory: it leaves search and listings, and stays in history(). Guarded like update()."""
+        def write(old: MemoryRecord) -> dict[str, Any]:
+            stamp = now()
+            self.store.apply(ChangeSet(
+                closes=[Close(old.id, stamp, version=old.version)],
+                events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
+            ))
+            return {"message": "Memory deleted successfully!", "id": old.id}
+
+        return self._on_current(memory_id, expected_version, write)
+
+    def _on_current(self, memory_id: Any, expected_version: int | None,
+                    write: Callable[[MemoryRecord], dict[str, Any]]) -> dict[str, Any]:
+        """`write(current version)`, again on the fresh version while other writers win the race (for up to
+        _RETRY_FOR seconds); with `expected_version`, Conflict at once when it is not (or no longer) current."""
         deadline = time.monotonic() + _RETRY_FOR
         for attempt in itertools.count():
             old = self._current(memory_id)
             if expected_version is not None and old.version != expected_version:
                 raise Conflict(f"memory {old.id} is at version {old.version}, not {expected_version}")
-            stamp = now()
             try:
-                self.store.apply(ChangeSet(
-                    closes=[Close(old.id, stamp, version=old.version)],
-                    events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
-                ))
+                return write(old)
             except Conflict:
                 if expected_version is not None or time.monotonic() > deadline:
                     raise
                 _backoff(attempt)
-                continue
-            return {"message": "Memory deleted successfully!", "id": old.id}
         raise AssertionError("unreachable")
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
