@@ -36,3 +36,4 @@ bench: setup
 	$(PY) bench/cli_cold_start.py
 	$(PY) bench/qdrant_vs_sqlite.py
 	$(PY) bench/llm_calls_locomo.py ../shared/data/locomo_dev.json
+	$(PY) bench/reliability.py
