@@ -91,16 +91,23 @@ def batch_neighbours(records: Iterable[MemoryRecord], admitted: Callable[[Memory
         if record.batch_id is not None:
             batches.setdefault(record.batch_id, []).append(record)
     order = {batch: sorted(group, key=lambda r: (r.position or 0, r.version or 0)) for batch, group in batches.items()}
-    by_version = {r.version: r for group in order.values() for r in group}
+    place = {r.version: (group, i) for group in order.values() for i, r in enumerate(group)}
     found: Neighbours = {}
     for version in versions:
-        found_record = by_version.get(version)
-        if found_record is None or window <= 0:
+        if version not in place or window <= 0:
             continue
-        group = order[found_record.batch_id]  # type: ignore[index]
-        at = group.index(found_record)
-        before = [r for r in reversed(group[:at]) if admitted(r)][:window]
-        after = [r for r in group[at + 1:] if admitted(r)][:window]
+        group, at = place[version]
+        before, after = [], []
+        for i in range(at - 1, -1, -1):  # nearest first, stopping once `window` are found
+            if admitted(group[i]):
+                before.append(group[i])
+                if len(before) == window:
+                    break
+        for i in range(at + 1, len(group)):
+            if admitted(group[i]):
+                after.append(group[i])
+                if len(after) == window:
+                    break
         found[version] = [(before[d] if d < len(before) else None, after[d] if d < len(after) else None)
                           for d in range(window)]
     return found
