@@ -1,12 +1,19 @@
-"""engram: a durable, correct, offline-first memory layer for LLM applications."""
+"""engram: a durable, correct, offline-first memory layer for LLM applications.
+
+`import engram` stays light: the facade (and numpy behind it) loads on first use of `Memory` or `AsyncMemory`.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from engram.config import Settings
 from engram.errors import (
     ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
     NotFound, ScopeRequired, StoreError,
 )
-from engram.memory import AsyncMemory, Memory
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
+
+if TYPE_CHECKING:
+    from engram.memory import AsyncMemory, Memory
 
 __all__ = [
     "Memory", "AsyncMemory", "Settings",
@@ -15,3 +22,13 @@ __all__ = [
     "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"Memory", "AsyncMemory"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from engram import memory
+
+        return getattr(memory, name)
+    raise AttributeError(f"module 'engram' has no attribute {name!r}")
