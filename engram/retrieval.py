@@ -43,6 +43,10 @@ class SearchConfig:
     keyword_weight: float = 0.5  # share of the keyword score in "score" fusion; the rest is the cosine's
     context: tuple[float, ...] = (0.4, 0.2)  # share of the best neighbour's score at distance 1, 2, ...
     time_weight: float = 0.2  # bonus for memories from a time the query names ("in May 2023"), before context
+    # A named time's window is widened by these days (people mention things a little after they happen) ...
+    time_slack_days: tuple[float, float] = (3.0, 10.0)
+    # ... and "May" alone, or "Jan", is read as a month only after one of these words (or with a day or year).
+    time_words: tuple[str, ...] = ("in", "on", "of", "since", "during", "until", "early", "mid", "late", "by")
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -55,6 +59,8 @@ class SearchConfig:
             raise ConfigError(f"context takes up to 5 non-negative weights, got {self.context!r}")
         if self.pool <= 0 or self.rrf_k <= 0:
             raise ConfigError("pool and rrf_k must be positive")
+        if len(self.time_slack_days) != 2 or any(not 0 <= d <= 366 for d in self.time_slack_days):
+            raise ConfigError(f"time_slack_days takes (days before, days after), each in [0, 366], got {self.time_slack_days!r}")
 
 
 def search_config(settings: Settings) -> SearchConfig:
@@ -124,9 +130,6 @@ _DATE = re.compile(
     re.IGNORECASE,
 )
 _YEAR_ALONE = re.compile(rf"\b{_YEAR}\b")
-_BEFORE_MONTH = re.compile(r"\b(?:in|on|of|since|during|until|early|mid|late|by)\s+$", re.IGNORECASE)
-SLACK_BEFORE = timedelta(days=3)
-SLACK_AFTER = timedelta(days=10)  # people mention things a little after they happen
 
 
 @dataclass(frozen=True)
@@ -137,13 +140,13 @@ class TimeRef:
     month: int | None = None
     day: int | None = None
 
-    def windows(self, years: range) -> list[tuple[float, float]]:
+    def windows(self, years: range, slack_days: tuple[float, float] = (3.0, 10.0)) -> list[tuple[float, float]]:
         """[start, end) epoch ranges of this time in each of `years` (in its own year only, when it names one),
-        widened by a few days before and ten days after."""
+        widened by `slack_days` (before, after)."""
         wanted = [self.year] if self.year else [y for y in years if 1 <= y <= 9998]
+        before, after = (days * 86_400.0 for days in slack_days)
         # In epoch seconds: three days before 0001-01-01 is no datetime, but a stored row can be from then
-        return [(start.timestamp() - SLACK_BEFORE.total_seconds(), end.timestamp() + SLACK_AFTER.total_seconds())
-                for start, end in map(self._span, wanted)]
+        return [(start.timestamp() - before, end.timestamp() + after) for start, end in map(self._span, wanted)]
 
     def _span(self, year: int) -> tuple[datetime, datetime]:
         if self.month is None:
@@ -155,7 +158,7 @@ class TimeRef:
         return start, (start + timedelta(days=32)).replace(day=1)
 
 
-def time_refs(query: str) -> list[TimeRef]:
+def time_refs(query: str, words: tuple[str, ...] = SearchConfig.time_words) -> list[TimeRef]:
     """The days, months and years a query names ("on 3 May, 2023", "in June", "August 2023", "in 2022").
     An abbreviation ("Jan") or "May" alone is read as a month only next to a day, a year or "in"/"on"/..."""
     refs = []
@@ -164,13 +167,19 @@ def time_refs(query: str) -> list[TimeRef]:
         day = match[1] or match[3]
         year = match[4]
         if (word in _ABBREVIATIONS and word not in _MONTHS or word == "may") and not (day or year) \
-                and not _BEFORE_MONTH.search(query[:match.start()]):
+                and not _before_word(query[:match.start()], words):
             continue
         month = _MONTHS.get(word) or _ABBREVIATIONS[word]
         refs.append(TimeRef(int(year) if year else None, month, int(day) if day and 1 <= int(day) <= 31 else None))
     if not refs:
         refs = [TimeRef(int(year)) for year in _YEAR_ALONE.findall(query)]
     return refs
+
+
+def _before_word(text: str, words: tuple[str, ...]) -> bool:
+    """Whether `text` ends with one of `words` and a space (what stands before a month name)."""
+    last = re.search(r"(\w+)\s+$", text)
+    return last is not None and last.group(1).casefold() in words
 
 
 def search(
@@ -201,9 +210,9 @@ def search(
         for version, cosine in zip(missing, store.vectors(missing) @ vector):  # type: ignore[arg-type]
             similarity[version] = float(cosine)
     scores = _fused(config, dense, keyword, similarity)
-    refs = time_refs(query) if config.time_weight else []
+    refs = time_refs(query, config.time_words) if config.time_weight else []
     if refs and scores:
-        scores = _prefer_times(scores, records, refs, config.time_weight)
+        scores = _prefer_times(scores, records, refs, config.time_weight, config.time_slack_days)
     if near:
         scores = spread_context(scores, near, config.context)
     order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
@@ -241,11 +250,11 @@ def _link(links: dict[int, list[list[int | None]]], version: int, distance: int,
 
 
 def _prefer_times(scores: dict[int, float], records: dict[int, MemoryRecord], refs: list[TimeRef],
-                  bonus: float) -> dict[int, float]:
+                  bonus: float, slack_days: tuple[float, float]) -> dict[int, float]:
     stamps = [records[v].valid_from for v in scores]
     first, last = (datetime.fromtimestamp(min(max(ts, FIRST_EPOCH), LAST_EPOCH), tz=UTC).year
                    for ts in (min(stamps), max(stamps)))  # clamped: rows from before to_epoch checked ranges
-    windows = [w for ref in refs for w in ref.windows(range(first - 1, last + 1))]
+    windows = [w for ref in refs for w in ref.windows(range(first - 1, last + 1), slack_days)]
     return {v: (s + bonus * any(lo <= records[v].valid_from < hi for lo, hi in windows)) / (1 + bonus)
             for v, s in scores.items()}
 

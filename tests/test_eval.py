@@ -229,3 +229,17 @@ def test_dev_split_matches_the_published_numbers(settings: Settings, embedder) -
     got = tuple(round(100 * recall[k], 1) for k in ("5", "10", "25", "50"))
     assert got == pytest.approx(DEV_RECALL["all"], abs=0.15)
     assert report["groups"]["all"]["questions"] == 999
+
+
+def test_the_report_records_the_search_settings_actually_used(tmp_path: Path, home: Path, embedder) -> None:
+    from dataclasses import asdict
+
+    from engram.retrieval import search_config
+
+    settings = Settings.load(env={}, home=home, search_fusion="keyword", search_keyword_weight=0.7, search_context="0.3")
+    report = evaluate_locomo(tiny_locomo(tmp_path / "tiny.json"), settings, embedder=embedder)
+    used = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(search_config(settings)).items()}
+    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in report["search"].items() if k != "source"}
+    assert recorded == used
+    assert (report["search"]["fusion"], report["search"]["keyword_weight"], report["search"]["source"]) == (
+        "keyword", 0.7, "settings")

@@ -125,3 +125,13 @@ def test_default_search_returns_scores_in_unit_range_and_respects_threshold(chat
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
     strict = chat.search("dentist", user_id="u", limit=8, threshold=0.5)["results"]
     assert strict and all(r["similarity"] >= 0.5 for r in strict)
+
+
+def test_the_named_time_words_and_window_are_settings() -> None:
+    assert time_refs("what happened in may?") == [TimeRef(None, 5)]
+    assert time_refs("what happened in may?", words=()) == []  # switched off: "may" is only a verb then
+    assert time_refs("what happened during may?", words=("during",)) == [TimeRef(None, 5)]
+    [(start, end)] = TimeRef(2023, 5, 23).windows(range(2000, 2030), (0.0, 0.0))
+    assert end - start == 86_400
+    with pytest.raises(ConfigError):
+        SearchConfig(time_slack_days=(1.0,))

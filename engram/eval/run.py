@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engram.errors import ConfigError
 from engram.eval.locomo import Progress, load_locomo, run_conversation
 from engram.eval.report import file_digest, summarise
-from engram.retrieval import SearchConfig
+from engram.retrieval import SearchConfig, search_config
 
 if TYPE_CHECKING:
     from engram.config import Settings
@@ -47,7 +47,7 @@ def evaluate_locomo(path: str | Path, settings: Settings, *, infer: bool = False
     start = time.perf_counter()
     results = [run_conversation(conv, settings, embedder, infer=infer, progress=progress, answer=answerer,
                                 config=config, chunk=chunk) for conv in convs]
-    search = config or SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k)  # what Memory.search uses
+    search = config or search_config(settings)  # exactly what Memory.search used
     meta = {
         "benchmark": "LoCoMo", "mode": "memory" if infer else "retrieval", "data_name": Path(path).name,
         "data_sha256": file_digest(path), "engram": __version__, "embedder": embedder.name,
