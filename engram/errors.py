@@ -52,7 +52,9 @@ class InvalidFilter(InvalidInput):
     pass
 
 
-class NotFound(EngramError, KeyError):
+class NotFound(EngramError, KeyError, ValueError):
+    """Also a ValueError: Mem0 raises ValueError for an unknown id, and code written for it catches that."""
+
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else "not found"
 

@@ -11,8 +11,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, overload
 
+from engram.compat import pick_limit, pick_text, refuse_unsupported
 from engram.components import check_parts, embedder_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
@@ -70,11 +71,13 @@ class Memory:
 
     def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            timestamp: Any = None, categories: Any = None, filters: dict[str, Any] | None = None,
-            dry_run: bool = False) -> dict[str, Any]:
+            timestamp: Any = None, memory_type: str | None = None, prompt: str | None = None,
+            categories: Any = None, filters: dict[str, Any] | None = None, dry_run: bool = False) -> dict[str, Any]:
         """Remember what the messages say. infer=True extracts facts and reconciles them with what is stored
         (with the LLM when one is configured, else offline rules); infer=False stores each message as it is.
-        dry_run=True returns the operations that would be applied and writes nothing."""
+        dry_run=True returns the operations that would be applied and writes nothing. Mem0's `memory_type`
+        and `prompt` are refused (InvalidInput): engram has neither procedural memories nor custom prompts."""
+        refuse_unsupported(memory_type, prompt)
         scope = Scope.build(user_id, agent_id, run_id, filters)
         parsed = parse_messages(messages, self.settings.max_memory_chars)
         meta = check_metadata(metadata)
@@ -158,32 +161,39 @@ class Memory:
             self._pipeline = Pipeline.from_settings(self.settings)
         return self._pipeline
 
-    def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
-               timestamp: Any = None, expected_version: int | None = None) -> dict[str, Any]:
-        """Replace a memory's text; the old version is closed, not destroyed (see history()). The write is
+    def update(self, memory_id: str, text: str | None = None, metadata: dict[str, Any] | None = None, *,
+               data: str | None = None, timestamp: Any = None, expected_version: int | None = None) -> dict[str, Any]:
+        """Change a memory's text and/or metadata (the keys given are set, the others kept, as in Mem0; `data`
+        is Mem0's older name of `text`). The old version is closed, not destroyed (see history()). The write is
         guarded by the version it replaces: when another writer changed the memory meanwhile, the update is
         made again on the new current version (last writer wins, history names each true old text), or, with
         `expected_version=` (a result's "version"), raises Conflict instead."""
-        text = check_text(data, self.settings.max_memory_chars, "data")
+        wanted = pick_text(text, data)
+        if wanted is None and metadata is None:
+            raise InvalidInput("update needs text (or data) and/or metadata")
+        new_text = None if wanted is None else check_text(wanted, self.settings.max_memory_chars, "text")
         meta = None if metadata is None else check_metadata(metadata)
         when = None if timestamp is None else to_epoch(timestamp, "timestamp")
-        digest = content_hash(text)
         vectors: list[Any] = []  # embedded once, whatever the retries
 
         def write(old: MemoryRecord) -> dict[str, Any]:
-            if digest == old.hash and (meta is None or meta == old.metadata):
+            text = old.text if new_text is None else new_text
+            digest = content_hash(text)
+            merged = old.metadata if meta is None else check_metadata({**old.metadata, **meta})
+            if digest == old.hash and merged == old.metadata:
                 return {"message": "Memory unchanged", "id": old.id, "version": old.version}
             if digest != old.hash:
                 twin = self.store.find_hashes(old.scope, [digest]).get(digest)
                 if twin is not None:
                     raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
-            vectors[:] = vectors or [self._bound_embedder().embed([text])[0]]
+            if not vectors or vectors[0][0] != text:  # embedded once per text, whatever the retries
+                vectors[:] = [(text, self._vector_of(text, old))]
             stamp, batch = now(), uuid.uuid4().hex
-            new = replace(old, text=text, hash=digest, metadata=old.metadata if meta is None else meta, updated_at=stamp,
+            new = replace(old, text=text, hash=digest, metadata=merged, updated_at=stamp,
                           valid_from=max(stamp if when is None else when, old.valid_from), valid_to=None,
                           superseded_by=None, version=None, batch_id=batch, position=0)
             [stored] = self.store.apply(ChangeSet(
-                inserts=[(new, vectors[0])], closes=[Close(old.id, new.valid_from, version=old.version)],
+                inserts=[(new, vectors[0][1])], closes=[Close(old.id, new.valid_from, version=old.version)],
                 events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, actor="user")],
             ))
             return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
@@ -240,33 +250,54 @@ class Memory:
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
-               threshold: float | None = None, categories: Any = None, as_of: Any = None) -> dict[str, Any]:
+               threshold: float | None = None, categories: Any = None, as_of: Any = None,
+               top_k: int | None = None) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
-        minimum cosine similarity (`similarity` in results) a memory needs to be returned."""
+        minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
+        name of `limit`."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
+        limit = pick_limit(limit, top_k)
         count = check_limit(self.settings.search_limit if limit is None else limit, maximum=MAX_SEARCH_LIMIT)
         vector = self._bound_embedder().embed([text])[0]
         hits = search(self.store, vector, text, criteria, count, threshold=check_threshold(threshold),
                       config=self._search)
         return {"results": [hit.to_dict() for hit in hits]}
 
-    def get(self, memory_id: str) -> dict[str, Any]:
-        return self._current(memory_id).to_dict()
+    @overload
+    def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...
+
+    @overload
+    def get(self, memory_id: str, *, strict: bool = False) -> dict[str, Any] | None: ...
+
+    def get(self, memory_id: str, *, strict: bool = False) -> dict[str, Any] | None:
+        """The memory's current version; None when the id is unknown or the memory was deleted (as in Mem0),
+        or with `strict=True` NotFound saying which."""
+        try:
+            return self._current(memory_id).to_dict()
+        except NotFound:
+            if strict:
+                raise
+            return None
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                filters: dict[str, Any] | None = None, limit: int = 100, categories: Any = None,
-                as_of: Any = None) -> dict[str, Any]:
+                filters: dict[str, Any] | None = None, limit: int | None = None, categories: Any = None,
+                as_of: Any = None, top_k: int | None = None) -> dict[str, Any]:
+        """The scope's memories, newest first: at most `limit` (default 100; `top_k` is Mem0's name of it)."""
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
-        records = self.store.select(criteria, check_limit(limit, maximum=MAX_LIST_LIMIT))
+        limit = pick_limit(limit, top_k)
+        records = self.store.select(criteria, check_limit(100 if limit is None else limit, maximum=MAX_LIST_LIMIT))
         return {"results": [record.to_dict() for record in records]}
 
-    def history(self, memory_id: str) -> list[dict[str, Any]]:
+    def history(self, memory_id: str, *, strict: bool = False) -> list[dict[str, Any]]:
+        """Every change of a memory, oldest first, deleted memories included; [] for an unknown id (as in
+        Mem0), or with `strict=True` NotFound."""
         check_id(memory_id)
         events = self.store.history(memory_id)
-        if not events:
+        if not events and strict:
             raise NotFound(f"no memory with id {memory_id!r}")
-        return [event.to_dict() for event in events]
+        record = self.store.get(memory_id) if events else None
+        return [event.to_dict(role=record.role if record else None) for event in events]
 
     def close(self) -> None:
         self.store.close()
@@ -296,6 +327,12 @@ class Memory:
         if not record.is_current:
             raise NotFound(f"memory {memory_id} was deleted at {iso(record.valid_to)}; its history() remains")
         return record
+
+    def _vector_of(self, text: str, old: MemoryRecord) -> Any:
+        """The vector of `text`: the stored one when it is the old version's text (a metadata-only update)."""
+        if text == old.text and old.version is not None:
+            return self.store.vectors([old.version])[0]
+        return self._bound_embedder().embed([text])[0]
 
     def _bound_embedder(self) -> Embedder:
         """The embedder, once the store has accepted it (vectors of two embedders never mix)."""

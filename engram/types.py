@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from engram.compat import owner_id
 from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
 from engram.inputs import check_string, shown
 
@@ -105,12 +106,13 @@ class Scope:
     @classmethod
     def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
               filters: dict[str, Any] | None = None) -> "Scope":
-        """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required."""
+        """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required. Integer
+        and UUID ids are taken as their strings (Mem0 accepts integer ids)."""
         if filters is not None and not isinstance(filters, dict):
             raise InvalidFilter(f"filters must be a dict, got {type(filters).__name__}")
-        given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        given = {"user_id": owner_id(user_id), "agent_id": owner_id(agent_id), "run_id": owner_id(run_id)}
         for name in SCOPE_FIELDS:
-            in_filter = (filters or {}).get(name)
+            in_filter = owner_id((filters or {}).get(name))
             if in_filter is None:
                 continue
             if given[name] is not None and given[name] != in_filter:
@@ -224,7 +226,9 @@ class Event:
     actor: str | None = None
     seq: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, role: str | None = None) -> dict[str, Any]:
+        """Mem0's history row plus engram's keys. `created_at` and `updated_at` are both when the change was
+        made; `role` is the memory's (events do not hold it); engram records no speaker name (`actor_id`)."""
         return {
             "id": self.seq,
             "memory_id": self.memory_id,
@@ -235,7 +239,10 @@ class Event:
             "source": list(self.source),
             "batch_id": self.batch_id,
             "actor": self.actor,
+            "actor_id": None,
+            "role": role,
             "created_at": iso(self.created_at),
+            "updated_at": iso(self.created_at),
             "is_deleted": self.op is Op.DELETE,
         }
 

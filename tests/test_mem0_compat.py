@@ -1,0 +1,124 @@
+"""Code written for Mem0's OSS API (2.x) runs on engram with only the import changed.
+
+Each test follows a usage shown in Mem0's public documentation (Python SDK: add, search, get, get_all,
+update, delete, history; expiration dates; reranking; `Memory.from_config`), written here in engram's words.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engram import InvalidInput, Memory, NotFound
+
+
+def add_plain(memory: Memory, *texts: str, user: str = "alice", **kwargs) -> list[str]:
+    return [r["id"] for r in memory.add(list(texts), user_id=user, infer=False, **kwargs)["results"]]
+
+
+# -- add ---------------------------------------------------------------------------------------------------------
+
+def test_add_takes_a_list_of_plain_strings_as_user_messages(memory: Memory) -> None:
+    out = memory.add(["I like tea", "I play chess"], user_id="alice", infer=False)
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "I like tea"), ("ADD", "I play chess")]
+    listed = memory.get_all(filters={"user_id": "alice"})["results"]
+    assert {(m["memory"], m["role"]) for m in listed} == {("I like tea", "user"), ("I play chess", "user")}
+
+
+def test_integer_and_uuid_owner_ids_are_stored_as_strings(memory: Memory) -> None:
+    import uuid
+
+    memory.add("I like tea", user_id=42, infer=False)
+    assert [m["user_id"] for m in memory.get_all(user_id="42")["results"]] == ["42"]
+    assert [m["memory"] for m in memory.search("tea", filters={"user_id": 42})["results"]] == ["I like tea"]
+    run = uuid.uuid4()
+    memory.add("I like jazz", user_id=42, run_id=run, infer=False)
+    assert [m["run_id"] for m in memory.get_all(user_id=42, run_id=str(run))["results"]] == [str(run)]
+    assert memory.delete_all(user_id=42)["count"] == 2
+    for bad in (True, 4.5, b"alice", ["alice"]):
+        with pytest.raises(InvalidInput):
+            memory.add("x", user_id=bad, infer=False)
+
+
+@pytest.mark.parametrize("kwargs, word", [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
+                                          ({"prompt": "Only remember food preferences"}, "prompt")])
+def test_add_refuses_what_engram_does_not_implement_clearly(memory: Memory, kwargs: dict, word: str) -> None:
+    with pytest.raises(InvalidInput, match=word):
+        memory.add("I like tea", user_id="alice", **kwargs)
+    assert memory.get_all(user_id="alice")["results"] == []
+
+
+# -- search and get_all --------------------------------------------------------------------------------------------
+
+def test_search_and_get_all_take_the_scope_in_filters_and_top_k(memory: Memory) -> None:
+    add_plain(memory, "I like green tea", "I like black tea", "I like oolong tea", "I play chess")
+    add_plain(memory, "I like tea too", user="bob")
+    hits = memory.search("tea", filters={"user_id": "alice"}, top_k=2)["results"]
+    assert len(hits) == 2 and all(h["user_id"] == "alice" and "tea" in h["memory"] for h in hits)
+    assert len(memory.get_all(filters={"user_id": "alice"}, top_k=3)["results"]) == 3
+    narrowed = memory.search("tea", filters={"AND": [{"user_id": "alice"}]} | {"user_id": "alice"}, top_k=10)
+    assert {h["user_id"] for h in narrowed["results"]} == {"alice"}
+    assert memory.search("tea", user_id="alice", limit=2, top_k=2)["results"] == hits
+    with pytest.raises(InvalidInput, match="disagree"):
+        memory.search("tea", user_id="alice", limit=2, top_k=3)
+
+
+# -- get, update, delete, history ------------------------------------------------------------------------------------
+
+def test_get_and_history_of_an_unknown_id_are_none_and_empty(memory: Memory) -> None:
+    assert memory.get("no-such-id") is None
+    assert memory.history("no-such-id") == []
+    [mid] = add_plain(memory, "I like tea")
+    memory.delete(mid)
+    assert memory.get(mid) is None  # deleted: gone from get as in Mem0; history keeps it
+    assert [e["event"] for e in memory.history(mid)] == ["ADD", "DELETE"]
+    with pytest.raises(NotFound, match="deleted"):
+        memory.get(mid, strict=True)
+    with pytest.raises(NotFound, match="no memory"):
+        memory.history("no-such-id", strict=True)
+
+
+def test_an_unknown_id_raises_what_mem0_code_catches(memory: Memory) -> None:
+    for call in (lambda: memory.delete("no-such-id"), lambda: memory.update("no-such-id", text="x")):
+        with pytest.raises(ValueError):  # Mem0 raises ValueError; engram's NotFound is one
+            call()
+
+
+def test_update_takes_text_data_and_metadata_like_mem0(memory: Memory) -> None:
+    [mid] = add_plain(memory, "I like tea", metadata={"source": "chat", "n": 1})
+    assert memory.update(mid, text="I like green tea")["message"] == "Memory updated successfully!"
+    assert memory.update(memory_id=mid, data="I like jasmine tea")["message"] == "Memory updated successfully!"
+    row = memory.get(mid)
+    assert row is not None and row["memory"] == "I like jasmine tea" and row["metadata"] == {"source": "chat", "n": 1}
+    memory.update(mid, metadata={"n": 2, "mood": "calm"})  # metadata only: the given keys are set, the rest kept
+    row = memory.get(mid)
+    assert row is not None and row["memory"] == "I like jasmine tea"
+    assert row["metadata"] == {"source": "chat", "n": 2, "mood": "calm"}
+    assert [h["id"] for h in memory.search("jasmine", user_id="alice", filters={"mood": "calm"})["results"]] == [mid]
+    assert [e["event"] for e in memory.history(mid)] == ["ADD", "UPDATE", "UPDATE", "UPDATE"]
+    assert memory.update(mid, metadata={"n": 2})["message"] == "Memory unchanged"
+    with pytest.raises(InvalidInput, match="text"):
+        memory.update(mid)
+    with pytest.raises(InvalidInput, match="one of them"):
+        memory.update(mid, text="a", data="b")
+
+
+def test_a_metadata_only_update_keeps_the_stored_vector(memory: Memory) -> None:
+    [mid] = add_plain(memory, "I like tea")
+    before = memory.store.vectors([memory.get(mid)["version"]])  # type: ignore[index]
+    memory.update(mid, metadata={"mood": "calm"})
+    after = memory.store.vectors([memory.get(mid)["version"]])  # type: ignore[index]
+    assert (before == after).all()
+
+
+def test_history_rows_carry_mem0_keys_and_engram_keys(memory: Memory) -> None:
+    [mid] = add_plain(memory, "I like tea")
+    memory.update(mid, "I like green tea")
+    memory.delete(mid)
+    rows = memory.history(mid)
+    mem0_keys = {"id", "memory_id", "old_memory", "new_memory", "event", "created_at", "updated_at", "is_deleted",
+                 "actor_id", "role"}
+    assert all(mem0_keys | {"batch_id", "actor", "reason", "source"} <= set(row) for row in rows)
+    assert [(r["event"], r["old_memory"], r["new_memory"], r["is_deleted"]) for r in rows] == [
+        ("ADD", None, "I like tea", False), ("UPDATE", "I like tea", "I like green tea", False),
+        ("DELETE", "I like green tea", None, True)]
+    assert {r["role"] for r in rows} == {"user"} and all(r["updated_at"] == r["created_at"] for r in rows)
