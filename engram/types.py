@@ -7,7 +7,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -16,7 +16,7 @@ from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
 from engram.inputs import check_string, shown
 
 __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "Scope", "Turn", "content_hash", "iso",
-           "now", "to_epoch"]
+           "last_day", "now", "to_epoch", "to_expiry"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -70,6 +70,38 @@ def to_epoch(value: Any, what: str = "time") -> float:
     if not FIRST_EPOCH <= seconds <= LAST_EPOCH:  # NaN fails this too
         raise InvalidInput(f"{what}: {shown(value)} is outside the years 1 to 9999 (UTC)")
     return seconds
+
+
+def to_expiry(value: Any) -> float | None:
+    """An expiration date -> the instant the memory expires (epoch seconds), or None for "never". A date
+    (`date`, or a "YYYY-MM-DD" string) keeps the memory through that whole day (UTC), as Mem0 does; a datetime,
+    an ISO 8601 string with a time, or epoch seconds is that exact instant."""
+    if value is None:
+        return None
+    day: date | None = None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(f"expiration_date: {shown(value)} is not a date") from None
+    if day is None:
+        return to_epoch(value, "expiration_date")
+    if day == date.max:
+        return LAST_EPOCH
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC).timestamp()
+
+
+def last_day(expires_at: float | None) -> str | None:
+    """Mem0's `expiration_date` of a memory expiring at `expires_at`: the last day (UTC) it is shown."""
+    if expires_at is None or math.isnan(expires_at):
+        return None
+    moment = datetime.fromtimestamp(min(max(expires_at, FIRST_EPOCH), LAST_EPOCH), tz=UTC)
+    day = moment.date()
+    if moment.time() == datetime.min.time() and day > date.min:  # expires at midnight: shown through the day before
+        day -= timedelta(days=1)
+    return day.isoformat()
 
 
 _SPACES = re.compile(r"\s+")
@@ -160,6 +192,7 @@ class MemoryRecord:
     version: int | None = None
     batch_id: str | None = None  # the write (add() call, update, ...) that wrote this version
     position: int | None = None  # its place among that write's versions (conversational context follows it)
+    expires_at: float | None = None  # from then on reads leave it out (unless show_expired); it stays current
 
     @property
     def scope(self) -> Scope:
@@ -171,6 +204,9 @@ class MemoryRecord:
 
     def valid_at(self, ts: float) -> bool:
         return self.valid_from <= ts and (self.valid_to is None or ts < self.valid_to)
+
+    def expired_by(self, ts: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= ts
 
     def to_dict(self) -> dict[str, Any]:
         """Mem0's result shape plus engram's fields."""
@@ -188,6 +224,8 @@ class MemoryRecord:
             "source": list(self.source),
             "version": self.version,
             "batch_id": self.batch_id,
+            "expiration_date": last_day(self.expires_at),
+            "expires_at": iso(self.expires_at),
         }
         for name, value in self.scope.items():
             out[name] = value

@@ -122,3 +122,107 @@ def test_history_rows_carry_mem0_keys_and_engram_keys(memory: Memory) -> None:
         ("ADD", None, "I like tea", False), ("UPDATE", "I like tea", "I like green tea", False),
         ("DELETE", "I like green tea", None, True)]
     assert {r["role"] for r in rows} == {"user"} and all(r["updated_at"] == r["created_at"] for r in rows)
+
+
+# -- expiration_date ----------------------------------------------------------------------------------------------
+
+def test_expired_memories_leave_search_and_listings_but_not_history(memory: Memory) -> None:
+    [gone] = add_plain(memory, "I am at the tea festival this week", expiration_date="2020-01-31")
+    [kept] = add_plain(memory, "I like tea", expiration_date="2999-12-31")
+    [plain] = add_plain(memory, "I drink tea daily")
+    assert {m["id"] for m in memory.get_all(user_id="alice")["results"]} == {kept, plain}
+    assert {m["id"] for m in memory.search("tea festival", user_id="alice")["results"]} == {kept, plain}
+    shown = memory.get_all(user_id="alice", show_expired=True)["results"]
+    assert {m["id"] for m in shown} == {gone, kept, plain}
+    assert gone in {m["id"] for m in memory.search("tea festival", user_id="alice", show_expired=True)["results"]}
+    row = memory.get(gone)  # as in Mem0, get() still returns it, with its date
+    assert row is not None and row["expiration_date"] == "2020-01-31" and row["expires_at"].startswith("2020-02-01T00:00")
+    assert memory.get(plain)["expiration_date"] is None  # type: ignore[index]
+    assert [e["event"] for e in memory.history(gone)] == ["ADD"]
+
+
+
+def test_as_of_judges_expiry_at_that_time(memory: Memory) -> None:
+    [mid] = add_plain(memory, "I am at the tea festival", timestamp="2020-01-10", expiration_date="2020-01-31")
+    assert [m["id"] for m in memory.get_all(user_id="alice", as_of="2020-01-31T23:00:00Z")["results"]] == [mid]
+    assert memory.get_all(user_id="alice", as_of="2020-02-01")["results"] == []
+    assert memory.get_all(user_id="alice")["results"] == []
+
+
+def test_expiry_is_judged_when_reading(memory: Memory) -> None:
+    import time
+
+    [mid] = add_plain(memory, "I am on a train", expiration_date=time.time() + 1.0)
+    assert [m["id"] for m in memory.search("train", user_id="alice")["results"]] == [mid]
+    time.sleep(1.1)
+    assert memory.search("train", user_id="alice")["results"] == []
+    assert memory.get_all(user_id="alice")["results"] == []
+
+
+def test_update_sets_and_clears_the_expiration_date(memory: Memory) -> None:
+    [mid] = add_plain(memory, "I am in Paris this week")
+    memory.update(mid, expiration_date="2020-01-01")
+    assert memory.get_all(user_id="alice")["results"] == []
+    assert memory.update(mid, expiration_date="2020-01-01")["message"] == "Memory unchanged"
+    memory.update(mid, text="I am in Paris for a month")  # the expiry is kept when not named
+    assert memory.get(mid)["expiration_date"] == "2020-01-01"  # type: ignore[index]
+    memory.update(mid, expiration_date=None)  # cleared: shown again
+    assert [m["memory"] for m in memory.get_all(user_id="alice")["results"]] == ["I am in Paris for a month"]
+    events = memory.history(mid)
+    assert [e["event"] for e in events] == ["ADD", "UPDATE", "UPDATE", "UPDATE"]
+    with pytest.raises(InvalidInput, match="expiration_date"):
+        memory.update(mid, expiration_date="next week")
+
+
+def test_an_expired_text_can_be_added_again_and_is_shown(memory: Memory) -> None:
+    [old] = add_plain(memory, "I am at the conference", expiration_date="2020-01-01")
+    [new] = add_plain(memory, "I am at the conference")
+    assert new != old and [m["id"] for m in memory.get_all(user_id="alice")["results"]] == [new]
+    assert add_plain(memory, "I am at the conference") == [new]  # the live one is a duplicate, as always
+    with pytest.raises(InvalidInput, match="already says"):  # reviving the old one would show the text twice
+        memory.update(old, expiration_date=None)
+
+
+def test_delete_all_closes_expired_memories_too(memory: Memory) -> None:
+    add_plain(memory, "I am at the conference", expiration_date="2020-01-01")
+    add_plain(memory, "I like tea")
+    assert memory.delete_all(user_id="alice")["count"] == 2
+    assert memory.get_all(user_id="alice", show_expired=True)["results"] == []
+
+
+def test_an_inferred_add_gives_its_expiry_to_what_it_writes(memory: Memory) -> None:
+    out = memory.add("I like tea. I am in Rome this week.", user_id="alice", expiration_date="2020-01-01")
+    assert out["results"] and all(r["event"] == "ADD" for r in out["results"])
+    assert memory.get_all(user_id="alice")["results"] == []
+    assert {m["expiration_date"] for m in memory.get_all(user_id="alice", show_expired=True)["results"]} == {"2020-01-01"}
+
+
+def test_an_inferred_update_keeps_the_expiry_and_expired_memories_are_no_candidates(home, embedder, fake_openai) -> None:
+    import json
+
+    from engram.testing import dspy_reply
+
+    def facts(*texts: str) -> str:
+        return dspy_reply(facts=[{"text": t, "category": "personal", "about": "user", "happened_at": None} for t in texts])
+
+    with Memory(home=home, embedder=embedder, llm_model="openai/fake", llm_api_base=fake_openai.base_url,
+                llm_api_key="sk-test", llm_retries=0) as m:
+        fake_openai.script_chat(facts("User is in Rome"), facts("User is at a hotel in Rome"),
+                                dspy_reply(operations=[{"fact": 0, "op": "UPDATE", "memory_id": 0,
+                                                        "text": "User is at a hotel in Rome", "reason": "more precise"}]))
+        [rome] = [r["id"] for r in m.add("I'm in Rome", user_id="u", expiration_date="2999-01-01")["results"]]
+        out = m.add("I'm at a hotel in Rome", user_id="u")
+        assert [(r["event"], r["id"]) for r in out["results"]] == [("UPDATE", rome)]
+        assert m.get(rome)["expiration_date"] == "2999-01-01"  # type: ignore[index]
+        m.update(rome, expiration_date="2020-01-01")
+        fake_openai.script_chat(facts("User is in Rome again"))
+        again = m.add("I'm in Rome again", user_id="u")
+        assert [r["event"] for r in again["results"]] == ["ADD"]  # nothing shown to reconcile with: no second call
+        assert "hotel" not in json.dumps(fake_openai.chat_requests[-1].body)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "2025-13-01", "soon", True, [], 10**30, "0000-01-01"])
+def test_a_bad_expiration_date_is_refused_before_anything_is_written(memory: Memory, bad: object) -> None:
+    with pytest.raises(InvalidInput, match="expiration_date"):
+        memory.add("I like tea", user_id="alice", infer=False, expiration_date=bad)
+    assert memory.get_all(user_id="alice", show_expired=True)["results"] == []
