@@ -3,7 +3,7 @@
 from engram.config import Settings
 from engram.errors import (
     ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
-    NotFound, ScopeRequired, StoreError,
+    NotFound, RerankerError, ScopeRequired, StoreError,
 )
 from engram.memory import AsyncMemory, Memory
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
@@ -12,6 +12,6 @@ __all__ = [
     "Memory", "AsyncMemory", "Settings",
     "MemoryRecord", "Hit", "Event", "Op", "Scope",
     "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict", "EmbedderError",
-    "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
+    "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"

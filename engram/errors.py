@@ -9,6 +9,7 @@
     ├── Conflict               the memory changed since it was read (a concurrent write won)
     ├── EmbedderError          the embedder failed or returned something unusable
     ├── LLMError               the LLM failed, timed out or answered in a form we cannot use
+    ├── RerankerError          a rerank endpoint failed or answered in a form we cannot use
     └── StoreError             the store failed
         ├── CorruptStore       the file is not an engram database, or is damaged
         └── EmbedderMismatch   the store holds vectors of another embedder
@@ -26,6 +27,7 @@ __all__ = [
     "Conflict",
     "EmbedderError",
     "LLMError",
+    "RerankerError",
     "StoreError",
     "CorruptStore",
     "EmbedderMismatch",
@@ -68,6 +70,10 @@ class EmbedderError(EngramError):
 
 
 class LLMError(EngramError):
+    pass
+
+
+class RerankerError(EngramError):
     pass
 
 

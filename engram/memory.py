@@ -11,10 +11,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from engram.compat import UNSET, pick_limit, pick_text, refuse_unsupported
-from engram.components import check_parts, embedder_from, store_from
+from engram.components import check_parts, embedder_from, reranker_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
@@ -28,6 +28,9 @@ from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch, to_expiry
+
+if TYPE_CHECKING:
+    from engram.rerank import Reranker
 
 __all__ = ["Memory", "AsyncMemory"]
 
@@ -78,21 +81,24 @@ class _Change:
 class Memory:
     """Long-term memory for LLM applications. `Memory()` works offline with embedded defaults.
 
-    Parts may be passed in (`store=`, `embedder=`); otherwise they are built from settings (keyword
-    arguments, ENGRAM_* environment, config file).
+    Parts may be passed in (`store=`, `embedder=`, `reranker=`); otherwise they are built from settings
+    (keyword arguments, ENGRAM_* environment, config file).
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 embedder: Embedder | None = None, pipeline: Pipeline | None = None, **overrides: Any) -> None:
+                 embedder: Embedder | None = None, pipeline: Pipeline | None = None, reranker: Reranker | None = None,
+                 **overrides: Any) -> None:
         if settings is not None and overrides:
             raise ConfigError("pass either a Settings object or keyword settings, not both")
-        check_parts(settings, store, embedder)
+        check_parts(settings, store, embedder, reranker)
         self.settings = settings or Settings.load(**overrides)
+        self.reranker = reranker or reranker_from(self.settings)
         self.embedder = embedder or embedder_from(self.settings)
         self.store = store or store_from(self.settings)
         self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
+        self._told_no_reranker = False
 
     # -- writing -------------------------------------------------------------------------------------------
 
@@ -285,17 +291,21 @@ class Memory:
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                threshold: float | None = None, categories: Any = None, as_of: Any = None,
-               top_k: int | None = None, show_expired: bool = False) -> dict[str, Any]:
+               top_k: int | None = None, show_expired: bool = False, rerank: bool = False) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
         minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
-        name of `limit`. Expired memories are left out unless `show_expired`."""
+        name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
+        reorder the best candidates (`rerank_score` in results); without one configured it changes nothing."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
         count = check_limit(self.settings.search_limit if limit is None else limit, maximum=MAX_SEARCH_LIMIT)
+        reranker = self._reranker_for(rerank)
         vector = self._bound_embedder().embed([text])[0]
-        hits = search(self.store, vector, text, criteria, count, threshold=check_threshold(threshold),
-                      config=self._search)
+        hits = search(self.store, vector, text, criteria, count if reranker is None else max(count, reranker.candidates),
+                      threshold=check_threshold(threshold), config=self._search)
+        if reranker is not None and hits:
+            hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}
 
     @overload
@@ -371,6 +381,17 @@ class Memory:
         if text == old.text and old.version is not None:
             return self.store.vectors([old.version])[0]
         return self._bound_embedder().embed([text])[0]
+
+    def _reranker_for(self, rerank: Any) -> Reranker | None:
+        """The reranker a search with `rerank` uses: none unless asked, and none configured is noted once (Mem0
+        also carries on without one)."""
+        if not isinstance(rerank, bool):
+            raise InvalidInput(f"rerank must be True or False, not {type(rerank).__name__}")
+        if rerank and self.reranker is None and not self._told_no_reranker:
+            self._told_no_reranker = True
+            log.warning("search(rerank=True): no reranker is configured (setting reranker), so results keep "
+                        "search's own order")
+        return self.reranker if rerank else None
 
     def _bound_embedder(self) -> Embedder:
         """The embedder, once the store has accepted it (vectors of two embedders never mix)."""

@@ -239,11 +239,14 @@ class Hit:
     record: MemoryRecord
     score: float  # fused relevance in [0, 1], higher is better
     similarity: float  # cosine similarity to the query, clipped to [0, 1]
+    rerank_score: float | None = None  # the reranker's relevance in [0, 1], when search(rerank=True) ran one
 
     def to_dict(self) -> dict[str, Any]:
         out = self.record.to_dict()
         out["score"] = round(self.score, 6)
         out["similarity"] = round(self.similarity, 6)
+        if self.rerank_score is not None:
+            out["rerank_score"] = round(self.rerank_score, 6)
         return out
 
 
