@@ -5,7 +5,8 @@ from engram.errors import (
     ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
     NotFound, RerankerError, ScopeRequired, StoreError,
 )
-from engram.memory import AsyncMemory, Memory
+from engram.async_memory import AsyncMemory
+from engram.memory import Memory
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
 
 __all__ = [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
 import logging
 import random
@@ -11,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from engram.compat import UNSET, pick_limit, pick_text, refuse_unsupported
 from engram.components import check_parts, embedder_from, reranker_from, store_from
@@ -32,7 +30,7 @@ from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now,
 if TYPE_CHECKING:
     from engram.rerank import Reranker
 
-__all__ = ["Memory", "AsyncMemory"]
+__all__ = ["Memory"]
 
 log = logging.getLogger("engram")
 _ATTEMPTS = 5  # an inferred add decided on a state another writer changed is decided again (LLM calls too)
@@ -347,7 +345,7 @@ class Memory:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -399,30 +397,3 @@ class Memory:
             self.store.bind_embedder(self.embedder.name, self.embedder.dimension)
             self._bound = True
         return self.embedder
-
-
-class AsyncMemory:
-    """Memory's methods as coroutines: each runs the same synchronous code in a worker thread."""
-
-    def __init__(self, settings: Settings | None = None, *, memory: Memory | None = None, **kwargs: Any) -> None:
-        self.sync = memory or Memory(settings, **kwargs)
-
-    async def __aenter__(self) -> "AsyncMemory":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-def _in_thread(name: str) -> Callable[..., Any]:
-    method = getattr(Memory, name)
-
-    @functools.wraps(method)
-    async def call(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
-
-    return call
-
-
-for _name in ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "revert", "reset", "close"):
-    setattr(AsyncMemory, _name, _in_thread(_name))

@@ -226,3 +226,35 @@ def test_a_bad_expiration_date_is_refused_before_anything_is_written(memory: Mem
     with pytest.raises(InvalidInput, match="expiration_date"):
         memory.add("I like tea", user_id="alice", infer=False, expiration_date=bad)
     assert memory.get_all(user_id="alice", show_expired=True)["results"] == []
+
+
+# -- AsyncMemory --------------------------------------------------------------------------------------------------
+
+def test_async_memory_writes_out_every_public_method_with_memorys_signature() -> None:
+    import inspect
+
+    from engram import AsyncMemory
+
+    public = {name for name, _ in inspect.getmembers(Memory, inspect.isfunction) if not name.startswith("_")}
+    assert public <= set(vars(AsyncMemory)), public - set(vars(AsyncMemory))  # written out, not attached later
+    for name in public:
+        mine, theirs = inspect.signature(getattr(AsyncMemory, name)), inspect.signature(getattr(Memory, name))
+        assert list(mine.parameters.values()) == list(theirs.parameters.values()), name
+        assert inspect.iscoroutinefunction(getattr(AsyncMemory, name)), name
+
+
+def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
+    import asyncio
+
+    from engram import AsyncMemory
+
+    async def scenario() -> list:
+        async with AsyncMemory(home=home, embedder=embedder) as m:
+            [mid] = [r["id"] for r in (await m.add(["I like tea"], user_id=7, infer=False))["results"]]
+            await m.update(mid, text="I like green tea", metadata={"k": 1})
+            found = await m.search("tea", filters={"user_id": "7"}, top_k=1, rerank=True)
+            await m.update(mid, None, None, "2020-01-01")
+            gone = await m.get_all(filters={"user_id": 7})
+            return [found["results"][0]["memory"], gone["results"], await m.get("nope"), len(await m.history(mid))]
+
+    assert asyncio.run(scenario()) == ["I like green tea", [], None, 3]
