@@ -5,6 +5,7 @@ checkers see them with Memory's own signatures (tests/test_mem0_compat.py checks
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, Literal, Self, overload
 
 from engram.compat import UNSET
@@ -19,6 +20,11 @@ class AsyncMemory:
 
     def __init__(self, settings: Settings | None = None, *, memory: Memory | None = None, **kwargs: Any) -> None:
         self.sync = memory or Memory(settings, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **settings: Any) -> AsyncMemory:
+        """Mem0's `AsyncMemory.from_config`; see Memory.from_config."""
+        return cls(memory=Memory.from_config(config, **settings))
 
     async def __aenter__(self) -> Self:
         return self

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
@@ -97,6 +97,16 @@ class Memory:
         self._pipeline = pipeline
         self._bound = False
         self._told_no_reranker = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **settings: Any) -> Memory:
+        """Mem0's `Memory.from_config`: a Mem0 config dict (vector_store, embedder, llm, reranker; see
+        engram.mem0_config) read into engram's settings. Keyword `settings` (engram's, e.g. home=) override it;
+        what neither names comes from ENGRAM_* and the config file, as for Memory()."""
+        from engram.mem0_config import load
+
+        loaded, store = load(config, settings)
+        return cls(loaded, store=store)
 
     # -- writing -------------------------------------------------------------------------------------------
 

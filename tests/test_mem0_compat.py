@@ -228,6 +228,111 @@ def test_a_bad_expiration_date_is_refused_before_anything_is_written(memory: Mem
     assert memory.get_all(user_id="alice", show_expired=True)["results"] == []
 
 
+# -- Memory.from_config -------------------------------------------------------------------------------------------
+
+def test_from_config_without_parts_keeps_engrams_offline_defaults(home) -> None:
+    with Memory.from_config({"version": "v1.1", "history_db_path": "/nowhere/history.db"}, home=home) as m:
+        assert (m.settings.store, m.settings.embedder, m.settings.llm_model) == ("sqlite", "local", None)
+        assert m.add("I like tea", user_id="alice", infer=False)["results"][0]["event"] == "ADD"
+
+
+def test_from_config_reads_qdrant_an_openai_embedder_and_an_openai_llm(home, tmp_path, fake_openai) -> None:
+    from engram.stores.qdrant import QdrantStore
+    from engram.testing import dspy_reply
+
+    config = {
+        "vector_store": {"provider": "qdrant", "config": {"collection_name": "mem0_test", "path": str(tmp_path / "q"),
+                                                          "embedding_model_dims": 64, "on_disk": True}},
+        "embedder": {"provider": "openai", "config": {"model": "fake-embed", "api_key": "sk-e",
+                                                      "openai_base_url": fake_openai.base_url, "embedding_dims": 64}},
+        "llm": {"provider": "openai", "config": {"model": "fake-chat", "api_key": "sk-l", "openai_base_url":
+                                                 fake_openai.base_url, "temperature": 0.2, "max_tokens": 500, "top_p": 0.1}},
+    }
+    with Memory.from_config(config, home=home, llm_retries=0) as m:
+        assert isinstance(m.store, QdrantStore) and m.settings.qdrant_collection == "mem0_test"
+        assert (m.settings.llm_model, m.settings.llm_api_base, m.settings.llm_temperature, m.settings.llm_max_tokens) == (
+            "openai/fake-chat", fake_openai.base_url, 0.2, 500)
+        fake_openai.script_chat(dspy_reply(facts=[{"text": "User likes tea", "category": "preferences",
+                                                   "about": "user", "happened_at": None}]))
+        assert [r["memory"] for r in m.add("I like tea", user_id="alice")["results"]] == ["User likes tea"]
+        assert [r["memory"] for r in m.search("tea", filters={"user_id": "alice"}, top_k=1)["results"]] == ["User likes tea"]
+    chat, embeddings = fake_openai.chat_requests[0], fake_openai.embedding_requests[0]
+    assert chat.headers["authorization"] == "Bearer sk-l" and chat.body["model"] == "fake-chat"  # type: ignore[index]
+    assert embeddings.headers["authorization"] == "Bearer sk-e" and embeddings.body["dimensions"] == 64  # type: ignore[index]
+
+
+def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_openai) -> None:
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(location=":memory:")
+    config = {"vector_store": {"provider": "qdrant", "config": {"client": client, "collection_name": "shared"}},
+              "reranker": {"provider": "cohere", "config": {"api_key": "co-key", "model": "rerank-english-v3.0",
+                                                            "top_k": 5}}}
+    with Memory.from_config(config, home=home, reranker_base_url=fake_openai.base_url) as m:
+        assert m.store.client is client  # type: ignore[attr-defined]
+        m.add(["I like green tea", "I play chess"], user_id="alice", infer=False)
+        top = m.search("chess", user_id="alice", top_k=1, rerank=True)["results"]
+        assert top[0]["memory"] == "I play chess" and top[0]["rerank_score"] == 1.0
+    [request] = fake_openai.rerank_requests
+    assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"vector_store": {"provider": "qdrant", "config": {"host": "qdrant", "port": 6334, "api_key": "k"}}},
+     {"store": "qdrant", "qdrant_url": "http://qdrant:6334", "qdrant_api_key": "k"}),
+    ({"vector_store": {"provider": "qdrant", "config": {"url": "https://q.example:6333", "path": "/ignored"}}},
+     {"store": "qdrant", "qdrant_url": "https://q.example:6333"}),
+    ({"vector_store": {"provider": "qdrant"}}, {"store": "qdrant", "qdrant_path": None}),
+    ({"embedder": {"provider": "ollama", "config": {"model": "mxbai-embed-large", "ollama_base_url": "http://o:11434/",
+                                                    "embedding_dims": 1024}}},
+     {"embedder": "openai", "embedder_model": "mxbai-embed-large", "embedder_base_url": "http://o:11434/v1"}),
+    ({"embedder": {"provider": "huggingface", "config": {"huggingface_base_url": "http://tei:8080/v1"}}},
+     {"embedder": "openai", "embedder_base_url": "http://tei:8080/v1", "embedder_model": "tei", "embedder_api_key": "hf"}),
+    ({"embedder": {"provider": "huggingface", "config": {"model": "sentence-transformers/all-MiniLM-L6-v2"}}},
+     {"embedder": "local"}),
+    ({"embedder": {"provider": "huggingface"}}, {"embedder": "local"}),
+    ({"llm": {"provider": "ollama", "config": {"model": "llama3.1:8b", "temperature": 0}}},
+     {"llm_model": "ollama_chat/llama3.1:8b", "llm_api_base": "http://localhost:11434", "llm_temperature": 0}),
+    ({"llm": {"provider": "litellm", "config": {"model": "anthropic/claude-3-5-haiku", "api_key": "a"}}},
+     {"llm_model": "anthropic/claude-3-5-haiku", "llm_api_key": "a"}),
+    ({"llm": {"provider": "openai", "config": None}}, {"llm_model": "openai/gpt-4o-mini"}),
+    ({"reranker": {"provider": "llm", "config": {"llm": {"provider": "ollama", "config": {"model": "qwen2.5"}}}}},
+     {"reranker": "llm", "reranker_model": "ollama_chat/qwen2.5", "reranker_base_url": "http://localhost:11434"}),
+    ({"reranker": {"provider": "llm", "config": {"model": "gpt-4.1-mini", "api_key": "x"}}},
+     {"reranker": "llm", "reranker_model": "openai/gpt-4.1-mini", "reranker_api_key": "x"}),
+])
+def test_mem0_config_sections_become_engram_settings(config: dict, expected: dict) -> None:
+    from engram.mem0_config import translate
+
+    found = {k: v for k, v in translate(config).settings.items() if v is not None or k in expected}
+    assert found == expected
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"vector_store": {"provider": "chroma", "config": {}}}, "vector_store provider 'chroma' is not available"),
+    ({"embedder": {"provider": "gemini"}}, "embedder provider 'gemini'"),
+    ({"llm": {"provider": "anthropic", "config": {"model": "claude"}}}, "llm provider 'anthropic'.*litellm"),
+    ({"reranker": {"provider": "sentence_transformer"}}, "reranker provider 'sentence_transformer'.*rerank endpoint"),
+    ({"graph_store": {"provider": "neo4j"}}, "'graph_store': engram has no such part"),
+    ({"custom_instructions": "only food"}, "custom_instructions"),
+    ({"vector_store": {"provider": "qdrant", "config": {"path": "/q", "distance": "cosine"}}}, "'distance'"),
+    ({"llm": {"provider": "openai", "config": {"http_client_proxies": "http://proxy"}}}, "http_client_proxies"),
+    ({"llm": {"provider": "openai", "config": {"enable_vision": True}}}, "enable_vision"),
+    ({"embedder": {"provider": "huggingface", "config": {"model": "BAAI/bge-small-en"}}}, "Text Embeddings Inference"),
+    ({"embedder": {"provider": "huggingface", "config": {"embedding_dims": 768}}}, "384"),
+    ({"embedder": {"provider": "openai", "config": "x"}}, "must be a dict"),
+    ({"embedder": "openai"}, "'provider' string"),
+    ({"embedder": {"provider": "openai", "settings": {}}}, "unknown key"),
+    ({"reranker": {"provider": "llm", "config": {"scoring_prompt": "rate {query}"}}}, "scoring_prompt"),
+    ("not a dict", "takes a dict"),
+])
+def test_what_engram_does_not_have_is_a_config_error_naming_it(config, problem: str) -> None:
+    from engram import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        Memory.from_config(config)
+
+
 # -- AsyncMemory --------------------------------------------------------------------------------------------------
 
 def test_async_memory_writes_out_every_public_method_with_memorys_signature() -> None:
@@ -241,6 +346,7 @@ def test_async_memory_writes_out_every_public_method_with_memorys_signature() ->
         mine, theirs = inspect.signature(getattr(AsyncMemory, name)), inspect.signature(getattr(Memory, name))
         assert list(mine.parameters.values()) == list(theirs.parameters.values()), name
         assert inspect.iscoroutinefunction(getattr(AsyncMemory, name)), name
+    assert inspect.signature(AsyncMemory.from_config).parameters.keys() == inspect.signature(Memory.from_config).parameters.keys()
 
 
 def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
@@ -258,3 +364,25 @@ def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
             return [found["results"][0]["memory"], gone["results"], await m.get("nope"), len(await m.history(mid))]
 
     assert asyncio.run(scenario()) == ["I like green tea", [], None, 3]
+
+
+# -- README ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section", ["## The Python API", "## Coming from Mem0"])
+def test_the_readme_examples_of_these_sections_run_offline(home, tmp_path, monkeypatch, section: str) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    text = readme[readme.index(section):]
+    text = text[:text.index("\n## ", len(section))]
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert blocks
+    monkeypatch.setenv("ENGRAM_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        scope: dict = {}
+        exec(compile(block, f"README {section}", "exec"), scope)  # noqa: S102 - our own documentation
+        for value in scope.values():
+            if isinstance(value, Memory):
+                value.close()
