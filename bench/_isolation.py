@@ -171,7 +171,7 @@ class _Run:
         mid = self.rng.choice(list(self.world.owner))
         target = mid if self.rng.random() < 0.4 else self.rng.choice(id_variants(mid))
         try:
-            out: Any = self.m.get(target) if op == "get" else self.m.history(target)
+            out: Any = self.m.get(target, strict=True) if op == "get" else self.m.history(target, strict=True)
         except NotFound:
             if target == mid and (op == "history" or mid in self.world.alive):
                 self.leak(f"{op}({mid}) of an existing memory raised NotFound")

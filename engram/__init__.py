@@ -8,27 +8,28 @@ from typing import TYPE_CHECKING, Any
 from engram.config import Settings
 from engram.errors import (
     ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
-    NotFound, ScopeRequired, StoreError,
+    NotFound, RerankerError, ScopeRequired, StoreError,
 )
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
 
 if TYPE_CHECKING:
-    from engram.memory import AsyncMemory, Memory
+    from engram.async_memory import AsyncMemory
+    from engram.memory import Memory
 
 __all__ = [
     "Memory", "AsyncMemory", "Settings",
     "MemoryRecord", "Hit", "Event", "Op", "Scope",
     "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict", "EmbedderError",
-    "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
+    "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"Memory", "AsyncMemory"}
+_LAZY = {"Memory": "engram.memory", "AsyncMemory": "engram.async_memory"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from engram import memory
+        import importlib
 
-        return getattr(memory, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'engram' has no attribute {name!r}")

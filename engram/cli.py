@@ -241,7 +241,7 @@ def get(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID
         home: Home = None) -> None:
     """One memory by id."""
     with _open(ctx, home) as memory:
-        record = memory.get(memory_id)
+        record = memory.get(memory_id, strict=True)
     if as_json:
         return _print_json(record)
     table = Table(show_header=False, box=None)
@@ -254,7 +254,7 @@ def get(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID
 
 @app.command()
 def update(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID")], text: str,
-           metadata: Annotated[Optional[str], typer.Option(help="Replace metadata (JSON object).")] = None,
+           metadata: Annotated[Optional[str], typer.Option(help="Metadata keys to set (JSON object); the others are kept.")] = None,
            home: Home = None) -> None:
     """Replace a memory's text; the old version stays in its history."""
     with _open(ctx, home, embeds=True) as memory:
@@ -290,7 +290,7 @@ def history(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar
             home: Home = None) -> None:
     """Every change to a memory, oldest first."""
     with _open(ctx, home) as memory:
-        events = memory.history(memory_id)
+        events = memory.history(memory_id, strict=True)
     if as_json:
         return _print_json(events)
     table = Table(header_style="bold")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from engram.config import Settings
 from engram.embed.base import Embedder
@@ -10,16 +11,25 @@ from engram.errors import ConfigError
 from engram.private import make_dirs
 from engram.stores.base import Store
 
-__all__ = ["check_parts", "embedder_from", "store_from"]
+if TYPE_CHECKING:
+    from engram.rerank import Reranker
+
+__all__ = ["check_parts", "embedder_from", "reranker_from", "store_from"]
+RERANKERS = ("http", "llm")
 
 
-def check_parts(settings: Any, store: Any, embedder: Any) -> None:
+def check_parts(settings: Any, store: Any, embedder: Any, reranker: Any = None) -> None:
     """Parts handed to Memory(...) are objects of the right kind: a name given where an object belongs is a
     ConfigError now, not an AttributeError at the first call."""
     if settings is not None and not isinstance(settings, Settings):
         raise ConfigError(f"settings must be an engram.config.Settings, not {type(settings).__name__}; "
                           "use Memory(Settings.load(...)) or keyword settings such as Memory(home=...)")
-    for what, part, kind in (("store", store, Store), ("embedder", embedder, Embedder)):
+    parts: list[tuple[str, Any, type]] = [("store", store, Store), ("embedder", embedder, Embedder)]
+    if reranker is not None:  # imported only when given: httpx stays out of a plain start
+        from engram.rerank import Reranker
+
+        parts.append(("reranker", reranker, Reranker))
+    for what, part, kind in parts:
         if part is not None and not isinstance(part, kind):
             raise ConfigError(f"{what}= takes a {kind.__name__} object, not {type(part).__name__}; to choose "
                               f"one by name, use Memory(Settings.load({what}=...)) or ENGRAM_{what.upper()}")
@@ -60,3 +70,20 @@ def store_from(settings: Settings) -> Store:
             make_dirs(path)  # 0700: qdrant-client writes its files with the umask's mode
         return QdrantStore(path=path, collection=settings.qdrant_collection)
     raise ConfigError(f"unknown store {settings.store!r}; known: sqlite, qdrant")
+
+
+def reranker_from(settings: Settings) -> Reranker | None:
+    """The reranker search(rerank=True) uses; None when none is configured. Nothing is called here."""
+    if settings.reranker is None:
+        return None
+    from engram.rerank import HTTPReranker, LLMReranker
+
+    if settings.reranker == "http":
+        if not settings.reranker_model or not settings.reranker_base_url:
+            raise ConfigError("reranker = http needs reranker_model and reranker_base_url (e.g. https://api.cohere.com/v2)")
+        return HTTPReranker(settings.reranker_model, settings.reranker_base_url, settings.reranker_api_key)
+    if settings.reranker == "llm":
+        return LLMReranker(replace(settings, llm_model=settings.reranker_model or settings.llm_model,
+                                   llm_api_base=settings.reranker_base_url or settings.llm_api_base,
+                                   llm_api_key=settings.reranker_api_key or settings.llm_api_key))
+    raise ConfigError(f"unknown reranker {settings.reranker!r}; known: {', '.join(RERANKERS)}")

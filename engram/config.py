@@ -56,6 +56,10 @@ class Settings:
     reconcile_candidates: int = 5  # similar current memories shown per new fact
     max_facts: int = 50  # facts one add(infer=True) keeps from the extraction; the rest is reported as rejected
     categories: str | None = None  # comma-separated custom taxonomy for extraction
+    reranker: str | None = None  # search(rerank=True): http (a /rerank endpoint) | llm; None: rerank=True is ignored
+    reranker_model: str | None = None  # http: the rerank model; llm: a model string instead of llm_model
+    reranker_base_url: str | None = None  # http: e.g. https://api.cohere.com/v2; llm: instead of llm_api_base
+    reranker_api_key: str | None = None  # http: the endpoint's key; llm: instead of llm_api_key
 
     @property
     def database(self) -> Path:

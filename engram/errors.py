@@ -9,6 +9,7 @@
     ├── Conflict               the memory changed since it was read (a concurrent write won)
     ├── EmbedderError          the embedder failed or returned something unusable
     ├── LLMError               the LLM failed, timed out or answered in a form we cannot use
+    ├── RerankerError          a rerank endpoint failed or answered in a form we cannot use
     └── StoreError             the store failed
         ├── CorruptStore       the file is not an engram database, or is damaged
         └── EmbedderMismatch   the store holds vectors of another embedder
@@ -26,6 +27,7 @@ __all__ = [
     "Conflict",
     "EmbedderError",
     "LLMError",
+    "RerankerError",
     "StoreError",
     "CorruptStore",
     "EmbedderMismatch",
@@ -52,7 +54,9 @@ class InvalidFilter(InvalidInput):
     pass
 
 
-class NotFound(EngramError, KeyError):
+class NotFound(EngramError, KeyError, ValueError):
+    """Also a ValueError: Mem0 raises ValueError for an unknown id, and code written for it catches that."""
+
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else "not found"
 
@@ -66,6 +70,10 @@ class EmbedderError(EngramError):
 
 
 class LLMError(EngramError):
+    pass
+
+
+class RerankerError(EngramError):
     pass
 
 

@@ -58,7 +58,8 @@ class Message:
 
 
 def parse_messages(messages: Any, max_chars: int) -> list[Message]:
-    """A string, one {role, content} dict or a list of them -> messages, all checked before anything is used."""
+    """A string, one {role, content} dict or a list of them (or of strings) -> messages, all checked before
+    anything is used."""
     if isinstance(messages, str):
         items: list[Any] = [{"role": "user", "content": messages}]
     elif isinstance(messages, dict):
@@ -69,7 +70,9 @@ def parse_messages(messages: Any, max_chars: int) -> list[Message]:
             raise InvalidInput("messages is an empty list")
     else:
         raise InvalidInput(f"messages must be a string, a message dict or a list of them, not {type(messages).__name__}")
-    return [_message(item, f"messages[{i}]", max_chars) for i, item in enumerate(items)]
+    # a plain string in the list is one user message, as a string alone is
+    return [_message({"role": "user", "content": item} if isinstance(item, str) else item, f"messages[{i}]", max_chars)
+            for i, item in enumerate(items)]
 
 
 def _message(item: Any, where: str, max_chars: int) -> Message:

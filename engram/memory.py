@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
-from engram.components import check_parts, embedder_from, store_from
+from engram.compat import UNSET, pick_limit, pick_text, refuse_unsupported
+from engram.components import check_parts, embedder_from, reranker_from, store_from
 from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
@@ -26,9 +25,12 @@ from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch, to_expiry
 
-__all__ = ["Memory", "AsyncMemory"]
+if TYPE_CHECKING:
+    from engram.rerank import Reranker
+
+__all__ = ["Memory"]
 
 log = logging.getLogger("engram")
 _ATTEMPTS = 5  # an inferred add decided on a state another writer changed is decided again (LLM calls too)
@@ -47,44 +49,90 @@ def _known_already(results: list[dict[str, Any]], changes: ChangeSet, stored: li
             if r["id"] in twins and r["event"] == Op.ADD.value else r for r in results]
 
 
+def _set_expiry(changes: ChangeSet, expires_at: float | None, replaced: dict[str, MemoryRecord]) -> None:
+    """Every version an add writes expires at the add's expiration_date; without one, a new version of a memory
+    (`replaced`: the versions it replaces, by id) keeps its predecessor's."""
+    changes.inserts = [
+        (replace(r, expires_at=expires_at if expires_at is not None or r.id not in replaced else replaced[r.id].expires_at), v)
+        for r, v in changes.inserts]
+
+
+@dataclass
+class _Change:
+    """What update() was asked to change (None / UNSET: keep), and the vector of its text once embedded."""
+
+    text: str | None
+    metadata: dict[str, Any] | None
+    expires_at: Any
+    when: float | None
+    vector: tuple[str, Any] | None = None
+
+    def applied_to(self, old: MemoryRecord) -> MemoryRecord:
+        """The new version of `old` (its times and batch still to be set)."""
+        text = old.text if self.text is None else self.text
+        return replace(old, text=text, hash=content_hash(text),
+                       metadata=old.metadata if self.metadata is None else check_metadata({**old.metadata, **self.metadata}),
+                       expires_at=old.expires_at if self.expires_at is UNSET else self.expires_at,
+                       valid_to=None, superseded_by=None, version=None, position=0)
+
+
 class Memory:
     """Long-term memory for LLM applications. `Memory()` works offline with embedded defaults.
 
-    Parts may be passed in (`store=`, `embedder=`); otherwise they are built from settings (keyword
-    arguments, ENGRAM_* environment, config file).
+    Parts may be passed in (`store=`, `embedder=`, `reranker=`); otherwise they are built from settings
+    (keyword arguments, ENGRAM_* environment, config file).
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 embedder: Embedder | None = None, pipeline: Pipeline | None = None, **overrides: Any) -> None:
+                 embedder: Embedder | None = None, pipeline: Pipeline | None = None, reranker: Reranker | None = None,
+                 **overrides: Any) -> None:
         if settings is not None and overrides:
             raise ConfigError("pass either a Settings object or keyword settings, not both")
-        check_parts(settings, store, embedder)
+        check_parts(settings, store, embedder, reranker)
         self.settings = settings or Settings.load(**overrides)
+        self.reranker = reranker or reranker_from(self.settings)
         self.embedder = embedder or embedder_from(self.settings)
         self.store = store or store_from(self.settings)
         self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
+        self._told_no_reranker = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **settings: Any) -> Memory:
+        """Mem0's `Memory.from_config`: a Mem0 config dict (vector_store, embedder, llm, reranker; see
+        engram.mem0_config) read into engram's settings. Keyword `settings` (engram's, e.g. home=) override it;
+        what neither names comes from ENGRAM_* and the config file, as for Memory()."""
+        from engram.mem0_config import load
+
+        loaded, store = load(config, settings)
+        return cls(loaded, store=store)
 
     # -- writing -------------------------------------------------------------------------------------------
 
     def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            timestamp: Any = None, categories: Any = None, filters: dict[str, Any] | None = None,
+            timestamp: Any = None, expiration_date: Any = None, memory_type: str | None = None,
+            prompt: str | None = None, categories: Any = None, filters: dict[str, Any] | None = None,
             dry_run: bool = False) -> dict[str, Any]:
         """Remember what the messages say. infer=True extracts facts and reconciles them with what is stored
         (with the LLM when one is configured, else offline rules); infer=False stores each message as it is.
-        dry_run=True returns the operations that would be applied and writes nothing."""
+        `expiration_date`: what this add writes leaves search and listings from then on (a date: after that
+        day). dry_run=True returns the operations that would be applied and writes nothing. Mem0's
+        `memory_type` and `prompt` are refused (InvalidInput): engram has neither procedural memories nor
+        custom prompts."""
+        refuse_unsupported(memory_type, prompt)
         scope = Scope.build(user_id, agent_id, run_id, filters)
         parsed = parse_messages(messages, self.settings.max_memory_chars)
         meta = check_metadata(metadata)
         cats = check_categories(categories)
         when = now() if timestamp is None else to_epoch(timestamp, "timestamp")
-        return self._add(scope, parsed, infer=infer, when=when, metadata=meta, categories=cats, dry_run=dry_run)
+        return self._add(scope, parsed, infer=infer, when=when, metadata=meta, categories=cats, dry_run=dry_run,
+                         expires_at=to_expiry(expiration_date))
 
     def _add(self, scope: Scope, parsed: list[Message], *, infer: bool, when: float, metadata: dict[str, Any],
-             categories: tuple[str, ...], dry_run: bool = False,
-             saved: tuple[str, Scope, int] | None = None) -> dict[str, Any]:
+             categories: tuple[str, ...], dry_run: bool = False, saved: tuple[str, Scope, int] | None = None,
+             expires_at: float | None = None) -> dict[str, Any]:
         """add() once its arguments are checked. `saved`: a chat session's turns to mark as saved in the same
         write (the agent's background save)."""
         batch = uuid.uuid4().hex
@@ -97,9 +145,11 @@ class Memory:
                     proposed, scope, when=when, stamp=now(), batch=batch, metadata=metadata, categories=categories,
                     known=self.store.find_hashes(scope, hashes) if hashes else {},
                 )
+                _set_expiry(changes, expires_at, {d.target.id: d.target for d in proposed.decisions if d.target})
                 extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
             else:
                 changes, results = self._raw_changes(scope, parsed, when, batch, metadata, categories)
+                _set_expiry(changes, expires_at, {})
             changes.saved = saved
             if dry_run or not changes:
                 break
@@ -158,37 +208,45 @@ class Memory:
             self._pipeline = Pipeline.from_settings(self.settings)
         return self._pipeline
 
-    def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None,
-               timestamp: Any = None, expected_version: int | None = None) -> dict[str, Any]:
-        """Replace a memory's text; the old version is closed, not destroyed (see history()). The write is
-        guarded by the version it replaces: when another writer changed the memory meanwhile, the update is
-        made again on the new current version (last writer wins, history names each true old text), or, with
-        `expected_version=` (a result's "version"), raises Conflict instead."""
-        text = check_text(data, self.settings.max_memory_chars, "data")
-        meta = None if metadata is None else check_metadata(metadata)
-        when = None if timestamp is None else to_epoch(timestamp, "timestamp")
-        digest = content_hash(text)
-        vectors: list[Any] = []  # embedded once, whatever the retries
+    def update(self, memory_id: str, text: str | None = None, metadata: dict[str, Any] | None = None,
+               expiration_date: Any = UNSET, data: str | None = None, *, timestamp: Any = None,
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Change a memory's text, metadata (the keys given are set, the others kept, as in Mem0) and/or
+        expiration date (None: never). `data` is Mem0's older name of `text`. The old version is closed, not
+        destroyed (see history()). The write is guarded by the version it replaces: when another writer changed
+        the memory meanwhile, the update is made again on the new current version (last writer wins, history
+        names each true old text), or, with `expected_version=` (a result's "version"), raises Conflict."""
+        wanted = pick_text(text, data)
+        if wanted is None and metadata is None and expiration_date is UNSET:
+            raise InvalidInput("update needs text (or data), metadata and/or expiration_date")
+        change = _Change(
+            text=None if wanted is None else check_text(wanted, self.settings.max_memory_chars, "text"),
+            metadata=None if metadata is None else check_metadata(metadata),
+            expires_at=UNSET if expiration_date is UNSET else to_expiry(expiration_date),
+            when=None if timestamp is None else to_epoch(timestamp, "timestamp"),
+        )
+        return self._on_current(memory_id, expected_version, lambda old: self._write_update(old, change))
 
-        def write(old: MemoryRecord) -> dict[str, Any]:
-            if digest == old.hash and (meta is None or meta == old.metadata):
-                return {"message": "Memory unchanged", "id": old.id, "version": old.version}
-            if digest != old.hash:
-                twin = self.store.find_hashes(old.scope, [digest]).get(digest)
-                if twin is not None:
-                    raise InvalidInput(f"memory {twin.id} in the same scope already says {text!r}")
-            vectors[:] = vectors or [self._bound_embedder().embed([text])[0]]
-            stamp, batch = now(), uuid.uuid4().hex
-            new = replace(old, text=text, hash=digest, metadata=old.metadata if meta is None else meta, updated_at=stamp,
-                          valid_from=max(stamp if when is None else when, old.valid_from), valid_to=None,
-                          superseded_by=None, version=None, batch_id=batch, position=0)
-            [stored] = self.store.apply(ChangeSet(
-                inserts=[(new, vectors[0])], closes=[Close(old.id, new.valid_from, version=old.version)],
-                events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, actor="user")],
-            ))
-            return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
-
-        return self._on_current(memory_id, expected_version, write)
+    def _write_update(self, old: MemoryRecord, change: _Change) -> dict[str, Any]:
+        """One attempt of update() on the version `old`."""
+        new = change.applied_to(old)
+        if new.hash == old.hash and new.metadata == old.metadata and new.expires_at == old.expires_at:
+            return {"message": "Memory unchanged", "id": old.id, "version": old.version}
+        stamp = now()
+        if new.hash != old.hash or (old.expired_by(stamp) and not new.expired_by(stamp)):  # a text shown anew
+            twin = self.store.find_hashes(old.scope, [new.hash]).get(new.hash)
+            if twin is not None and twin.id != old.id:
+                raise InvalidInput(f"memory {twin.id} in the same scope already says {new.text!r}")
+        if change.vector is None or change.vector[0] != new.text:  # embedded once per text, whatever the retries
+            change.vector = (new.text, self._vector_of(new.text, old))
+        batch = uuid.uuid4().hex
+        new = replace(new, updated_at=stamp, valid_from=max(stamp if change.when is None else change.when, old.valid_from),
+                      batch_id=batch)
+        [stored] = self.store.apply(ChangeSet(
+            inserts=[(new, change.vector[1])], closes=[Close(old.id, new.valid_from, version=old.version)],
+            events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=new.text, actor="user")],
+        ))
+        return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
 
     def delete(self, memory_id: str, *, expected_version: int | None = None) -> dict[str, Any]:
         """Close a memory: it leaves search and listings, and stays in history(). Guarded like update()."""
@@ -221,8 +279,8 @@ class Memory:
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                    filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Close every current memory of a scope (and matching `filters`), in one transaction."""
-        criteria = Criteria(Scope.build(user_id, agent_id, run_id, filters), parse_filters(filters))
+        """Close every current memory of a scope (and matching `filters`), expired ones too, in one transaction."""
+        criteria = Criteria(Scope.build(user_id, agent_id, run_id, filters), parse_filters(filters), show_expired=True)
         records = self.store.select(criteria)
         stamp, batch = now(), uuid.uuid4().hex
         self.store.apply(ChangeSet(  # closing only the versions listed: a memory changed meanwhile is a Conflict
@@ -240,38 +298,64 @@ class Memory:
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
-               threshold: float | None = None, categories: Any = None, as_of: Any = None) -> dict[str, Any]:
+               threshold: float | None = None, categories: Any = None, as_of: Any = None,
+               top_k: int | None = None, show_expired: bool = False, rerank: bool = False) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
-        minimum cosine similarity (`similarity` in results) a memory needs to be returned."""
+        minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
+        name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
+        reorder the best candidates (`rerank_score` in results); without one configured it changes nothing."""
         text = check_text(query, self.settings.max_memory_chars, "query")
-        criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
+        criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
+        limit = pick_limit(limit, top_k)
         count = check_limit(self.settings.search_limit if limit is None else limit, maximum=MAX_SEARCH_LIMIT)
+        reranker = self._reranker_for(rerank)
         vector = self._bound_embedder().embed([text])[0]
-        hits = search(self.store, vector, text, criteria, count, threshold=check_threshold(threshold),
-                      config=self._search)
+        hits = search(self.store, vector, text, criteria, count if reranker is None else max(count, reranker.candidates),
+                      threshold=check_threshold(threshold), config=self._search)
+        if reranker is not None and hits:
+            hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}
 
-    def get(self, memory_id: str) -> dict[str, Any]:
-        return self._current(memory_id).to_dict()
+    @overload
+    def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...
+
+    @overload
+    def get(self, memory_id: str, *, strict: bool = False) -> dict[str, Any] | None: ...
+
+    def get(self, memory_id: str, *, strict: bool = False) -> dict[str, Any] | None:
+        """The memory's current version; None when the id is unknown or the memory was deleted (as in Mem0),
+        or with `strict=True` NotFound saying which."""
+        try:
+            return self._current(memory_id).to_dict()
+        except NotFound:
+            if strict:
+                raise
+            return None
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                filters: dict[str, Any] | None = None, limit: int = 100, categories: Any = None,
-                as_of: Any = None) -> dict[str, Any]:
-        criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of)
-        records = self.store.select(criteria, check_limit(limit, maximum=MAX_LIST_LIMIT))
+                filters: dict[str, Any] | None = None, limit: int | None = None, categories: Any = None,
+                as_of: Any = None, top_k: int | None = None, show_expired: bool = False) -> dict[str, Any]:
+        """The scope's memories, newest first: at most `limit` (default 100; `top_k` is Mem0's name of it).
+        Expired memories are left out unless `show_expired`."""
+        criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
+        limit = pick_limit(limit, top_k)
+        records = self.store.select(criteria, check_limit(100 if limit is None else limit, maximum=MAX_LIST_LIMIT))
         return {"results": [record.to_dict() for record in records]}
 
-    def history(self, memory_id: str) -> list[dict[str, Any]]:
+    def history(self, memory_id: str, *, strict: bool = False) -> list[dict[str, Any]]:
+        """Every change of a memory, oldest first, deleted memories included; [] for an unknown id (as in
+        Mem0), or with `strict=True` NotFound."""
         check_id(memory_id)
         events = self.store.history(memory_id)
-        if not events:
+        if not events and strict:
             raise NotFound(f"no memory with id {memory_id!r}")
-        return [event.to_dict() for event in events]
+        record = self.store.get(memory_id) if events else None
+        return [event.to_dict(role=record.role if record else None) for event in events]
 
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -280,12 +364,15 @@ class Memory:
     # -- helpers -------------------------------------------------------------------------------------------
 
     def _criteria(self, user_id: Any, agent_id: Any, run_id: Any, filters: Any, categories: Any,
-                  as_of: Any) -> Criteria:
+                  as_of: Any, show_expired: Any = False) -> Criteria:
+        if not isinstance(show_expired, bool):
+            raise InvalidInput(f"show_expired must be True or False, not {type(show_expired).__name__}")
         return Criteria(
             scope=Scope.build(user_id, agent_id, run_id, filters if isinstance(filters, dict) else None),
             where=parse_filters(filters),
             categories=check_categories(categories),
             as_of=None if as_of is None else to_epoch(as_of, "as_of"),
+            show_expired=show_expired,
         )
 
     def _current(self, memory_id: Any) -> MemoryRecord:
@@ -297,36 +384,26 @@ class Memory:
             raise NotFound(f"memory {memory_id} was deleted at {iso(record.valid_to)}; its history() remains")
         return record
 
+    def _vector_of(self, text: str, old: MemoryRecord) -> Any:
+        """The vector of `text`: the stored one when it is the old version's text (a metadata-only update)."""
+        if text == old.text and old.version is not None:
+            return self.store.vectors([old.version])[0]
+        return self._bound_embedder().embed([text])[0]
+
+    def _reranker_for(self, rerank: Any) -> Reranker | None:
+        """The reranker a search with `rerank` uses: none unless asked, and none configured is noted once (Mem0
+        also carries on without one)."""
+        if not isinstance(rerank, bool):
+            raise InvalidInput(f"rerank must be True or False, not {type(rerank).__name__}")
+        if rerank and self.reranker is None and not self._told_no_reranker:
+            self._told_no_reranker = True
+            log.warning("search(rerank=True): no reranker is configured (setting reranker), so results keep "
+                        "search's own order")
+        return self.reranker if rerank else None
+
     def _bound_embedder(self) -> Embedder:
         """The embedder, once the store has accepted it (vectors of two embedders never mix)."""
         if not self._bound:
             self.store.bind_embedder(self.embedder.name, self.embedder.dimension)
             self._bound = True
         return self.embedder
-
-
-class AsyncMemory:
-    """Memory's methods as coroutines: each runs the same synchronous code in a worker thread."""
-
-    def __init__(self, settings: Settings | None = None, *, memory: Memory | None = None, **kwargs: Any) -> None:
-        self.sync = memory or Memory(settings, **kwargs)
-
-    async def __aenter__(self) -> "AsyncMemory":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-def _in_thread(name: str) -> Callable[..., Any]:
-    method = getattr(Memory, name)
-
-    @functools.wraps(method)
-    async def call(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
-
-    return call
-
-
-for _name in ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "revert", "reset", "close"):
-    setattr(AsyncMemory, _name, _in_thread(_name))

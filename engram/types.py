@@ -7,15 +7,16 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from engram.compat import owner_id
 from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
 from engram.inputs import check_string, shown
 
 __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "Scope", "Turn", "content_hash", "iso",
-           "now", "to_epoch"]
+           "last_day", "now", "to_epoch", "to_expiry"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -71,6 +72,38 @@ def to_epoch(value: Any, what: str = "time") -> float:
     return seconds
 
 
+def to_expiry(value: Any) -> float | None:
+    """An expiration date -> the instant the memory expires (epoch seconds), or None for "never". A date
+    (`date`, or a "YYYY-MM-DD" string) keeps the memory through that whole day (UTC), as Mem0 does; a datetime,
+    an ISO 8601 string with a time, or epoch seconds is that exact instant."""
+    if value is None:
+        return None
+    day: date | None = None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(f"expiration_date: {shown(value)} is not a date") from None
+    if day is None:
+        return to_epoch(value, "expiration_date")
+    if day == date.max:
+        return LAST_EPOCH
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC).timestamp()
+
+
+def last_day(expires_at: float | None) -> str | None:
+    """Mem0's `expiration_date` of a memory expiring at `expires_at`: the last day (UTC) it is shown."""
+    if expires_at is None or math.isnan(expires_at):
+        return None
+    moment = datetime.fromtimestamp(min(max(expires_at, FIRST_EPOCH), LAST_EPOCH), tz=UTC)
+    day = moment.date()
+    if moment.time() == datetime.min.time() and day > date.min:  # expires at midnight: shown through the day before
+        day -= timedelta(days=1)
+    return day.isoformat()
+
+
 _SPACES = re.compile(r"\s+")
 
 
@@ -105,12 +138,13 @@ class Scope:
     @classmethod
     def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
               filters: dict[str, Any] | None = None) -> "Scope":
-        """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required."""
+        """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required. Integer
+        and UUID ids are taken as their strings (Mem0 accepts integer ids)."""
         if filters is not None and not isinstance(filters, dict):
             raise InvalidFilter(f"filters must be a dict, got {type(filters).__name__}")
-        given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        given = {"user_id": owner_id(user_id), "agent_id": owner_id(agent_id), "run_id": owner_id(run_id)}
         for name in SCOPE_FIELDS:
-            in_filter = (filters or {}).get(name)
+            in_filter = owner_id((filters or {}).get(name))
             if in_filter is None:
                 continue
             if given[name] is not None and given[name] != in_filter:
@@ -158,6 +192,7 @@ class MemoryRecord:
     version: int | None = None
     batch_id: str | None = None  # the write (add() call, update, ...) that wrote this version
     position: int | None = None  # its place among that write's versions (conversational context follows it)
+    expires_at: float | None = None  # from then on reads leave it out (unless show_expired); it stays current
 
     @property
     def scope(self) -> Scope:
@@ -169,6 +204,9 @@ class MemoryRecord:
 
     def valid_at(self, ts: float) -> bool:
         return self.valid_from <= ts and (self.valid_to is None or ts < self.valid_to)
+
+    def expired_by(self, ts: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= ts
 
     def to_dict(self) -> dict[str, Any]:
         """Mem0's result shape plus engram's fields."""
@@ -186,6 +224,8 @@ class MemoryRecord:
             "source": list(self.source),
             "version": self.version,
             "batch_id": self.batch_id,
+            "expiration_date": last_day(self.expires_at),
+            "expires_at": iso(self.expires_at),
         }
         for name, value in self.scope.items():
             out[name] = value
@@ -199,11 +239,14 @@ class Hit:
     record: MemoryRecord
     score: float  # fused relevance in [0, 1], higher is better
     similarity: float  # cosine similarity to the query, clipped to [0, 1]
+    rerank_score: float | None = None  # the reranker's relevance in [0, 1], when search(rerank=True) ran one
 
     def to_dict(self) -> dict[str, Any]:
         out = self.record.to_dict()
         out["score"] = round(self.score, 6)
         out["similarity"] = round(self.similarity, 6)
+        if self.rerank_score is not None:
+            out["rerank_score"] = round(self.rerank_score, 6)
         return out
 
 
@@ -224,7 +267,9 @@ class Event:
     actor: str | None = None
     seq: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, role: str | None = None) -> dict[str, Any]:
+        """Mem0's history row plus engram's keys. `created_at` and `updated_at` are both when the change was
+        made; `role` is the memory's (events do not hold it); engram records no speaker name (`actor_id`)."""
         return {
             "id": self.seq,
             "memory_id": self.memory_id,
@@ -235,7 +280,10 @@ class Event:
             "source": list(self.source),
             "batch_id": self.batch_id,
             "actor": self.actor,
+            "actor_id": None,
+            "role": role,
             "created_at": iso(self.created_at),
+            "updated_at": iso(self.created_at),
             "is_deleted": self.op is Op.DELETE,
         }
 

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-import engram.embed.openai as openai_module
+import engram.http
 from engram.embed.openai import OpenAIEmbedder
 from engram.errors import ConfigError, EmbedderError
 from engram.testing import FakeOpenAI, Reply, hash_embedding
@@ -121,7 +121,7 @@ def test_retry_after_is_respected(make_embedder, fake_openai) -> None:
 
 
 def test_retry_after_is_capped(make_embedder, fake_openai, monkeypatch) -> None:
-    monkeypatch.setattr(openai_module, "MAX_RETRY_AFTER", 0.01)
+    monkeypatch.setattr(engram.http, "MAX_RETRY_AFTER", 0.01)
     fake_openai.script_embeddings(Reply(status=503, headers={"Retry-After": "3600"}))
     started = time.monotonic()
     make_embedder().embed(["x"])

@@ -245,3 +245,26 @@ def test_lifecycle() -> None:
     server.stop()  # idempotent
     with pytest.raises(RuntimeError):
         server.base_url
+
+
+def rerank(http: httpx.Client, server: FakeOpenAI, query: str, documents, **extra) -> httpx.Response:
+    return http.post(f"{server.base_url}/rerank", json={"model": "rr-test", "query": query, "documents": documents, **extra})
+
+
+def test_rerank_scores_by_shared_words_best_first_cut_to_top_n(fake_openai, http) -> None:
+    body = rerank(http, fake_openai, "green tea", ["black coffee", "green tea", "tea"], top_n=2).json()
+    assert body["results"] == [{"index": 1, "relevance_score": 1.0}, {"index": 2, "relevance_score": 0.5}]
+    assert body["model"] == "rr-test" and len(fake_openai.rerank_requests) == 1
+    assert http.post(f"{fake_openai.base_url.removesuffix('/v1')}/rerank",
+                     json={"model": "m", "query": "q", "documents": ["q"]}).json()["results"][0]["index"] == 0
+
+
+def test_rerank_can_be_scripted_and_checks_requests(fake_openai, http) -> None:
+    fake_openai.script_rerank({"results": []}, Reply(status=503, content="warming up"))
+    assert rerank(http, fake_openai, "q", ["a"]).json() == {"results": []}
+    assert rerank(http, fake_openai, "q", ["a"]).status_code == 503
+    for bad in ({"query": "", "documents": ["a"]}, {"query": "q", "documents": []}, {"query": "q", "documents": [1]},
+                {"query": "q", "documents": ["a"], "top_n": 0}):
+        response = http.post(f"{fake_openai.base_url}/rerank", json={"model": "m", **bad})
+        assert response.status_code == 400, bad
+    assert http.get(f"{fake_openai.base_url}/rerank").status_code == 405

@@ -178,8 +178,9 @@ def test_delete_hides_but_keeps_history(memory: Memory) -> None:
     memory.delete(mid)
     assert memory.search("coffee", user_id="u")["results"] == []
     assert memory.get_all(user_id="u")["results"] == []
+    assert memory.get(mid) is None
     with pytest.raises(NotFound, match="deleted"):
-        memory.get(mid)
+        memory.get(mid, strict=True)
     with pytest.raises(NotFound):
         memory.delete(mid)
     assert [e["event"] for e in memory.history(mid)] == ["ADD", "DELETE"]
@@ -197,7 +198,8 @@ def test_delete_all_is_scoped(memory: Memory) -> None:
 
 
 def test_unknown_ids_are_not_found(memory: Memory) -> None:
-    for call in (memory.get, memory.delete, memory.history, lambda i: memory.update(i, "x")):
+    for call in (lambda i: memory.get(i, strict=True), memory.delete, lambda i: memory.history(i, strict=True),
+                 lambda i: memory.update(i, "x")):
         with pytest.raises(NotFound):
             call("no-such-id")
     with pytest.raises(InvalidInput):
@@ -215,7 +217,7 @@ def test_bad_content_is_refused_and_nothing_is_written(memory: Memory, bad: obje
 
 @pytest.mark.parametrize("kwargs", [{"metadata": "x"}, {"metadata": {"a": object()}}, {"metadata": {1: "a"}},
                                     {"categories": [""]}, {"timestamp": "last week"}, {"user_id": ""},
-                                    {"user_id": 7}, {"metadata": {"x": float("nan")}}])
+                                    {"user_id": True}, {"metadata": {"x": float("nan")}}])
 def test_bad_arguments_are_refused(memory: Memory, kwargs: dict) -> None:
     args = {"user_id": "u", **kwargs}
     with pytest.raises(InvalidInput):

@@ -10,7 +10,7 @@ import engram
 PUBLIC = {
     "Memory", "AsyncMemory", "Settings", "MemoryRecord", "Hit", "Event", "Op", "Scope",
     "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict",
-    "EmbedderError", "LLMError", "StoreError", "CorruptStore", "EmbedderMismatch",
+    "EmbedderError", "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
 }
 
 
@@ -19,7 +19,7 @@ def test_the_exported_names_are_the_public_api() -> None:
     for name in engram.__all__:
         assert getattr(engram, name) is not None
     errors = [getattr(engram, n) for n in PUBLIC if n.endswith(("Error", "Input", "Required", "Filter", "Found",
-                                                                    "Conflict", "Store", "Mismatch"))]
+                                                                    "Conflict", "Store", "Mismatch")) and n != "Memory"]
     assert all(issubclass(e, engram.EngramError) for e in errors)
 
 

@@ -611,3 +611,17 @@ def test_neighbours_match_the_sqlite_store(tmp_path: Path) -> None:
         assert expected and named(qdrant, criteria) == expected, criteria
     sqlite.close()
     qdrant.close()
+
+
+def test_points_written_before_expiry_existed_never_expire() -> None:
+    """A point without an expires_at key (an older engram wrote it) is read as never expiring, natively."""
+    store = shared(QdrantClient(location=":memory:"))
+    [old, new] = add(store, "written long ago", "written now")
+    store.client.delete_payload(store.names.memories, keys=["expires_at"], points=[old.version])  # type: ignore[list-item]
+    store.apply(ChangeSet(closes=[Close(new.id, 200.0)], inserts=[(replace(new, version=None, expires_at=150.0), vec(5))]))
+    assert "expires_at" not in store.client.retrieve(store.names.memories, [old.version])[0].payload  # type: ignore[list-item, operator]
+    assert [r.text for r in store.select(Criteria(U, read_at=1000.0))] == ["written long ago"]
+    assert {r.text for r in store.select(Criteria(U, read_at=1000.0, show_expired=True))} == {
+        "written long ago", "written now"}
+    assert store.get(old.id).expires_at is None  # type: ignore[union-attr]
+    store.close()

@@ -94,3 +94,28 @@ def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_
     assert [r.text for r, _ in found] == ["coffee note 0"]
     assert sorted(r.text for r, _ in store.keyword("coffee", criteria, 10)) == ["coffee note 0", "coffee note 1"]
     store.close()
+
+
+def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Path) -> None:
+    """Migration m004 adds memories.expires_at to an existing file: old rows never expire and stay readable."""
+    import sqlite3
+
+    from engram.stores.base import Criteria
+    from engram.stores.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:3]:
+        fn(db)
+        db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", "e"), ("dimension", "4")])
+    db.execute("INSERT INTO memories (id, text, hash, user_id, created_at, updated_at, valid_from, vector, batch_id, "
+               "position) VALUES ('m1', 'likes tea', 'h', 'u', 1, 1, 1, ?, 'b', 0)", (np.ones(4, np.float32).tobytes(),))
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        [row] = store.select(Criteria(Scope(user_id="u")))
+        assert row.text == "likes tea" and row.expires_at is None
+    finally:
+        store.close()

@@ -337,3 +337,43 @@ def test_a_reset_by_another_handle_is_bound_again_by_the_next_writer(make_store:
     assert [r.text for r in second.select(Criteria(Scope(user_id="u")))] == ["likes tea"]
     first.close()
     second.close()
+
+
+def test_expired_records_leave_every_read_unless_shown(store: Store) -> None:
+    """An expired record stays current (not closed) but reads leave it out, judged at `as_of` when given, else
+    at the moment of the read; `show_expired` brings it back. Each backend filters natively."""
+    texts = ["tea forever", "tea until 500", "tea until 2000"]
+    never, soon, later = add(store, *[replace(record(t, t=100.0), expires_at=e) for t, e in zip(texts, (None, 500.0, 2000.0))])
+    assert store.get(soon.id).expires_at == 500.0 and store.get(never.id).expires_at is None  # type: ignore[union-attr]
+    scope = Scope(user_id="u")
+    query = vec(3)
+    for criteria, expected in [
+        (Criteria(scope, read_at=1000.0), {never.id, later.id}),
+        (Criteria(scope, read_at=3000.0), {never.id}),
+        (Criteria(scope, read_at=3000.0, show_expired=True), {never.id, soon.id, later.id}),
+        (Criteria(scope, as_of=400.0, read_at=3000.0), {never.id, soon.id, later.id}),  # judged at as_of
+        (Criteria(scope, as_of=1500.0), {never.id, later.id}),
+        (Criteria(scope, parse_filters({"memory": {"contains": "until"}}), read_at=1000.0), {later.id}),
+    ]:
+        assert {r.id for r in store.select(criteria)} == expected == {
+            r.id for r in (never, soon, later) if criteria.admits(store.get(r.id))}, criteria  # type: ignore[arg-type]
+        assert {r.id for r, _ in store.dense(query, criteria, 10)} == expected
+        assert {r.id for r, _ in store.keyword("tea", criteria, 10)} == expected
+    found = store.neighbours([never.version], Criteria(scope, read_at=1000.0), 1)  # type: ignore[list-item]
+    assert [(b, a and a.id) for b, a in found[never.version]] == [(None, later.id)]  # type: ignore[index]
+
+
+def test_an_expired_memory_is_no_duplicate_of_its_text(store: Store) -> None:
+    """find_hashes (and the dedup inside a write) leave out what has expired by now: its text may be stored again
+    and is then shown, while a live twin still makes a new copy a duplicate."""
+    import time
+
+    [old] = add(store, replace(record("at the conference"), expires_at=time.time() - 60))
+    [live] = add(store, replace(record("in Lyon"), expires_at=time.time() + 3600))
+    scope = Scope(user_id="u")
+    assert store.find_hashes(scope, [content_hash("at the conference"), content_hash("in Lyon")]) == {
+        content_hash("in Lyon"): store.get(live.id)}
+    [again] = add(store, record("at the conference"))
+    assert again.id != old.id and {r.id for r in store.select(Criteria(scope))} == {again.id, live.id}
+    [twin] = add(store, record("in Lyon"))
+    assert twin.id == live.id

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,12 +10,10 @@ import numpy as np
 
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, EmbedderError
+from engram.http import JSONClient
 
 __all__ = ["OpenAIEmbedder"]
 
-# A server may ask for a long pause; past this we would rather fail and let the caller decide.
-MAX_RETRY_AFTER = 30.0
-_RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _PROBE_TEXT = "dimension probe"
 
 
@@ -40,16 +36,11 @@ class OpenAIEmbedder(Embedder):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.dimensions = dimensions
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
         self.batch_size = batch_size
         # The size is part of the name: a store must never mix vectors of one model cut to different sizes.
         self.name = f"openai:{model}" + (f":{dimensions}" if dimensions is not None else "")
-        self._api_key = api_key
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
+        self._http = JSONClient(self.name, self.base_url, error=EmbedderError, api_key=api_key, timeout=timeout,
+                                max_retries=max_retries, backoff=backoff, transport=transport)
         self._dimension = dimensions
 
     @property
@@ -73,10 +64,7 @@ class OpenAIEmbedder(Embedder):
 
     def close(self) -> None:
         """Close the connection pool; a later call opens a new one."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._http.close()
 
     def __enter__(self) -> OpenAIEmbedder:
         return self
@@ -89,72 +77,7 @@ class OpenAIEmbedder(Embedder):
         payload: dict[str, Any] = {"model": self.model, "input": texts}
         if self.dimensions is not None:
             payload["dimensions"] = self.dimensions
-        response = self._post_with_retries(payload)
-        try:
-            body = response.json()
-        except ValueError as exc:  # JSONDecodeError, or a body that is not text at all
-            raise EmbedderError(f"{self.name}: malformed response body ({exc}): {response.text[:200]!r}") from exc
-        return _parse_vectors(body, len(texts), self.dimensions, self.name)
-
-    def _post_with_retries(self, payload: dict[str, Any]) -> httpx.Response:
-        url = f"{self.base_url}/embeddings"
-        client = self._get_client()
-        for attempt in range(self.max_retries + 1):
-            last_attempt = attempt == self.max_retries
-            try:
-                response = client.post(url, json=payload)
-            except _RETRYABLE_EXCEPTIONS as exc:
-                if last_attempt:
-                    raise EmbedderError(f"{self.name}: {type(exc).__name__} calling {url} "
-                                        f"after {attempt + 1} attempts: {exc}") from exc
-                time.sleep(self._delay(attempt, None))
-                continue
-            except httpx.HTTPError as exc:  # a bad URL scheme, a proxy error: retrying cannot help
-                raise EmbedderError(f"{self.name}: {type(exc).__name__} calling {url}: {exc}") from exc
-            if response.is_success:
-                return response
-            if not _retryable_status(response.status_code) or last_attempt:
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise EmbedderError(f"{self.name}: HTTP {response.status_code} from {url}{tries}: "
-                                    f"{_error_message(response)}")
-            time.sleep(self._delay(attempt, response))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        """Exponential backoff, unless the server said how long to wait (numeric Retry-After, capped)."""
-        if response is not None:
-            for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-                try:
-                    seconds = float(response.headers.get(header, "")) * scale
-                except ValueError:  # absent, or an HTTP date: fall back to our own backoff
-                    continue
-                if seconds >= 0:  # NaN and negatives fall through to our own backoff
-                    return min(seconds, MAX_RETRY_AFTER)
-        return self.backoff * 2**attempt
-
-    def _get_client(self) -> httpx.Client:
-        with self._client_lock:  # two threads' first calls must not both open (and leak) a pool
-            if self._client is None:
-                headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-                self._client = httpx.Client(timeout=self.timeout, headers=headers, transport=self._transport)
-            return self._client
-
-
-def _retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The server's own message when it sent the OpenAI error shape, else the start of the body."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"]
-    if isinstance(error, str):  # some compatible servers (Ollama) send {"error": "..."}
-        return error
-    return response.text[:200] or "(empty body)"
+        return _parse_vectors(self._http.post("/embeddings", payload), len(texts), self.dimensions, self.name)
 
 
 def _parse_vectors(body: Any, count: int, dimensions: int | None, name: str) -> np.ndarray:

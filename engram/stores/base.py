@@ -14,19 +14,29 @@ import numpy as np
 
 from engram.errors import Conflict
 from engram.filters import ALL, Filter
-from engram.types import Event, MemoryRecord, Scope, Turn
+from engram.types import Event, MemoryRecord, Scope, Turn, now
 
 __all__ = ["ChangeSet", "Close", "Criteria", "Store", "batch_neighbours", "deduplicate"]
 
 
 @dataclass(frozen=True)
 class Criteria:
-    """Which records a read may see. `as_of=None` means current records only."""
+    """Which records a read may see. `as_of=None` means current records only. Records expired by `as_of` (or,
+    without it, by `read_at`: when the criteria were made, i.e. the read) are left out unless `show_expired`."""
 
     scope: Scope
     where: Filter = ALL
     categories: tuple[str, ...] = ()  # any overlap with the record's categories
     as_of: float | None = None
+    show_expired: bool = False
+    read_at: float = field(default_factory=now)
+
+    @property
+    def expiry_cutoff(self) -> float | None:
+        """Records whose expires_at is at or before this instant are left out; None: none are."""
+        if self.show_expired:
+            return None
+        return self.read_at if self.as_of is None else self.as_of
 
     def admits(self, record: MemoryRecord) -> bool:
         """The reference semantics every backend must reproduce."""
@@ -36,6 +46,9 @@ class Criteria:
             if not record.is_current:
                 return False
         elif not record.valid_at(self.as_of):
+            return False
+        cutoff = self.expiry_cutoff
+        if cutoff is not None and record.expired_by(cutoff):
             return False
         if self.categories and not set(self.categories) & set(record.categories):
             return False
@@ -121,7 +134,7 @@ def deduplicate(inserts: list[tuple[MemoryRecord, np.ndarray]], twins: Callable[
     writer decided on a state that no longer holds."""
     wanted: dict[Scope, list[int]] = {}
     for i, (record, _) in enumerate(inserts):
-        if record.valid_to is None:
+        if record.valid_to is None and not record.expired_by(now()):  # an expired memory duplicates nothing
             wanted.setdefault(record.scope, []).append(i)
     found: dict[int, MemoryRecord] = {}
     for scope, indexes in wanted.items():
@@ -160,7 +173,8 @@ class Store(ABC):
 
     @abstractmethod
     def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
-        """Current records in exactly this scope (all three fields equal) whose hash is in `hashes`."""
+        """Current records in exactly this scope (all three fields equal) whose hash is in `hashes`, leaving out
+        those expired now: their text may be stored again."""
 
     @abstractmethod
     def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:

@@ -25,6 +25,7 @@ class ScopeMatrix:
         self._batches: dict[str | None, list[int]] | None = None  # batch id -> rows, built on first use
         self.valid_from = np.array([r.valid_from for r in records], dtype=np.float64)
         self.valid_to = np.array([np.inf if r.valid_to is None else r.valid_to for r in records], dtype=np.float64)
+        self.expires_at = np.array([_expiry(r) for r in records], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -55,6 +56,7 @@ class ScopeMatrix:
             self.vectors = np.vstack([self.vectors, new]) if start else new  # an empty matrix has no dimension yet
             self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
             self.valid_to = np.concatenate([self.valid_to, [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
+            self.expires_at = np.concatenate([self.expires_at, [_expiry(r) for r, _ in mine]])
             if self._batches is not None:
                 for i, (record, _) in enumerate(mine):
                     self._batches.setdefault(record.batch_id, []).append(start + i)
@@ -66,6 +68,9 @@ class ScopeMatrix:
             keep = np.isinf(self.valid_to)
         else:
             keep = (self.valid_from <= criteria.as_of) & (criteria.as_of < self.valid_to)
+        cutoff = criteria.expiry_cutoff
+        if cutoff is not None:
+            keep &= self.expires_at > cutoff
         if criteria.categories or criteria.where is not ALL:
             wanted = set(criteria.categories)
             extra = np.fromiter(
@@ -87,6 +92,10 @@ class ScopeMatrix:
         else:
             best = np.argsort(-scores, kind="stable")
         return [(self.records[rows[i]], float(scores[i])) for i in best]
+
+
+def _expiry(record: MemoryRecord) -> float:
+    return np.inf if record.expires_at is None else record.expires_at
 
 
 class MatrixCache:

@@ -33,18 +33,18 @@ from engram.stores.qdrant_journal import (
 )
 from engram.stores.qdrant_schema import (
     CLOSED, CURRENT, INDEXES, PENDING, batch_of, collection_specs, content_key, event_payload, match, read_filter, scope_key, to_event,
-    to_payload, to_record,
+    to_payload, to_record, unexpired,
 )
 from engram.stores.qdrant_sessions import SessionPoints
 from engram.stores.sparse import encode_document, encode_query
-from engram.types import Event, MemoryRecord, Scope
+from engram.types import Event, MemoryRecord, Scope, now
 
 __all__ = ["QdrantStore"]
 
 _ATTEMPTS = 6
 _RECORD = ["id", "text", "hash", "role", "user_id", "agent_id", "run_id", "categories", "metadata", "metadata_json",
            "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written",
-           "batch_id", "position"]
+           "batch_id", "position", "expires_at"]
 _VISIBLE = models.FieldCondition(key="status", match=models.MatchAny(any=[CURRENT, CLOSED]))
 class _TwoCurrent(StoreError):
     """The change set would leave a memory with two current versions."""
@@ -305,7 +305,8 @@ class QdrantStore(SessionPoints, Store):
         if not hashes:
             return {}
         flt = models.Filter(must=[match("scope", scope_key(scope)), match("status", CURRENT),
-                                  models.FieldCondition(key="hash", match=models.MatchAny(any=list(hashes)))])
+                                  models.FieldCondition(key="hash", match=models.MatchAny(any=list(hashes))),
+                                  unexpired(now())])
         return {p.payload["hash"]: to_record(p.payload, int(p.id)) for p in self._points(flt)}  # type: ignore[index, arg-type]
 
     def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:

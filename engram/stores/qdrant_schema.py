@@ -32,7 +32,7 @@ from engram.stores.base import Criteria
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
 
 __all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "content_key", "batch_of", "read_filter", "translate", "match",
-           "collection_specs", "Node", "INDEXES"]
+           "collection_specs", "unexpired", "Node", "INDEXES"]
 
 Node = bool | models.Condition  # True / False: the filter does not depend on the record
 PENDING, CURRENT, CLOSED = "pending", "current", "closed"
@@ -47,7 +47,7 @@ INDEXES = {
     "memories": {"user_id": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
                  **dict.fromkeys(["agent_id", "run_id", "scope", "id", "hash", "status", "categories",
                                   "metadata_keys", "metadata_nulls"], _KEYWORD),
-                 **dict.fromkeys(["created_at", "updated_at", "valid_from", "valid_to"], _FLOAT),
+                 **dict.fromkeys(["created_at", "updated_at", "valid_from", "valid_to", "expires_at"], _FLOAT),
                  "txn": _INTEGER, "written": _INTEGER, "batch_id": _KEYWORD},
     "events": {"memory_id": _KEYWORD, "batch_id": _KEYWORD, "txn": _INTEGER, "seq": _INTEGER,
                "pending": models.PayloadSchemaType.BOOL},
@@ -78,6 +78,7 @@ def to_payload(record: MemoryRecord, *, status: str, txn: int, written: int) -> 
         "folded": _folded(record, metadata), "created_at": record.created_at, "updated_at": record.updated_at,
         "valid_from": record.valid_from, "valid_to": record.valid_to, "superseded_by": record.superseded_by,
         "status": status, "txn": txn, "written": written, "batch_id": record.batch_id, "position": record.position,
+        "expires_at": record.expires_at,
     }
     if metadata != record.metadata:
         payload["metadata_json"] = json.dumps(record.metadata, ensure_ascii=False)
@@ -97,6 +98,7 @@ def to_record(payload: dict[str, Any], version: int) -> MemoryRecord:
         # versions written before batches were recorded: grouped by created_at, as they were then
         batch_id=batch_of(payload),
         position=payload["position"] if payload.get("position") is not None else payload.get("written"),
+        expires_at=payload.get("expires_at"),
     )
 
 
@@ -185,6 +187,13 @@ def match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
+def unexpired(cutoff: float) -> models.Filter:
+    """Points that never expire (no or a null expires_at: points written before expiry existed too) or expire
+    after `cutoff`."""
+    return models.Filter(should=[models.IsEmptyCondition(is_empty=models.PayloadField(key="expires_at")),
+                                 models.FieldCondition(key="expires_at", range=models.Range(gt=cutoff))])
+
+
 def read_filter(criteria: Criteria, *, with_where: bool = True) -> models.Filter | None:
     """Everything a read must check, as one Qdrant filter; None when nothing can match."""
     must: list[models.Condition] = [match(name, value) for name, value in criteria.scope.items()]
@@ -198,6 +207,9 @@ def read_filter(criteria: Criteria, *, with_where: bool = True) -> models.Filter
                                           models.FieldCondition(key="valid_to", range=models.Range(gt=at))]))
     if criteria.categories:
         must.append(models.FieldCondition(key="categories", match=models.MatchAny(any=list(criteria.categories))))
+    cutoff = criteria.expiry_cutoff
+    if cutoff is not None:
+        must.append(unexpired(cutoff))
     where = translate(criteria.where) if with_where else True
     if where is False:
         return None

@@ -99,6 +99,12 @@ def m003_batches(db: sqlite3.Connection) -> None:
     db.execute("UPDATE memories SET batch_id = 'legacy-' || created_at, position = rowid")
 
 
+@migration
+def m004_expiry(db: sqlite3.Connection) -> None:
+    # When a memory stops being shown (Mem0's expiration_date); NULL: never. An expired memory stays current.
+    db.execute("ALTER TABLE memories ADD COLUMN expires_at REAL")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

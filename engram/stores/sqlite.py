@@ -29,13 +29,13 @@ from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, migrate
 from engram.stores.sparse import STOPWORDS
 from engram.stores.sqlite_sessions import SessionTables
-from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["SQLiteStore"]
 
 _COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-    "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position"
+    "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at"
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -237,13 +237,13 @@ class SQLiteStore(SessionTables, Store):
             raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {dimension}")
         cursor = db.execute(
             "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
                 json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
                 json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
-                record.valid_to, record.superseded_by, record.batch_id, record.position, blob,
+                record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at, blob,
             ),
         )
         version = cursor.lastrowid
@@ -306,8 +306,8 @@ class SQLiteStore(SessionTables, Store):
             chunk = hashes[start:start + 500]
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE valid_to IS NULL AND hash IN ({','.join('?' * len(chunk))}) "
-                "AND user_id IS ? AND agent_id IS ? AND run_id IS ?",
-                (*chunk, scope.user_id, scope.agent_id, scope.run_id),
+                "AND user_id IS ? AND agent_id IS ? AND run_id IS ? AND (expires_at IS NULL OR expires_at > ?)",
+                (*chunk, scope.user_id, scope.agent_id, scope.run_id, now()),
             ).fetchall()
             found.update((record.hash, record) for record in map(_record, rows))
         return found
@@ -450,7 +450,7 @@ def _record(row: tuple) -> MemoryRecord:
         version=row[0], id=row[1], text=row[2], hash=row[3], user_id=row[4], agent_id=row[5], run_id=row[6],
         role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]), source=tuple(json.loads(row[10])),
         created_at=row[11], updated_at=row[12], valid_from=row[13], valid_to=row[14], superseded_by=row[15],
-        batch_id=row[16], position=row[17],
+        batch_id=row[16], position=row[17], expires_at=row[18],
     )
 
 

@@ -7,6 +7,10 @@ fake over a real socket, instead of patching clients with mocks that pass while 
         server.script_chat('{"facts": ["likes tea"]}', Reply(status=429, content="slow down"))
         llm = MyClient(base_url=server.base_url)       # talks HTTP to the fake
         assert server.count("/chat/completions") == 1
+
+It also serves the Cohere-style `POST /rerank` that Cohere, Jina and vLLM speak ({model, query, documents,
+top_n} -> {results: [{index, relevance_score}]}): by default scored by the share of query words a document
+holds, or as scripted with `script_rerank`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = ["FakeOpenAI", "Reply", "RecordedRequest", "hash_embedding", "NO_CHAT_
 CHAT_PATH = "/chat/completions"
 EMBEDDINGS_PATH = "/embeddings"
 MODELS_PATH = "/models"
+RERANK_PATH = "/rerank"
 DEFAULT_DIMENSIONS = 64
 NO_CHAT_LEFT = "fake server: no scripted chat response left"
 
@@ -140,6 +145,30 @@ def _check_chat_request(body: dict) -> str | None:
     return None
 
 
+def _check_rerank_request(body: dict) -> str | None:
+    if not isinstance(body.get("model"), str):
+        return "you must provide a model parameter"
+    if not isinstance(body.get("query"), str) or not body["query"].strip():
+        return "'query' must be a non-empty string"
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+        return "'documents' must be a non-empty list of strings"
+    top_n = body.get("top_n", len(documents))
+    if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
+        return "'top_n' must be a positive integer"
+    return None
+
+
+def _rerank_body(request: dict) -> dict:
+    """Each document scored by the share of the query's words it holds, best first, cut to top_n."""
+    wanted = set(_WORD.findall(request["query"].lower()))
+    scores = [len(wanted & set(_WORD.findall(d.lower()))) / max(len(wanted), 1) for d in request["documents"]]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])[:request.get("top_n", len(scores))]
+    return {"id": "rerank-fake", "model": request["model"],
+            "results": [{"index": i, "relevance_score": scores[i]} for i in order],
+            "usage": {"total_tokens": sum(_words(d) for d in request["documents"]) + _words(request["query"])}}
+
+
 def _check_embeddings_request(body: dict) -> str | None:
     if not isinstance(body.get("model"), str):
         return "you must provide a model parameter"
@@ -163,6 +192,7 @@ class FakeOpenAI:
         self._requests: list[RecordedRequest] = []
         self._chat: deque[Script] = deque()
         self._embeddings: deque[Script] = deque()
+        self._rerank: deque[Script] = deque()
         self._ids = itertools.count(1)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -220,6 +250,13 @@ class FakeOpenAI:
         with self._lock:
             self._embeddings.extend(responses)
 
+    def script_rerank(self, *responses: Script) -> None:
+        """Queue /rerank answers (FIFO): a full dict body, a Reply, or a callable(body) -> one of those."""
+        for response in responses:
+            _check_script(response, allow_str=False)
+        with self._lock:
+            self._rerank.extend(responses)
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -232,6 +269,10 @@ class FakeOpenAI:
     @property
     def embedding_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if _route(r.path) == EMBEDDINGS_PATH]
+
+    @property
+    def rerank_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if _route(r.path) == RERANK_PATH]
 
     def count(self, path_suffix: str) -> int:
         return sum(r.path.split("?", 1)[0].endswith(path_suffix) for r in self.requests)
@@ -246,11 +287,13 @@ class FakeOpenAI:
         if route == MODELS_PATH and method == "GET":
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "engram-fake"} for m in self.models]
             return _json_answer(200, {"object": "list", "data": data})
-        if route in (CHAT_PATH, EMBEDDINGS_PATH) and method == "POST":
+        if route in (CHAT_PATH, EMBEDDINGS_PATH, RERANK_PATH) and method == "POST":
             if body is None:
                 return _error(400, problem or "the body must be a JSON object")
+            if route == RERANK_PATH:
+                return self._answer_scripted(body, _check_rerank_request, self._rerank, _rerank_body)
             return self._answer_chat(body) if route == CHAT_PATH else self._answer_embeddings(body)
-        if route in (CHAT_PATH, EMBEDDINGS_PATH, MODELS_PATH):
+        if route in (CHAT_PATH, EMBEDDINGS_PATH, MODELS_PATH, RERANK_PATH):
             return _error(405, f"fake server: {method} is not allowed on {path}")
         return _error(404, f"fake server: unknown path {path}")
 
@@ -265,12 +308,17 @@ class FakeOpenAI:
         return self._render(script, body, lambda reply: self._completion(body, reply), allow_str=True)
 
     def _answer_embeddings(self, body: dict) -> _Answer:
-        problem = _check_embeddings_request(body)
+        return self._answer_scripted(body, _check_embeddings_request, self._embeddings, _embeddings_body)
+
+    def _answer_scripted(self, body: dict, check: Callable[[dict], str | None], queue: deque[Script],
+                         default: Callable[[dict], dict]) -> _Answer:
+        """The next scripted answer of a route whose unscripted answer is computed from the request."""
+        problem = check(body)
         if problem:
             return _error(400, problem)
         with self._lock:
-            script = self._embeddings.popleft() if self._embeddings else Reply()
-        return self._render(script, body, lambda _reply: _embeddings_body(body), allow_str=False)
+            script = queue.popleft() if queue else Reply()
+        return self._render(script, body, lambda _reply: default(body), allow_str=False)
 
     def _render(self, script: Script, body: dict, success: Callable[[Reply], dict], allow_str: bool) -> _Answer:
         # Anything a script does wrong, including a test's own callable raising, becomes a visible HTTP 500
