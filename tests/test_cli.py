@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from engram import Memory, Settings
-from engram.cli import _note_first_run, app
+from engram.cli import app
+from engram.cli.context import note_first_run
 
 
 def make_home(path: Path, models_dir: Path) -> Path:
@@ -176,9 +177,9 @@ def test_home_option_before_or_after_the_command(tmp_path: Path, models_dir: Pat
 
 
 def test_first_run_note(tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _note_first_run(Settings.load(env={}, home=tmp_path / "fresh"))
+    note_first_run(Settings.load(env={}, home=tmp_path / "fresh"))
     assert "preparing the embedding model (first run only)" in capsys.readouterr().err
-    _note_first_run(Settings.load(env={}, home=make_home(tmp_path / "ready", models_dir)))
+    note_first_run(Settings.load(env={}, home=make_home(tmp_path / "ready", models_dir)))
     assert capsys.readouterr().err == ""
 
 

@@ -1,0 +1,78 @@
+"""What every command shares: the common options, the settings, the Memory, and arguments given as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from engram.cli.output import stderr
+from engram.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from engram.config import Settings
+    from engram.memory import Memory
+
+__all__ = [
+    "Agent",
+    "AsJson",
+    "Categories",
+    "Home",
+    "Run",
+    "User",
+    "json_arg",
+    "load_settings",
+    "note_first_run",
+    "open_memory",
+    "scope_text",
+]
+
+Home = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $ENGRAM_HOME or ~/.engram).")]
+User = Annotated[str | None, typer.Option("--user", "-u", help="User id.")]
+Agent = Annotated[str | None, typer.Option("--agent", "-a", help="Agent id.")]
+Run = Annotated[str | None, typer.Option("--run", "-r", help="Run (session) id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Categories = Annotated[list[str] | None, typer.Option("--category", "-c", help="Category (repeatable).")]
+
+
+def load_settings(ctx: typer.Context, home: Path | None) -> Settings:
+    """The settings for this command (`--home` after the command wins over `--home` before it)."""
+    from engram.config import Settings
+
+    return Settings.load(home=home or (ctx.obj or {}).get("home"))
+
+
+def open_memory(ctx: typer.Context, home: Path | None, *, embeds: bool = False, db_path: Path | None = None) -> Memory:
+    """The Memory for this command."""
+    from engram.memory import Memory
+
+    chosen = load_settings(ctx, home)
+    if db_path is not None:
+        chosen = replace(chosen, db_path=db_path)
+    if embeds:
+        note_first_run(chosen)
+    return Memory(chosen)
+
+
+def note_first_run(chosen: Settings) -> None:
+    from engram.embed.local import MODEL_NAME
+
+    if chosen.embedder == "local" and not (chosen.home / "models" / MODEL_NAME / "model.onnx").exists():
+        stderr().print("[dim]preparing the embedding model (first run only)…[/dim]")
+
+
+def json_arg(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not valid JSON: {exc.msg}") from None
+
+
+def scope_text(user: str | None, agent: str | None, run: str | None) -> str:
+    given = [f"{name}={value}" for name, value in (("user", user), ("agent", agent), ("run", run)) if value]
+    return ", ".join(given) or "no scope"

@@ -1,0 +1,53 @@
+"""What commands print: consoles, JSON, times, event lines and the memories table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = ["event_line", "memories_table", "print_json", "stderr", "stdout", "when"]
+
+
+# soft_wrap: lines are not broken at the console width, so messages stay greppable when piped; tables still fit
+def stdout() -> Console:
+    return Console(soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def when(stamp: str | None) -> str:
+    return "" if not stamp else stamp[:16].replace("T", " ")
+
+
+def event_line(row: dict[str, Any], *, short: bool = False) -> str:
+    colour = {"ADD": "green", "UPDATE": "yellow", "DELETE": "red", "NOOP": "dim"}.get(row["event"], "white")
+    ident = row["id"][:8] if short else row["id"]
+    return f"[{colour}]{row['event']:<6}[/{colour}] [dim]{ident}[/dim]  {escape(row['memory'])}"
+
+
+def memories_table(rows: list[dict[str, Any]], *, scores: bool) -> Table:
+    # "created" shows valid_from: when the fact was said (add --timestamp, an import's dates), not when stored
+    table = Table(show_lines=False, header_style="bold")
+    if scores:
+        table.add_column("score", justify="right", style="cyan", no_wrap=True)
+    table.add_column("memory", ratio=1, min_width=24)
+    table.add_column("id", style="dim", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    if not scores:
+        table.add_column("categories")
+    for row in rows:
+        cells = [escape(row["memory"]), row["id"], when(row.get("valid_from"))]
+        cells = ([f"{row['score']:.3f}"] + cells) if scores else cells + [", ".join(row.get("categories", []))]
+        table.add_row(*cells)
+    return table
