@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from engram.cli.output import stderr
-from engram.errors import InvalidInput
+from engram.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from engram.config import Settings
@@ -39,10 +39,27 @@ Categories = Annotated[list[str] | None, typer.Option("--category", "-c", help="
 
 
 def load_settings(ctx: typer.Context, home: Path | None) -> Settings:
-    """The settings for this command (`--home` after the command wins over `--home` before it)."""
+    """The settings for this command (`--home` after the command wins over `--home` before it), with their
+    paths checked: a file where a directory belongs is the user's mistake, reported before anything opens."""
     from engram.config import Settings
 
-    return Settings.load(home=home or (ctx.obj or {}).get("home"))
+    chosen = Settings.load(home=home or (ctx.obj or {}).get("home"))
+    check_directory(chosen.home, "the data directory")
+    if chosen.store == "sqlite":
+        if chosen.database.is_dir():
+            raise ConfigError(f"the database {chosen.database} is a directory; db_path (ENGRAM_DB_PATH) names a file")
+        check_directory(chosen.database.parent, "the database's directory")
+    return chosen
+
+
+def check_directory(path: Path, what: str) -> None:
+    """ConfigError when `path`, or the nearest part of it that exists, is not a directory."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "" if probe == path else f" ({probe} is a file)"
+        raise ConfigError(f"{what} {path} is not a directory{where}")
 
 
 def open_memory(ctx: typer.Context, home: Path | None, *, embeds: bool = False, db_path: Path | None = None) -> Memory:

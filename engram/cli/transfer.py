@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
-from engram.cli.context import Agent, Home, Run, User, open_memory
+from engram.cli.context import Agent, Home, Run, User, check_directory, open_memory
 from engram.cli.output import stderr, stdout
 from engram.errors import InvalidInput
 
@@ -72,10 +72,11 @@ def export(ctx: typer.Context,
     """Export current memories (every scope unless one is given)."""
     from engram import transfer
 
+    if format_ is ExportFormat.markdown and (agent or run):
+        raise InvalidInput("the markdown export is per user: use --user (or no scope)")
+    _check_out(out, directory=format_ is ExportFormat.markdown)
     with open_memory(ctx, home) as memory:
         if format_ is ExportFormat.markdown:
-            if agent or run:
-                raise InvalidInput("the markdown export is per user: use --user (or no scope)")
             files = transfer.export_markdown(memory, out, user_id=user)
             return stderr().print(f"wrote {len(files)} Markdown files to {escape(str(out))}", highlight=False)
         if str(out) == "-":
@@ -83,6 +84,19 @@ def export(ctx: typer.Context,
         else:
             count = _export_file(memory, out, user, agent, run)
     stderr().print(f"exported {count} memories to {escape(str(out))}", highlight=False)
+
+
+def _check_out(out: Path, *, directory: bool) -> None:
+    """--out names something this export can write: checked before anything is read."""
+    if directory:
+        if out.exists() and not out.is_dir():
+            raise InvalidInput(f"--out {out} is a file: the markdown export writes one file per user into a directory")
+        check_directory(out, "--out")
+    elif str(out) != "-":
+        if out.is_dir():
+            raise InvalidInput(f"--out {out} is a directory: give a file name (the markdown export writes a directory)")
+        if not out.parent.is_dir():
+            raise InvalidInput(f"--out {out}: the directory {out.parent} does not exist")
 
 
 def _export_file(memory: Memory, out: Path, user: str | None, agent: str | None, run: str | None) -> int:
