@@ -85,3 +85,75 @@ def test_a_read_only_data_directory(home: Path) -> None:
         assert "Traceback" not in result.output
     finally:
         home.chmod(0o700)
+
+
+# -- short ids -------------------------------------------------------------------------------------------------
+
+def shown_ids(text: str) -> list[str]:
+    """The 8+ character hex ids a table or message shows, in order."""
+    import re
+
+    return re.findall(r"(?<![0-9a-f-])[0-9a-f]{8}(?:[0-9a-f-]*[0-9a-f])?(?![0-9a-f-])", text)
+
+
+def test_the_ids_the_cli_prints_are_accepted_back(home: Path) -> None:
+    line = cli(home, "add", "I live in Lisbon", "-u", "alice").stdout
+    short, batch = shown_ids(line)
+    full = cli_json(home, "list", "-u", "alice")["results"][0]["id"]
+    assert full.startswith(short) and len(short) == 8 and short != full
+    assert cli_json(home, "get", short)["id"] == full
+    table = cli(home, "list", "-u", "alice").stdout
+    assert shown_ids(table) == [short]
+    assert "Porto" in cli(home, "update", short, "I live in Porto").stdout + cli_json(home, "get", short)["memory"]
+    assert [e["event"] for e in cli_json(home, "history", short)] == ["ADD", "UPDATE"]
+    assert "REVERT" in cli(home, "revert", cli_json(home, "history", short)[1]["batch_id"][:8]).stdout
+    assert cli_json(home, "get", full)["memory"] == "I live in Lisbon"
+    assert "REVERT" in cli(home, "revert", batch).stdout  # the add's own batch, as the add printed it
+    assert "was deleted" in error(home, "get", short)
+    assert [e["event"] for e in cli_json(home, "history", short)][-1] == "REVERT"  # a deleted memory's history
+
+
+def test_ambiguous_and_too_short_ids(home: Path) -> None:
+    from engram import Memory
+    from engram.stores.base import ChangeSet
+    from engram.types import Event, MemoryRecord, Op, content_hash
+
+    twins = ["abcdef01-0000-4000-8000-00000000000a", "abcdef01-0000-4000-8000-00000000000b"]
+    with Memory(home=home) as memory:
+        vector = memory.embedder.embed(["x"])[0]
+        memory.store.bind_embedder(memory.embedder.name, memory.embedder.dimension)
+        for mid in twins:
+            r = MemoryRecord(id=mid, text=f"fact {mid[-1]}", hash=content_hash(f"fact {mid[-1]}"), user_id="u",
+                             created_at=1.0, updated_at=1.0, valid_from=1.0, batch_id=f"0b{mid[-1]}", position=0)
+            memory.store.apply(ChangeSet(inserts=[(r, vector)], events=[Event(mid, Op.ADD, f"bat{mid}", 1.0, new_text=r.text)]))
+    message = error(home, "get", "abcdef01")
+    assert "2 memory ids" in message and twins[0] in message and twins[1] in message
+    assert cli_json(home, "get", "abcdef01-0000-4000-8000-00000000000b")["memory"] == "fact b"
+    assert "2 memory ids" in error(home, "get", "abcdef01-0000-4000-8000-00000000000")
+    assert "at least 8 characters" in error(home, "get", "abcdef")
+    assert "no memory with id 'abcdef02'" in error(home, "get", "abcdef02")
+    assert "2 batch ids" in error(home, "revert", "batabcdef01")
+    assert "no batch with id 'nothing-'" in error(home, "revert", "nothing-")
+    assert sorted(shown_ids(cli(home, "list", "-u", "u").stdout)) == twins  # shown as long as they must be
+
+
+def test_ids_do_not_wrap_in_tables_at_80_columns(home: Path) -> None:
+    for i in range(3):
+        added(home, f"a long memory number {i} " + "that goes on and on " * 6, "-u", "alice", "-c", "personal",
+              "-c", "a-long-category-name")
+    full = {r["id"] for r in cli_json(home, "list", "-u", "alice")["results"]}
+    for args in (["list", "-u", "alice"], ["search", "memory", "-u", "alice"]):
+        table = CliRunner(env={"ENGRAM_HOME": str(home), "COLUMNS": "80"}).invoke(app, args).stdout
+        assert max(map(len, table.splitlines())) <= 80
+        ids = shown_ids(table)
+        assert len(ids) == 3 and all(any(f.startswith(i) for f in full) for i in ids), table
+
+
+def test_chat_commands_take_short_ids_of_the_users_own_memories_only(home: Path) -> None:
+    mine = added(home, "I like green tea", "-u", "alice")
+    theirs = added(home, "I like black coffee", "-u", "bob")
+    out = cli(home, "chat", "-u", "alice", "-s", "s1", input=f"/history {mine[:8]}\n/forget {theirs[:8]}\n/quit\n").stdout
+    assert "ADD" in out and "I like green tea" in out
+    assert f"no memory '{theirs[:8]}' for alice" in out
+    out = cli(home, "chat", "-u", "alice", "-s", "s1", input=f"/forget {mine[:8]}\n/quit\n").stdout
+    assert "deleted" in out and cli_json(home, "list", "-u", "alice")["results"] == []

@@ -337,3 +337,24 @@ def test_a_reset_by_another_handle_is_bound_again_by_the_next_writer(make_store:
     assert [r.text for r in second.select(Criteria(Scope(user_id="u")))] == ["likes tea"]
     first.close()
     second.close()
+
+
+def test_ids_with_prefix_finds_memories_and_batches_by_their_start(store: Store) -> None:
+    """What the command line's short ids resolve through: every version counts (a deleted memory keeps its
+    history), batches are those of history events, and nothing in a prefix is a wildcard."""
+    ids = ["0123abcd-0000-0001", "0123abcd-0000-0002", "0123abce-0000-0003", "0123abc%-0000-0004"]
+    for i, mid in enumerate(ids):
+        r = record(f"fact {i}", mid=mid)
+        store.apply(ChangeSet(inserts=[(r, vec(i))], events=[Event(mid, Op.ADD, f"feedbeef{i % 2}{i}", 100.0 + i,
+                                                                   new_text=r.text)]))
+    store.apply(ChangeSet(closes=[Close(ids[0], 200.0)], events=[Event(ids[0], Op.DELETE, "c0ffee00", 200.0)]))
+    assert store.ids_with_prefix("0123abc") == sorted(ids)
+    assert store.ids_with_prefix("0123abcd") == ids[:2]
+    assert store.ids_with_prefix("0123abcd", limit=1) == ids[:1]
+    assert store.ids_with_prefix("0123abce-0000-0003") == [ids[2]]
+    assert store.ids_with_prefix("0123abc_") == [] and store.ids_with_prefix("0123abc%") == [ids[3]]
+    assert store.ids_with_prefix("zz") == [] and store.ids_with_prefix("feedbeef") == []
+    assert store.ids_with_prefix("feedbeef", kind="batch") == ["feedbeef00", "feedbeef02", "feedbeef11", "feedbeef13"]
+    assert store.ids_with_prefix("feedbeef1", kind="batch", limit=1) == ["feedbeef11"]
+    assert store.ids_with_prefix("c0ffee", kind="batch") == ["c0ffee00"]
+    assert store.ids_with_prefix("0123", kind="batch") == []

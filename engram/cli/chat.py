@@ -12,11 +12,12 @@ from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
 from engram.cli.context import Home, open_memory
-from engram.cli.output import event_line, memories_table, stdout
+from engram.cli.output import SHORT_ID, event_line, memories_table, stdout
 from engram.errors import EngramError
 
 if TYPE_CHECKING:
     from engram.agent import Agent
+    from engram.memory import Memory
     from engram.types import Scope
 
 __all__ = ["register"]
@@ -94,11 +95,9 @@ def _command(console: Console, agent: Agent, user: str, text: str) -> bool:
         if name == "/memories":
             console.print(memories_table(memory.get_all(user_id=user)["results"], scores=False))
         elif name == "/forget" and arg:
-            _own(memory, user, arg)
-            console.print(escape(memory.delete(arg)["message"]))
+            console.print(escape(memory.delete(_own(memory, user, arg))["message"]))
         elif name == "/history" and arg:
-            _own(memory, user, arg)
-            for event in memory.history(arg):
+            for event in memory.history(_own(memory, user, arg)):
                 console.print(f"{event['created_at'][:16]}  {event['event']:<7} {escape(event['old_memory'] or '')}"
                               f" → {escape(event['new_memory'] or '')}", highlight=False)
         elif name == "/profile":
@@ -110,13 +109,22 @@ def _command(console: Console, agent: Agent, user: str, text: str) -> bool:
     return True
 
 
-def _own(memory: object, user: str, memory_id: str) -> None:
-    """Chat commands act on the chatting user's memories only."""
-    from engram.errors import NotFound
+def _own(memory: Memory, user: str, given: str) -> str:
+    """The whole id of the chatting user's memory that `given` is (or is the start of, as ids are shown):
+    chat commands act on that user's memories only, and never name another user's."""
+    from engram.errors import InvalidInput, NotFound
+    from engram.inputs import check_id
 
-    record = memory.store.get(memory_id)  # type: ignore[attr-defined]
-    if record is None or record.user_id != user:
-        raise NotFound(f"no memory {memory_id!r} for {user}")
+    check_id(given)
+    mine = [found for found in memory.store.ids_with_prefix(given, limit=50)
+            if (record := memory.store.get(found)) is not None and record.user_id == user]
+    if given in mine:
+        return given
+    if len(given) >= SHORT_ID and len(mine) == 1:
+        return mine[0]
+    if len(given) >= SHORT_ID and mine:
+        raise InvalidInput(f"{given!r} is the start of {len(mine)} of your memory ids: give more of it")
+    raise NotFound(f"no memory {given!r} for {user}")
 
 
 def _report_saves(console: Console, saves: list[Future]) -> None:

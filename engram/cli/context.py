@@ -5,30 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from engram.cli.output import stderr
-from engram.errors import ConfigError, InvalidInput
+from engram.cli.output import SHORT_ID, stderr
+from engram.errors import ConfigError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from engram.config import Settings
     from engram.memory import Memory
 
-__all__ = [
-    "Agent",
-    "AsJson",
-    "Categories",
-    "Home",
-    "Run",
-    "User",
-    "json_arg",
-    "load_settings",
-    "note_first_run",
-    "open_memory",
-    "scope_text",
-]
+__all__ = ["Agent", "AsJson", "Categories", "Home", "Run", "User", "check_directory", "json_arg", "load_settings",
+           "note_first_run", "open_memory", "resolve_id", "scope_text"]
 
 Home = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $ENGRAM_HOME or ~/.engram).")]
 User = Annotated[str | None, typer.Option("--user", "-u", help="User id.")]
@@ -79,6 +68,25 @@ def note_first_run(chosen: Settings) -> None:
 
     if chosen.embedder == "local" and not (chosen.home / "models" / MODEL_NAME / "model.onnx").exists():
         stderr().print("[dim]preparing the embedding model (first run only)…[/dim]")
+
+
+def resolve_id(memory: Memory, given: str, kind: Literal["memory", "batch"] = "memory") -> str:
+    """The whole id that `given` names: itself, or the one id of that kind it is the start of (at least
+    SHORT_ID characters, as tables and messages show ids). NotFound when none is, InvalidInput when several."""
+    from engram.inputs import check_id
+
+    check_id(given, f"{kind} id")
+    found = memory.store.ids_with_prefix(given, kind=kind, limit=6)
+    if found and found[0] == given:  # an id sorts before every longer id it is the start of
+        return given
+    if not found:
+        raise NotFound(f"no {kind} with id {given!r}")
+    if len(given) < SHORT_ID:
+        raise InvalidInput(f"{given!r} is too short: give the whole {kind} id or at least {SHORT_ID} characters of it")
+    if len(found) > 1:
+        many = "more than 5" if len(found) > 5 else str(len(found))
+        raise InvalidInput(f"{given!r} is the start of {many} {kind} ids ({', '.join(found[:5])}): give more of it")
+    return found[0]
 
 
 def json_arg(text: str | None, option: str) -> Any:

@@ -58,10 +58,10 @@ def _demo_add(memory: Memory, console: Console) -> dict[str, str]:
     for user, text, category in DEMO_FACTS:
         row = memory.add(text, user_id=user, categories=[category], infer=False)["results"][0]
         ids[text] = row["id"]
-        console.print(f"  {user:<5} ", event_line(row, short=True), highlight=False)
+        console.print(f"  {user:<5} ", event_line(row), highlight=False)
     again = "i am VEGETARIAN and   allergic to peanuts"
     row = memory.add(again, user_id="alice", infer=False)["results"][0]
-    console.print("  alice ", event_line(row, short=True), "[dim]← said again[/dim]", highlight=False)
+    console.print("  alice ", event_line(row), "[dim]← said again[/dim]", highlight=False)
     return ids
 
 

@@ -19,12 +19,14 @@ from engram.cli.context import (
     User,
     json_arg,
     open_memory,
+    resolve_id,
     scope_text,
 )
 from engram.cli.output import (
     event_line,
     memories_table,
     print_json,
+    short_id,
     stderr,
     stdout,
     when,
@@ -63,15 +65,16 @@ def add(ctx: typer.Context, text: str, user: User = None, agent: Agent = None, r
         usage = result["usage"]
         console.print(f"[dim]{usage['pipeline']} pipeline: {usage['llm_calls']} LLM call(s), {usage['prompt_tokens']} "
                       f"prompt + {usage['completion_tokens']} completion tokens[/dim]", highlight=False)
-    console.print(f"[dim]{'dry run: nothing written' if dry_run else 'batch ' + result['batch_id']}[/dim]", highlight=False)
+    console.print(f"[dim]{'dry run: nothing written' if dry_run else 'batch ' + short_id(result['batch_id'])}[/dim]",
+                  highlight=False)
 
 
 def revert(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="BATCH")], home: Home = None) -> None:
     """Undo a whole add (or delete --all) by its batch id: superseded memories become current again."""
     with open_memory(ctx, home) as memory:
-        result = memory.revert(batch_id)
+        result = memory.revert(resolve_id(memory, batch_id, "batch"))
     for row in result["results"]:
-        stdout().print(f"REVERT {row['id'][:8]}  {escape(row['previous_memory'] or '∅')} → "
+        stdout().print(f"REVERT {short_id(row['id'])}  {escape(row['previous_memory'] or '∅')} → "
                        f"{escape(row['memory'] or '∅')}", highlight=False)
 
 
@@ -112,7 +115,7 @@ def get(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID
         home: Home = None) -> None:
     """One memory by id."""
     with open_memory(ctx, home) as memory:
-        record = memory.get(memory_id)
+        record = memory.get(resolve_id(memory, memory_id))
     if as_json:
         return print_json(record)
     table = Table(show_header=False, box=None)
@@ -128,8 +131,8 @@ def update(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar=
            home: Home = None) -> None:
     """Replace a memory's text; the old version stays in its history."""
     with open_memory(ctx, home, embeds=True) as memory:
-        result = memory.update(memory_id, text, metadata=json_arg(metadata, "--metadata"))
-    stdout().print(f"{escape(result['message'])} [dim]{result['id']}[/dim]", highlight=False)
+        result = memory.update(resolve_id(memory, memory_id), text, metadata=json_arg(metadata, "--metadata"))
+    stdout().print(f"{escape(result['message'])} [dim]{short_id(result['id'])}[/dim]", highlight=False)
 
 
 def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
@@ -144,8 +147,8 @@ def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(m
         raise InvalidInput("--user/--agent/--run go with --all; a memory ID alone names the memory")
     with open_memory(ctx, home) as memory:
         if memory_id is not None:
-            result = memory.delete(memory_id)
-            return stdout().print(f"{escape(result['message'])} [dim]{result['id']}[/dim]", highlight=False)
+            result = memory.delete(resolve_id(memory, memory_id))
+            return stdout().print(f"{escape(result['message'])} [dim]{short_id(result['id'])}[/dim]", highlight=False)
         if not (user or agent or run):
             raise InvalidInput("--all needs --user, --agent or --run")
         if not yes:
@@ -158,7 +161,7 @@ def history(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar
             home: Home = None) -> None:
     """Every change to a memory, oldest first."""
     with open_memory(ctx, home) as memory:
-        events = memory.history(memory_id)
+        events = memory.history(resolve_id(memory, memory_id))
     if as_json:
         return print_json(events)
     table = Table(header_style="bold")

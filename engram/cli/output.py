@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["event_line", "memories_table", "print_json", "stderr", "stdout", "when"]
+__all__ = ["SHORT_ID", "event_line", "memories_table", "print_json", "short_id", "short_ids", "stderr", "stdout", "when"]
+
+SHORT_ID = 8  # characters of an id people see; any unique start this long is accepted back (context.resolve_id)
 
 
 # soft_wrap: lines are not broken at the console width, so messages stay greppable when piped; tables still fit
@@ -30,10 +32,21 @@ def when(stamp: str | None) -> str:
     return "" if not stamp else stamp[:16].replace("T", " ")
 
 
-def event_line(row: dict[str, Any], *, short: bool = False) -> str:
+def short_id(ident: str) -> str:
+    return ident[:SHORT_ID]
+
+
+def short_ids(idents: list[str]) -> dict[str, str]:
+    """Each id's first SHORT_ID characters, or more where two of these ids would otherwise look the same."""
+    length = SHORT_ID
+    while len({i[:length] for i in idents}) < len(set(idents)):
+        length += 1
+    return {i: i[:length + (i[length - 1:length] == "-")] for i in idents}  # never ending on a hyphen
+
+
+def event_line(row: dict[str, Any]) -> str:
     colour = {"ADD": "green", "UPDATE": "yellow", "DELETE": "red", "NOOP": "dim"}.get(row["event"], "white")
-    ident = row["id"][:8] if short else row["id"]
-    return f"[{colour}]{row['event']:<6}[/{colour}] [dim]{ident}[/dim]  {escape(row['memory'])}"
+    return f"[{colour}]{row['event']:<6}[/{colour}] [dim]{short_id(row['id'])}[/dim]  {escape(row['memory'])}"
 
 
 def memories_table(rows: list[dict[str, Any]], *, scores: bool) -> Table:
@@ -41,13 +54,14 @@ def memories_table(rows: list[dict[str, Any]], *, scores: bool) -> Table:
     table = Table(show_lines=False, header_style="bold")
     if scores:
         table.add_column("score", justify="right", style="cyan", no_wrap=True)
-    table.add_column("memory", ratio=1, min_width=24)
-    table.add_column("id", style="dim", overflow="fold")
+    table.add_column("memory", min_width=20)
+    table.add_column("id", style="dim", no_wrap=True)
     table.add_column("created", no_wrap=True)
     if not scores:
-        table.add_column("categories")
+        table.add_column("categories", overflow="fold")
+    shown = short_ids([row["id"] for row in rows])
     for row in rows:
-        cells = [escape(row["memory"]), row["id"], when(row.get("valid_from"))]
+        cells = [escape(row["memory"]), shown[row["id"]], when(row.get("valid_from"))]
         cells = ([f"{row['score']:.3f}"] + cells) if scores else cells + [", ".join(row.get("categories", []))]
         table.add_row(*cells)
     return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -192,6 +193,11 @@ class Store(ABC):
     @abstractmethod
     def batch(self, batch_id: str) -> list[Event]:
         """Every event written with this batch id, oldest first."""
+
+    @abstractmethod
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        """The distinct memory ids (of any version, current or closed) or batch ids (of history events) that
+        start with `prefix` (no wildcards), sorted, at most `limit`: how a short id someone typed is found."""
 
     @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -403,6 +403,15 @@ class QdrantStore(SessionPoints, Store):
         flt = models.Filter(must=[*([condition] if condition else []), match("pending", False)])
         points = self._read(self.names.events, [], lambda: list(scroll_all(self.client, self.names.events, flt)))
         return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]  # type: ignore[index, arg-type]
+
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        # Qdrant has no prefix match on keyword fields: one pass over the ids alone (short ids are typed by people)
+        collection, name, flt = {
+            "memory": (self.names.memories, "id", models.Filter(must=[_VISIBLE])),
+            "batch": (self.names.events, "batch_id", models.Filter(must=[match("pending", False)])),
+        }[kind]
+        points = self._read(collection, [], lambda: list(scroll_all(self.client, collection, flt, payload=[name])))
+        return sorted({p.payload[name] for p in points if p.payload[name].startswith(prefix)})[:limit]  # type: ignore[index]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""

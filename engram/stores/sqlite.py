@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -415,6 +416,14 @@ class SQLiteStore(SessionTables, Store):
                   old_version=r[7], new_version=r[8], actor=r[9], batch_id=r[10], created_at=r[11], seq=r[0])
             for r in rows
         ]
+
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        table, column = {"memory": ("memories", "id"), "batch": ("history", "batch_id")}[kind]
+        # A range the column's index answers, then an exact test: LIKE would read % and _ as wildcards
+        rows = self._read(f"SELECT DISTINCT {column} FROM {table} WHERE {column} >= ? AND {column} < ? "
+                          f"AND substr({column}, 1, ?) = ? ORDER BY {column} LIMIT ?",
+                          (prefix, prefix + "\U0010ffff", len(prefix), prefix, limit))
+        return [row[0] for row in rows]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         last = 0
