@@ -123,7 +123,7 @@ def test_delete_all_asks_first(home: Path) -> None:
     assert "deleted 2 memories" in run(home, "delete", "--all", "-u", "alice", input="y\n").stdout
     assert as_json(home, "list", "-u", "alice")["results"] == []
     add(home, "a new fact", "-u", "alice")
-    assert "deleted 1 memories" in run(home, "delete", "--all", "-u", "alice", "--yes").stdout
+    assert "deleted 1 memory" in run(home, "delete", "--all", "-u", "alice", "--yes").stdout
     assert as_json(home, "get", keep)["memory"] == "bob's fact"
 
 
@@ -178,7 +178,8 @@ def test_home_option_before_or_after_the_command(tmp_path: Path, models_dir: Pat
 
 def test_first_run_note(tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     note_first_run(Settings.load(env={}, home=tmp_path / "fresh"))
-    assert "preparing the embedding model (first run only)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "preparing the embedding model in" in err and "(first run only)" in err
     note_first_run(Settings.load(env={}, home=make_home(tmp_path / "ready", models_dir)))
     assert capsys.readouterr().err == ""
 

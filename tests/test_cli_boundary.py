@@ -157,3 +157,64 @@ def test_chat_commands_take_short_ids_of_the_users_own_memories_only(home: Path)
     assert f"no memory '{theirs[:8]}' for alice" in out
     out = cli(home, "chat", "-u", "alice", "-s", "s1", input=f"/forget {mine[:8]}\n/quit\n").stdout
     assert "deleted" in out and cli_json(home, "list", "-u", "alice")["results"] == []
+
+
+# -- messages and help -----------------------------------------------------------------------------------------
+
+def test_delete_all_prints_the_batch_that_revert_takes(home: Path) -> None:
+    added(home, "I like green tea", "-u", "alice")
+    out = cli(home, "delete", "--all", "-u", "alice", "--yes").stdout
+    assert "deleted 1 memory of user=alice" in out
+    batch = out.split("revert ")[-1].split()[0]
+    assert cli_json(home, "list", "-u", "alice")["results"] == []
+    assert "REVERT" in cli(home, "revert", batch).stdout
+    assert [r["memory"] for r in cli_json(home, "list", "-u", "alice")["results"]] == ["I like green tea"]
+
+
+def test_history_shows_the_reason(home: Path) -> None:
+    memory_id = added(home, "I like green tea", "-u", "alice")
+    batch = cli_json(home, "history", memory_id)[0]["batch_id"]
+    cli(home, "revert", batch)
+    table = CliRunner(env={"ENGRAM_HOME": str(home), "COLUMNS": "200"}).invoke(app, ["history", memory_id]).stdout
+    assert "reason" in table.splitlines()[1] and f"revert of batch {batch}" in table
+
+
+def test_add_dash_reads_stdin(home: Path) -> None:
+    assert "I moved to Porto" in cli(home, "add", "-", "-u", "alice", input="I moved to Porto\n").stdout
+    assert [r["memory"] for r in cli_json(home, "list", "-u", "alice")["results"]] == ["I moved to Porto"]
+    assert "nothing to add" in error(home, "add", "-", "-u", "alice")
+
+
+def test_help_shows_no_type_after_plain_flags(home: Path) -> None:
+    for args in ([], ["add"], ["delete"], ["eval", "locomo"]):
+        text = cli(home, *args, "--help", env={"COLUMNS": "200"}).stdout
+        assert "<bool>" not in text, text
+    text = cli(home, "add", "--help", env={"COLUMNS": "200"}).stdout
+    assert "<str>" in text and "--dry-run" in text and "[[" not in cli(home, "delete", "--help").stdout
+
+
+def test_counts_are_singular_or_plural(home: Path, tmp_path: Path) -> None:
+    added(home, "I like green tea", "-u", "alice")
+    assert "exported 1 memory to" in cli(home, "export", "--format", "jsonl", "--out", str(tmp_path / "a.jsonl")).stderr
+    assert "wrote 1 Markdown file to" in cli(home, "export", "--format", "markdown", "--out", str(tmp_path / "md")).stderr
+    fresh = tmp_path / "fresh"
+    (fresh / "models").parent.mkdir()
+    (fresh / "models").symlink_to((home / "models").resolve())
+    out = cli(fresh, "import", str(tmp_path / "a.jsonl")).stdout
+    assert "imported 1 item (jsonl)" in out and "1 added, 0 already known" in out
+
+
+def test_list_names_the_time_a_fact_became_true(home: Path) -> None:
+    added(home, "I like green tea", "-u", "alice", "--timestamp", "2020-02-03T04:05:00Z")
+    table = cli(home, "list", "-u", "alice").stdout
+    assert "valid from" in table and "created" not in table and "2020-02-03 04:05" in table
+
+
+def test_a_new_data_directory_is_announced(tmp_path: Path, home: Path) -> None:
+    typo = tmp_path / "hoem"
+    result = cli(home, "--home", str(typo), "list", "-u", "alice")
+    assert f"{typo} does not exist" in result.stderr and "new" in result.stderr
+    assert "no memories" in result.stdout
+    assert cli(home, "--home", str(typo), "list", "-u", "alice").stderr == ""
+    added(home, "I like green tea", "-u", "alice")
+    assert cli(home, "list", "-u", "alice").stderr == ""

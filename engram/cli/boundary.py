@@ -30,7 +30,17 @@ def os_error_message(exc: OSError) -> str:
     return f"{where}: {what}" if where else what
 
 
-class EngramGroup(TyperGroup):
+class _PlainFlags:
+    """Help without `<bool>` after a flag such as --dry-run: it takes no value."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):  # type: ignore[attr-defined]
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # what typer's help shows in place of the value's type
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class EngramGroup(_PlainFlags, TyperGroup):
     """The root group: turns engram's errors and OSError into `error: ...` on stderr and an exit code."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -42,5 +52,5 @@ class EngramGroup(TyperGroup):
             raise typer.Exit(exit_code(exc)) from None
 
 
-class EngramCommand(TyperCommand):
-    """A command (typer's own)."""
+class EngramCommand(_PlainFlags, TyperCommand):
+    """A command: typer's, with help that shows no type after a flag."""

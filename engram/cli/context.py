@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 
 from engram.cli.output import SHORT_ID, stderr
 from engram.errors import ConfigError, InvalidInput, NotFound
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from engram.memory import Memory
 
 __all__ = ["Agent", "AsJson", "Categories", "Home", "Run", "User", "check_directory", "json_arg", "load_settings",
-           "note_first_run", "open_memory", "resolve_id", "scope_text"]
+           "note_first_run", "note_new_store", "open_memory", "resolve_id", "scope_text"]
 
 Home = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $ENGRAM_HOME or ~/.engram).")]
 User = Annotated[str | None, typer.Option("--user", "-u", help="User id.")]
@@ -58,16 +59,26 @@ def open_memory(ctx: typer.Context, home: Path | None, *, embeds: bool = False, 
     chosen = load_settings(ctx, home)
     if db_path is not None:
         chosen = replace(chosen, db_path=db_path)
+    else:
+        note_new_store(chosen)
     if embeds:
         note_first_run(chosen)
     return Memory(chosen)
+
+
+def note_new_store(chosen: Settings) -> None:
+    """Say so when this command is about to make a new store: a mistyped --home must not pass unnoticed."""
+    if not chosen.home.exists():
+        stderr().print(f"note: {escape(str(chosen.home))} does not exist: making a new, empty data directory there",
+                       highlight=False)
 
 
 def note_first_run(chosen: Settings) -> None:
     from engram.embed.local import MODEL_NAME
 
     if chosen.embedder == "local" and not (chosen.home / "models" / MODEL_NAME / "model.onnx").exists():
-        stderr().print("[dim]preparing the embedding model (first run only)…[/dim]")
+        stderr().print(f"[dim]preparing the embedding model in {escape(str(chosen.home / 'models'))} "
+                       "(first run only)…[/dim]", highlight=False)
 
 
 def resolve_id(memory: Memory, given: str, kind: Literal["memory", "batch"] = "memory") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from engram.cli.context import (
     scope_text,
 )
 from engram.cli.output import (
+    count,
     event_line,
     memories_table,
     print_json,
@@ -35,6 +37,10 @@ from engram.errors import InvalidInput
 
 __all__ = ["register"]
 
+_ID_HELP = "A memory id, or its first 8 or more characters."
+MemoryId = Annotated[str, typer.Argument(metavar="ID", help=_ID_HELP)]
+BatchId = Annotated[str, typer.Argument(metavar="BATCH", help="A batch id (add prints it), or its first 8 or more characters.")]
+
 
 def register(app: typer.Typer) -> None:
     for name, command in (("add", add), ("search", search), ("list", list_), ("get", get), ("update", update),
@@ -42,7 +48,7 @@ def register(app: typer.Typer) -> None:
         app.command(name, cls=EngramCommand)(command)
 
 
-def add(ctx: typer.Context, text: str, user: User = None, agent: Agent = None, run: Run = None,
+def add(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")], user: User = None, agent: Agent = None, run: Run = None,
         metadata: Annotated[str | None, typer.Option(help="Metadata as a JSON object.")] = None,
         category: Categories = None,
         timestamp: Annotated[str | None, typer.Option(help="When this was true (ISO 8601).")] = None,
@@ -50,7 +56,12 @@ def add(ctx: typer.Context, text: str, user: User = None, agent: Agent = None, r
                                                              "(the LLM if configured, else offline rules).")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
         as_json: AsJson = False, home: Home = None) -> None:
-    """Store TEXT as a memory (exact duplicates are reported as NOOP), or with --infer the facts it states."""
+    """Store TEXT (- reads standard input) as a memory, exact duplicates reported as NOOP; or with --infer the
+    facts it states."""
+    if text == "-":
+        text = sys.stdin.read().strip()
+        if not text:
+            raise InvalidInput("nothing to add: standard input was empty")
     with open_memory(ctx, home, embeds=True) as memory:
         result = memory.add(text, user_id=user, agent_id=agent, run_id=run, metadata=json_arg(metadata, "--metadata"),
                             categories=category or None, timestamp=timestamp, infer=infer, dry_run=dry_run)
@@ -69,7 +80,7 @@ def add(ctx: typer.Context, text: str, user: User = None, agent: Agent = None, r
                   highlight=False)
 
 
-def revert(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="BATCH")], home: Home = None) -> None:
+def revert(ctx: typer.Context, batch_id: BatchId, home: Home = None) -> None:
     """Undo a whole add (or delete --all) by its batch id: superseded memories become current again."""
     with open_memory(ctx, home) as memory:
         result = memory.revert(resolve_id(memory, batch_id, "batch"))
@@ -78,7 +89,7 @@ def revert(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="
                        f"{escape(row['memory'] or '∅')}", highlight=False)
 
 
-def search(ctx: typer.Context, query: str, user: User = None, agent: Agent = None, run: Run = None,
+def search(ctx: typer.Context, query: Annotated[str, typer.Argument(metavar="QUERY")], user: User = None, agent: Agent = None, run: Run = None,
            limit: Annotated[int | None, typer.Option("--limit", "-n", help="How many results.")] = None,
            threshold: Annotated[float | None, typer.Option(help="Minimum cosine similarity, 0..1.")] = None,
            filters: Annotated[str | None, typer.Option(help="Metadata filters as JSON.")] = None,
@@ -111,7 +122,7 @@ def list_(ctx: typer.Context, user: User = None, agent: Agent = None, run: Run =
         stderr().print(f"[dim]showing the newest {limit}; use --limit for more[/dim]")
 
 
-def get(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID")], as_json: AsJson = False,
+def get(ctx: typer.Context, memory_id: MemoryId, as_json: AsJson = False,
         home: Home = None) -> None:
     """One memory by id."""
     with open_memory(ctx, home) as memory:
@@ -126,7 +137,8 @@ def get(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID
     stdout().print(table)
 
 
-def update(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID")], text: str,
+def update(ctx: typer.Context, memory_id: MemoryId,
+           text: Annotated[str, typer.Argument(metavar="TEXT")],
            metadata: Annotated[str | None, typer.Option(help="Replace metadata (JSON object).")] = None,
            home: Home = None) -> None:
     """Replace a memory's text; the old version stays in its history."""
@@ -135,7 +147,7 @@ def update(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar=
     stdout().print(f"{escape(result['message'])} [dim]{short_id(result['id'])}[/dim]", highlight=False)
 
 
-def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(metavar="ID", help=_ID_HELP)] = None,
            all_: Annotated[bool, typer.Option("--all", help="Delete every memory of the scope.")] = False,
            user: User = None, agent: Agent = None, run: Run = None,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -154,10 +166,11 @@ def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(m
         if not yes:
             typer.confirm(f"Delete every memory of {scope_text(user, agent, run)}?", abort=True)
         result = memory.delete_all(user_id=user, agent_id=agent, run_id=run)
-    stdout().print(f"deleted {result['count']} memories of {escape(scope_text(user, agent, run))}", highlight=False)
+    stdout().print(f"deleted {count(result['count'], 'memory', 'memories')} of {escape(scope_text(user, agent, run))}; "
+                   f"to undo: engram revert {short_id(result['batch_id'])}", highlight=False)
 
 
-def history(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar="ID")], as_json: AsJson = False,
+def history(ctx: typer.Context, memory_id: MemoryId, as_json: AsJson = False,
             home: Home = None) -> None:
     """Every change to a memory, oldest first."""
     with open_memory(ctx, home) as memory:
@@ -165,9 +178,9 @@ def history(ctx: typer.Context, memory_id: Annotated[str, typer.Argument(metavar
     if as_json:
         return print_json(events)
     table = Table(header_style="bold")
-    for name in ("when", "event", "old", "new", "actor"):
+    for name in ("when", "event", "old", "new", "reason", "actor"):
         table.add_column(name, no_wrap=name in ("when", "event"))
     for event in events:
         table.add_row(when(event["created_at"]), event["event"], escape(event["old_memory"] or ""),
-                      escape(event["new_memory"] or ""), event["actor"] or "")
+                      escape(event["new_memory"] or ""), escape(event["reason"] or ""), escape(event["actor"] or ""))
     stdout().print(table)

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
 from engram.cli.context import Home, load_settings
-from engram.cli.output import stderr, stdout
+from engram.cli.output import count, stderr, stdout
 from engram.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -79,9 +79,10 @@ def migrate_command(
     finally:
         source.close()
     stdout().print(
-        f"{source_kind} → {to.value}: {counts['memories']} memories ({counts['versions']} versions, {counts['events']} "
-        f"events) verified in the target; copied now: [green]{counts['copied_versions']} versions, "
-        f"{counts['copied_events']} events[/green], {counts['updated_versions']} versions brought up to date",
+        f"{source_kind} → {to.value}: {count(counts['memories'], 'memory', 'memories')} ("
+        f"{count(counts['versions'], 'version')}, {count(counts['events'], 'event')}) verified in the target; copied now: "
+        f"[green]{count(counts['copied_versions'], 'version')}, {count(counts['copied_events'], 'event')}[/green], "
+        f"{count(counts['updated_versions'], 'version')} brought up to date",
         highlight=False)
 
 

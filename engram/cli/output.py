@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["SHORT_ID", "event_line", "memories_table", "print_json", "short_id", "short_ids", "stderr", "stdout", "when"]
+__all__ = ["SHORT_ID", "count", "event_line", "memories_table", "print_json", "short_id", "short_ids", "stderr", "stdout",
+           "when"]
 
 SHORT_ID = 8  # characters of an id people see; any unique start this long is accepted back (context.resolve_id)
 
@@ -32,6 +33,11 @@ def when(stamp: str | None) -> str:
     return "" if not stamp else stamp[:16].replace("T", " ")
 
 
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 memory`, `2 memories`."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def short_id(ident: str) -> str:
     return ident[:SHORT_ID]
 
@@ -50,13 +56,13 @@ def event_line(row: dict[str, Any]) -> str:
 
 
 def memories_table(rows: list[dict[str, Any]], *, scores: bool) -> Table:
-    # "created" shows valid_from: when the fact was said (add --timestamp, an import's dates), not when stored
+    # valid_from: when the fact became true (add --timestamp, an import's dates), not when it was stored
     table = Table(show_lines=False, header_style="bold")
     if scores:
         table.add_column("score", justify="right", style="cyan", no_wrap=True)
     table.add_column("memory", min_width=20)
     table.add_column("id", style="dim", no_wrap=True)
-    table.add_column("created", no_wrap=True)
+    table.add_column("valid from", no_wrap=True)
     if not scores:
         table.add_column("categories", overflow="fold")
     shown = short_ids([row["id"] for row in rows])

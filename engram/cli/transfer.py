@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
 from engram.cli.context import Agent, Home, Run, User, check_directory, open_memory
-from engram.cli.output import stderr, stdout
+from engram.cli.output import count, stderr, stdout
 from engram.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def import_(ctx: typer.Context,
     with open_memory(ctx, home, embeds=True) as memory, Progress(*columns, console=stderr()) as bar:
         task = bar.add_task("import", total=len(items))
         counts = transfer.import_items(memory, items, chunk=chunk, progress=lambda n: bar.advance(task, n))
-    stdout().print(f"imported {len(items)} items ({kind}) from {escape(str(path))}: "
+    stdout().print(f"imported {count(len(items), 'item')} ({kind}) from {escape(str(path))}: "
                    f"[green]{counts['ADD']} added[/green], {counts['NOOP']} already known", highlight=False)
 
 
@@ -78,12 +78,12 @@ def export(ctx: typer.Context,
     with open_memory(ctx, home) as memory:
         if format_ is ExportFormat.markdown:
             files = transfer.export_markdown(memory, out, user_id=user)
-            return stderr().print(f"wrote {len(files)} Markdown files to {escape(str(out))}", highlight=False)
+            return stderr().print(f"wrote {count(len(files), 'Markdown file')} to {escape(str(out))}", highlight=False)
         if str(out) == "-":
-            count = transfer.export_jsonl(memory, sys.stdout, user_id=user, agent_id=agent, run_id=run)
+            written = transfer.export_jsonl(memory, sys.stdout, user_id=user, agent_id=agent, run_id=run)
         else:
-            count = _export_file(memory, out, user, agent, run)
-    stderr().print(f"exported {count} memories to {escape(str(out))}", highlight=False)
+            written = _export_file(memory, out, user, agent, run)
+    stderr().print(f"exported {count(written, 'memory', 'memories')} to {escape(str(out))}", highlight=False)
 
 
 def _check_out(out: Path, *, directory: bool) -> None:
@@ -106,8 +106,8 @@ def _export_file(memory: Memory, out: Path, user: str | None, agent: str | None,
     partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with open(partial, "w", encoding="utf-8", opener=private.opener) as fh:  # 0600: memories are personal
-            count = transfer.export_jsonl(memory, fh, user_id=user, agent_id=agent, run_id=run)
+            written = transfer.export_jsonl(memory, fh, user_id=user, agent_id=agent, run_id=run)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    return count
+    return written
