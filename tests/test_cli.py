@@ -205,7 +205,7 @@ def test_import_export_jsonl_round_trip(home: Path, tmp_path: Path, models_dir: 
     assert "imported 4 items (jsonl)" in result.stdout and "4 added" in result.stdout
     assert "0 added, 4 already known" in run(fresh, "import", str(out), "--format", "jsonl").stdout
     assert same_memories(home, fresh)
-    alice_only = json.loads(run(home, "export", "-u", "alice", "--out", "-").stdout.splitlines()[0])
+    alice_only = json.loads(run(home, "export", "-f", "jsonl", "-u", "alice", "--out", "-").stdout.splitlines()[0])
     assert alice_only["user_id"] == "alice"
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["SHORT_ID", "count", "event_line", "memories_table", "print_json", "short_id", "short_ids", "stderr", "stdout",
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+__all__ = ["SHORT_ID", "count", "event_line", "memories_table", "print_json", "progress_bar", "short_id", "short_ids", "stderr", "stdout",
            "when"]
 
 SHORT_ID = 8  # characters of an id people see; any unique start this long is accepted back (context.resolve_id)
@@ -27,6 +32,21 @@ def stderr() -> Console:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
+    """A progress bar on stderr (stdout stays for results): `bar.update(task, completed=, total=)`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr()) as bar:
+        yield bar, bar.add_task(label, total=None)
 
 
 def when(stamp: str | None) -> str:
