@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from engram.config import Settings
     from engram.memory import Memory
 
-__all__ = ["Agent", "AsJson", "Categories", "Home", "Run", "User", "check_directory", "json_arg", "load_settings",
-           "note_first_run", "note_new_store", "open_memory", "resolve_id", "scope_text"]
+__all__ = ["Agent", "AsJson", "Categories", "Home", "Run", "User", "check_directory", "check_file_target", "json_arg",
+           "load_settings", "note_first_run", "note_new_store", "open_memory", "resolve_id", "scope_text"]
 
 Home = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $ENGRAM_HOME or ~/.engram).")]
 User = Annotated[str | None, typer.Option("--user", "-u", help="User id.")]
@@ -40,6 +40,14 @@ def load_settings(ctx: typer.Context, home: Path | None) -> Settings:
             raise ConfigError(f"the database {chosen.database} is a directory; db_path (ENGRAM_DB_PATH) names a file")
         check_directory(chosen.database.parent, "the database's directory")
     return chosen
+
+
+def check_file_target(path: Path, what: str, hint: str = "") -> None:
+    """InvalidInput unless `path` can be a file this command writes: not a directory, in one that exists."""
+    if path.is_dir():
+        raise InvalidInput(f"{what} {path} is a directory: give a file name {hint}".rstrip())
+    if not path.parent.is_dir():
+        raise InvalidInput(f"{what} {path}: the directory {path.parent} does not exist")
 
 
 def check_directory(path: Path, what: str) -> None:

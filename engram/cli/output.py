@@ -15,8 +15,20 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-__all__ = ["SHORT_ID", "count", "event_line", "memories_table", "print_json", "progress_bar", "short_id", "short_ids", "stderr", "stdout",
-           "when"]
+__all__ = [
+    "SHORT_ID",
+    "count",
+    "event_line",
+    "memories_table",
+    "print_json",
+    "progress_bar",
+    "short_id",
+    "short_ids",
+    "stderr",
+    "stdout",
+    "summary",
+    "when",
+]
 
 SHORT_ID = 8  # characters of an id people see; any unique start this long is accepted back (context.resolve_id)
 
@@ -56,6 +68,12 @@ def when(stamp: str | None) -> str:
 def count(n: int, singular: str, plural: str | None = None) -> str:
     """`1 memory`, `2 memories`."""
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def summary(counts: dict[str, int]) -> str:
+    """`8 memories (9 versions, 13 events, 2 chat sessions)`: what a store, copy or file holds."""
+    return (f"{count(counts['memories'], 'memory', 'memories')} ({count(counts['versions'], 'version')}, "
+            f"{count(counts['events'], 'event')}, {count(counts['sessions'], 'chat session')})")
 
 
 def short_id(ident: str) -> str:

@@ -13,8 +13,16 @@ import typer
 from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
-from engram.cli.context import Agent, Home, Run, User, check_directory, open_memory
-from engram.cli.output import count, progress_bar, stderr, stdout
+from engram.cli.context import (
+    Agent,
+    Home,
+    Run,
+    User,
+    check_directory,
+    check_file_target,
+    open_memory,
+)
+from engram.cli.output import count, progress_bar, stderr, stdout, summary
 from engram.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
@@ -83,9 +91,7 @@ def _import_full(ctx: typer.Context, path: Path, user: str | None, chunk: int, h
             counts = migrate(source, memory.store, lambda done, total: bar.update(task, completed=done, total=total),
                              embedder=binding, chunk=chunk, keep_ids=True)
     stdout().print(
-        f"imported {count(counts['memories'], 'memory', 'memories')} ({count(counts['versions'], 'version')}, "
-        f"{count(counts['events'], 'event')}, {count(counts['sessions'], 'chat session')}) from {escape(str(path))}, "
-        f"verified; copied now: [green]{count(counts['copied_versions'], 'version')}, "
+        f"imported {summary(counts)} from {escape(str(path))}, verified; copied now: [green]{count(counts['copied_versions'], 'version')}, "
         f"{count(counts['copied_events'], 'event')}, {count(counts['copied_turns'], 'chat turn')}[/green]",
         highlight=False)
 
@@ -117,9 +123,7 @@ def _full(memory: Memory, scope: Scope) -> Callable[[TextIO], str]:
     from engram.archive import export_archive
 
     def write(fh: TextIO) -> str:
-        counts = export_archive(memory.store, fh, scope=None if scope.is_empty() else scope)
-        return (f"{count(counts['memories'], 'memory', 'memories')} ({count(counts['versions'], 'version')}, "
-                f"{count(counts['events'], 'event')}, {count(counts['sessions'], 'chat session')})")
+        return summary(export_archive(memory.store, fh, scope=None if scope.is_empty() else scope))
 
     return write
 
@@ -141,10 +145,7 @@ def _check_out(out: Path, *, directory: bool) -> None:
             raise InvalidInput(f"--out {out} is a file: the markdown export writes one file per user into a directory")
         check_directory(out, "--out")
     elif str(out) != "-":
-        if out.is_dir():
-            raise InvalidInput(f"--out {out} is a directory: give a file name (the markdown export writes a directory)")
-        if not out.parent.is_dir():
-            raise InvalidInput(f"--out {out}: the directory {out.parent} does not exist")
+        check_file_target(out, "--out", "(the markdown export writes a directory)")
 
 
 def _write_file(out: Path, write: Callable[[TextIO], str]) -> str:
