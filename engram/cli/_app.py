@@ -6,14 +6,23 @@ from typing import Annotated
 
 import typer
 
-from engram.cli import backup, chat, demo, evaluate, memories, migrate, transfer
+from engram.cli import (
+    backup,
+    chat,
+    demo,
+    evaluate,
+    memories,
+    migrate,
+    reembed,
+    transfer,
+)
 from engram.cli.boundary import EngramGroup
 from engram.cli.context import Home
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 # The order of `engram --help`: everyday commands first
-COMMAND_MODULES = (memories, transfer, backup, migrate, chat, demo, evaluate)
+COMMAND_MODULES = (memories, transfer, backup, migrate, reembed, chat, demo, evaluate)
 
 
 def _version(value: bool) -> None:

@@ -28,7 +28,7 @@ def backup(ctx: typer.Context, path: Annotated[Path, typer.Argument(metavar="PAT
            force: Annotated[bool, typer.Option("--force", help="Replace an existing file at PATH.")] = False,
            home: Home = None) -> None:
     """Copy the SQLite store into one file while it is in use (a consistent snapshot, 0600)."""
-    from engram.backup import backup as copy
+    from engram.stores.sqlite_maintenance import backup as copy
 
     settings = _sqlite(ctx, home, "backup")
     check_file_target(path, "PATH")
@@ -44,7 +44,7 @@ def restore(ctx: typer.Context,
             force: Annotated[bool, typer.Option("--force", help="Replace a store that holds memories.")] = False,
             home: Home = None) -> None:
     """Put a backup in place of the SQLite store; one that holds anything is replaced only with --force."""
-    from engram.backup import restore as put_back
+    from engram.stores.sqlite_maintenance import restore as put_back
 
     settings = _sqlite(ctx, home, "restore")
     held = put_back(path, settings.database, force=force)

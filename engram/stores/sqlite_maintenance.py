@@ -1,25 +1,31 @@
-"""Backups of the SQLite store: a consistent copy of a live database, and putting one back.
+"""Whole-database operations on the SQLite store: backup, restore, and taking in the vectors of another embedder.
 
-Both go through SQLite's online backup API, so other processes may keep using the database: a backup copies one
-consistent snapshot (a write in progress is either in it whole or not at all), and a restore replaces the whole
-database in one step that other connections see as any other write. After a restore every scope's version moves
-past anything a running process has cached, so no process keeps searching the vectors it had before.
+Backup and restore go through SQLite's online backup API, so other processes may keep using the database: a
+backup copies one consistent snapshot (a write in progress is either in it whole or not at all), and a restore
+replaces the whole database in one step that other connections see as any other write. A vector swap is one
+write transaction. After a restore or a swap every scope's version moves past anything a running process has
+cached, so no process keeps searching the vectors it had before.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 from engram.errors import CorruptStore, InvalidInput, StoreError
 from engram.private import create_file
 from engram.stores.schema import APP_ID, MIGRATIONS, migrate
 
-__all__ = ["backup", "contents", "restore"]
+__all__ = ["backup", "contents", "restore", "swap_vectors"]
 
 _MAGIC = b"SQLite format 3\x00"
+T = TypeVar("T")
 
 
 def contents(db: sqlite3.Connection) -> dict[str, int]:
@@ -74,8 +80,42 @@ def restore(source: str | Path, database: str | Path, *, force: bool = False) ->
             target.execute("PRAGMA journal_mode=WAL")
             backup_db.backup(target)
             migrate(target)  # a backup made by an older engram: brought to this schema
-            _move_past(target, seen)
+            _in_one_write(target, lambda: _move_past(target, seen))
             return contents(target)
+
+
+def swap_vectors(database: str | Path, copy: str | Path, binding: tuple[str, int],
+                 embed: Callable[[list[str]], np.ndarray]) -> int:
+    """In one write transaction on the engram database `database`: every version takes the vector the same version
+    (rowid, id and hash) has in the engram database `copy`, whose vectors are `binding`'s (name, dimension), and
+    the store is bound to it. Versions the copy lacks (written since it was made) are embedded with `embed` inside
+    the transaction, so no write is lost. Returns how many were. Writers using the old embedder then get
+    EmbedderMismatch."""
+    database, copy = Path(database), Path(copy)
+    same = "w.rowid = m.rowid AND w.id = m.id AND w.hash = m.hash"
+    with closing(_open_engram(database)) as db:
+        db.execute("ATTACH DATABASE ? AS w", (f"{copy.resolve().as_uri()}?mode=ro",))
+
+        def swap() -> int:
+            later = db.execute(f"SELECT m.rowid, m.text FROM main.memories m LEFT JOIN w.memories w ON {same} "
+                               "WHERE w.rowid IS NULL").fetchall()
+            db.execute(f"UPDATE main.memories AS m SET vector = w.vector FROM w.memories AS w WHERE {same}")
+            if later:
+                made = np.asarray(embed([text for _, text in later]), dtype="<f4")
+                db.executemany("UPDATE main.memories SET vector=? WHERE rowid=?",
+                               [(vector.tobytes(), rowid) for (rowid, _), vector in zip(later, made)])
+            wrong = db.execute("SELECT count(*) FROM main.memories WHERE length(vector) != ?", (4 * binding[1],))
+            if wrong.fetchone()[0]:
+                raise StoreError("vectors of another size remain after the swap; nothing was changed")
+            db.executemany("INSERT INTO main.engram_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                           [("embedder", binding[0]), ("dimension", str(binding[1]))])
+            _move_past(db, 0)
+            return len(later)
+
+        try:
+            return _in_one_write(db, swap)
+        finally:
+            db.execute("DETACH DATABASE w")
 
 
 def _open_engram(path: Path) -> sqlite3.Connection:
@@ -111,20 +151,25 @@ def _check(db: sqlite3.Connection, path: Path) -> None:
 
 
 def _write_seq(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT value FROM engram_meta WHERE key='write_seq'").fetchone()
+    row = db.execute("SELECT value FROM main.engram_meta WHERE key='write_seq'").fetchone()
     return int(row[0]) if row else 0
 
 
-def _move_past(db: sqlite3.Connection, seen: int) -> None:
-    """Every scope's version past anything a process may have cached from the database before the restore:
-    caches compare versions, and a restored counter could repeat one they hold for other contents."""
-    seq = max(seen, _write_seq(db)) + 1
+def _in_one_write(db: sqlite3.Connection, work: Callable[[], T]) -> T:
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("INSERT INTO engram_meta VALUES ('write_seq', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                   (str(seq),))
-        db.execute("UPDATE scope_versions SET version=?", (seq,))
+        done = work()
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    return done
+
+
+def _move_past(db: sqlite3.Connection, seen: int) -> None:
+    """Inside a write: every scope's version past anything a process may have cached (from the database before a
+    restore: caches compare versions, and a restored counter could repeat one they hold for other contents)."""
+    seq = max(seen, _write_seq(db)) + 1
+    db.execute("INSERT INTO main.engram_meta VALUES ('write_seq', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+               (str(seq),))
+    db.execute("UPDATE main.scope_versions SET version=?", (seq,))
