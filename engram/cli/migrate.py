@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from engram.cli.boundary import EngramCommand
 from engram.cli.context import Home, load_settings
-from engram.cli.output import count, stderr, stdout
+from engram.cli.output import count, progress_bar, stdout, summary
 from engram.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -45,14 +45,6 @@ def migrate_command(
     home: Home = None,
 ) -> None:
     """Copy every memory (all versions, vectors, history) from one store into another; safe to run again."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from engram.components import embedder_from, store_from
     from engram.migrate import migrate
 
@@ -69,9 +61,7 @@ def migrate_command(
             if found is None:  # the source cannot tell: it must hold the configured embedder's vectors (checked)
                 embedder = embedder_from(settings)
                 found = (embedder.name, embedder.dimension)
-            columns = (TextColumn("migrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=stderr()) as bar:
-                task = bar.add_task("migrate", total=None)
+            with progress_bar("migrating") as (bar, task):
                 counts = migrate(source, target, lambda done, total: bar.update(task, completed=done, total=total),
                                  embedder=found, chunk=chunk)
         finally:
@@ -79,10 +69,10 @@ def migrate_command(
     finally:
         source.close()
     stdout().print(
-        f"{source_kind} → {to.value}: {count(counts['memories'], 'memory', 'memories')} ("
-        f"{count(counts['versions'], 'version')}, {count(counts['events'], 'event')}) verified in the target; copied now: "
-        f"[green]{count(counts['copied_versions'], 'version')}, {count(counts['copied_events'], 'event')}[/green], "
-        f"{count(counts['updated_versions'], 'version')} brought up to date",
+        f"{source_kind} → {to.value}: {summary(counts)} verified in the target; copied now: "
+        f"[green]{count(counts['copied_versions'], 'version')}, {count(counts['copied_events'], 'event')}, "
+        f"{count(counts['copied_turns'], 'chat turn')}[/green], {count(counts['updated_versions'], 'version')} brought "
+        "up to date",
         highlight=False)
 
 
