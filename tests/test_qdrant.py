@@ -618,3 +618,18 @@ def test_neighbours_match_the_sqlite_store(tmp_path: Path) -> None:
         assert expected and named(qdrant, criteria) == expected, criteria
     sqlite.close()
     qdrant.close()
+
+
+def test_migrate_copies_what_a_store_holds_without_folding_duplicates(tmp_path: Path) -> None:
+    """A copy is a copy: two current memories with the same text in one scope (what an add would fold) both move."""
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    twins = [record("likes tea"), record("likes tea")]
+    source.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate(twins)], dedup=False,
+                           events=[Event(r.id, Op.ADD, "b", 100.0, new_text=r.text) for r in twins]))
+    for target in (_sqlite(tmp_path / "b.db"), QdrantStore(path=":memory:")):
+        counts = migrate(source, target, embedder=("test", DIM), chunk=1)  # one memory per write
+        assert counts["copied_versions"] == 2 and {r.id for r, _ in target.dump()} == {r.id for r in twins}
+        target.close()
+    source.close()

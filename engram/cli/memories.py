@@ -33,7 +33,7 @@ from engram.cli.output import (
     stdout,
     when,
 )
-from engram.errors import InvalidInput
+from engram.errors import InvalidInput, NotFound
 
 __all__ = ["register"]
 
@@ -127,6 +127,8 @@ def get(ctx: typer.Context, memory_id: MemoryId, as_json: AsJson = False,
     """One memory by id."""
     with open_memory(ctx, home) as memory:
         record = memory.get(resolve_id(memory, memory_id))
+    if record is None:  # Mem0 2.x's get() answers None for an unknown id where engram raised NotFound
+        raise NotFound(f"no memory with id {memory_id!r}")
     if as_json:
         return print_json(record)
     table = Table(show_header=False, box=None)
