@@ -1,27 +1,43 @@
-"""Copy every memory (all versions, with vectors) and its history from one store to another, e.g. SQLite <-> Qdrant.
+"""Copy every memory (all versions, with vectors), its history and every chat session from one store to another,
+e.g. SQLite <-> Qdrant, an export file into a store (engram.archive), or a store into one bound to another
+embedder (re-embedding).
 
 Memories move in chunks. Each chunk is two `apply`s on the target: first the versions (so a killed migration
 leaves whole memories: every version of a memory or none), then their events, whose old/new versions must name
 the versions the target just assigned. A version is recognised in both stores by (memory id, hash, valid_from,
 updated_at) and an event by (op, batch, time, texts), so running the migration again copies only what is
 missing (events too, if it was killed between the two applies) and brings the validity of versions copied
-earlier up to date (a memory deleted or reverted in the source since). Chat sessions are not copied.
+earlier up to date (a memory deleted or reverted in the source since). Sessions follow, each copied whole and
+recognised by id, their turns by role, text and time. A copy is a copy: exact duplicates are not folded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
+
+from engram.embed.base import Embedder
 from engram.errors import InvalidInput, StoreError
-from engram.stores.base import ChangeSet, Close, Store
-from engram.types import Event, MemoryRecord
+from engram.stores.base import ChangeSet, Close, Session, Store
+from engram.types import Event, MemoryRecord, Turn
 
-__all__ = ["migrate"]
+__all__ = ["Source", "migrate"]
 
 Key = tuple[str, str, float, float]
 Progress = Callable[[int, int], None]  # (memories done so far, memories in all)
+
+
+class Source(Protocol):
+    """What a migration reads: a Store, or anything holding a store's contents (an export file)."""
+
+    def bind_embedder(self, name: str, dimension: int) -> None: ...
+    def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]: ...
+    def vectors(self, versions: list[int]) -> np.ndarray: ...
+    def history(self, memory_id: str) -> list[Event]: ...
+    def all_sessions(self) -> Iterable[tuple[Session, list[Turn]]]: ...
 
 
 def _key(record: MemoryRecord) -> Key:
@@ -32,37 +48,46 @@ def _event_key(event: Event) -> tuple[Any, ...]:
     return (event.op, event.batch_id, event.created_at, event.old_text, event.new_text)
 
 
-def migrate(source: Store, target: Store, progress: Progress | None = None, resume: bool = True, *,
-            embedder: tuple[str, int] | None = None, chunk: int = 200) -> dict[str, int]:
+def migrate(source: Source, target: Store, progress: Progress | None = None, resume: bool = True, *,
+            embedder: tuple[str, int] | None = None, chunk: int = 200, keep_ids: bool = False,
+            reembed: Embedder | None = None) -> dict[str, int]:
     """Copy `source` into `target`; return counts. `embedder` (name, dimension) is checked against both stores;
     it defaults to the source's binding when the source can tell it. With resume=False the target must be empty.
-    Raises StoreError if, at the end, the target lacks any version or event of the source."""
+    `keep_ids`: versions and history places stay as the source has them (a restore) when the target is empty or
+    holds only an earlier run of this copy; otherwise the target assigns its own. `reembed`: the target is bound
+    to this embedder and every version's vector is made by it from the version's text, instead of copied.
+    Raises StoreError if, at the end, the target lacks any version, event or chat turn of the source."""
     if chunk <= 0:
         raise InvalidInput(f"chunk must be a positive integer, got {chunk!r}")
     name, dimension = _binding(source, embedder)
     source.bind_embedder(name, dimension)  # EmbedderMismatch if the source holds another embedder's vectors
-    target.bind_embedder(name, dimension)
+    target.bind_embedder(*((reembed.name, reembed.dimension) if reembed is not None else (name, dimension)))
     versions: dict[str, list[MemoryRecord]] = {}
     for record, _vector in source.dump():
         versions.setdefault(record.id, []).append(record)
     there = {_key(record): record for record, _vector in target.dump()}
     if there and not resume:
         raise InvalidInput("the target store is not empty; pass resume=True to continue an earlier migration")
+    mine = {_key(r): r.version for group in versions.values() for r in group}
+    keep = keep_ids and all(mine.get(key) == record.version for key, record in there.items())
     history = _histories(source, versions)
     known = _histories(target, {key[0] for key in there})  # only memories with versions there can have events
     counts = dict.fromkeys(["copied_versions", "updated_versions", "copied_events"], 0)
+    make = _vectors(source, reembed)
     ids = list(versions)
     for start in range(0, len(ids), chunk):
         group = [versions[memory_id] for memory_id in ids[start:start + chunk]]
-        _copy_versions(source, target, group, there, counts)
-        _copy_events(target, group, history, known, there, counts)
+        _copy_versions(make, target, group, there, counts, keep)
+        _copy_events(target, group, history, known, there, counts, keep)
         if progress is not None:
             progress(min(start + chunk, len(ids)), len(ids))
-    counts.update(_verify(target, versions, history))
+    sessions = list(source.all_sessions())
+    counts["copied_turns"] = sum(target.put_session(session, turns) for session, turns in sessions)
+    counts.update(_verify(target, versions, history, sessions))
     return counts
 
 
-def _binding(source: Store, embedder: tuple[str, int] | None) -> tuple[str, int]:
+def _binding(source: Source, embedder: tuple[str, int] | None) -> tuple[str, int]:
     if embedder is not None:
         return embedder
     binding = getattr(source, "binding", None)  # optional: stores that keep it somewhere readable
@@ -72,7 +97,20 @@ def _binding(source: Store, embedder: tuple[str, int] | None) -> tuple[str, int]
     return found
 
 
-def _histories(store: Store, memory_ids: Any) -> dict[str, list[Event]]:
+def _vectors(source: Source, reembed: Embedder | None) -> Callable[[list[MemoryRecord]], np.ndarray]:
+    """The target's vectors for versions: the source's, or the new embedder's (each distinct text once)."""
+    if reembed is None:
+        return lambda records: source.vectors([r.version for r in records])  # type: ignore[misc]
+
+    def embed(records: list[MemoryRecord]) -> np.ndarray:
+        texts = {r.hash: r.text for r in records}
+        made = dict(zip(texts, reembed.embed(list(texts.values()))))
+        return np.stack([made[r.hash] for r in records])
+
+    return embed
+
+
+def _histories(store: Source, memory_ids: Any) -> dict[str, list[Event]]:
     """Each memory's events, oldest first; read in one pass when the store can list all its events."""
     every = getattr(store, "all_events", None)  # optional: a store where one history() per memory is a scan
     if every is None:
@@ -84,9 +122,9 @@ def _histories(store: Store, memory_ids: Any) -> dict[str, list[Event]]:
     return found
 
 
-def _copy_versions(source: Store, target: Store, group: list[list[MemoryRecord]], there: dict[Key, MemoryRecord],
-                   counts: dict[str, int]) -> None:
-    changes, missing = ChangeSet(), []
+def _copy_versions(make: Callable[[list[MemoryRecord]], np.ndarray], target: Store, group: list[list[MemoryRecord]],
+                   there: dict[Key, MemoryRecord], counts: dict[str, int], keep: bool) -> None:
+    changes, missing = ChangeSet(dedup=False, keep_versions=keep), []
     for mine in group:
         for record in mine:
             copied = there.get(_key(record))
@@ -99,8 +137,7 @@ def _copy_versions(source: Store, target: Store, group: list[list[MemoryRecord]]
                 changes.reopens.append(copied.version)  # type: ignore[arg-type]
     counts["updated_versions"] += len(changes.closes) + len(changes.reopens)
     if missing:
-        vectors = source.vectors([r.version for r in missing])  # type: ignore[misc]
-        changes.inserts = [(replace(r, version=None), v) for r, v in zip(missing, vectors)]
+        changes.inserts = [(r if keep else replace(r, version=None), v) for r, v in zip(missing, make(missing))]
     if changes:
         inserted = target.apply(changes)
         there.update((_key(record), record) for record in inserted)  # what the events' versions map to
@@ -108,7 +145,8 @@ def _copy_versions(source: Store, target: Store, group: list[list[MemoryRecord]]
 
 
 def _copy_events(target: Store, group: list[list[MemoryRecord]], history: dict[str, list[Event]],
-                 known: dict[str, list[Event]], there: dict[Key, MemoryRecord], counts: dict[str, int]) -> None:
+                 known: dict[str, list[Event]], there: dict[Key, MemoryRecord], counts: dict[str, int],
+                 keep: bool) -> None:
     events = []
     for mine in group:
         theirs = {r.version: there[_key(r)].version for r in mine}  # source version -> target version
@@ -117,15 +155,17 @@ def _copy_events(target: Store, group: list[list[MemoryRecord]], history: dict[s
             if _event_key(event) in copied:
                 continue
             # a version the source no longer has maps to nothing rather than to a wrong target version
-            events.append(replace(event, seq=None, old_version=theirs.get(event.old_version) if event.old_version else None,
+            events.append(replace(event, seq=event.seq if keep else None,
+                                  old_version=theirs.get(event.old_version) if event.old_version else None,
                                   new_version=theirs.get(event.new_version) if event.new_version else None))
     if events:
-        target.apply(ChangeSet(events=events))
+        target.apply(ChangeSet(events=events, keep_versions=keep))
         counts["copied_events"] += len(events)
 
 
-def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dict[str, list[Event]]) -> dict[str, int]:
-    """Every source version and event is in the target, with the same current versions; else StoreError."""
+def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dict[str, list[Event]],
+            sessions: list[tuple[Session, list[Turn]]]) -> dict[str, int]:
+    """Every source version, event and chat turn is in the target, with the same current versions; else StoreError."""
     there = {_key(record): record.is_current for record, _vector in target.dump()}
     wanted = {_key(r): r.is_current for mine in versions.values() for r in mine}
     lost = [key for key in wanted if key not in there]
@@ -134,8 +174,12 @@ def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dic
     events = sum(map(len, history.values()))
     missing_events = sum(len({_event_key(e) for e in mine} - {_event_key(e) for e in copied.get(memory_id, ())})
                          for memory_id, mine in history.items())
-    if lost or differ or missing_events:
+    held = {s.id: {(t.role, t.content, t.created_at) for t in turns} for s, turns in target.all_sessions()}
+    missing_turns = sum(len({(t.role, t.content, t.created_at) for t in turns} - held.get(s.id, set()))
+                        for s, turns in sessions)
+    if lost or differ or missing_events or missing_turns:
         raise StoreError(f"migration incomplete: {len(lost)} version(s) missing, {len(differ)} with another "
-                         f"validity, {missing_events} event(s) missing in the target (first: {(lost + differ)[:3]}); "
-                         "run it again to resume")
-    return {"memories": len(versions), "versions": len(wanted), "events": events}
+                         f"validity, {missing_events} event(s) and {missing_turns} chat turn(s) missing in the target "
+                         f"(first: {(lost + differ)[:3]}); run it again to resume")
+    return {"memories": len(versions), "versions": len(wanted), "events": events, "sessions": len(sessions),
+            "turns": sum(len(turns) for _, turns in sessions)}

@@ -73,6 +73,8 @@ def read_jsonl(path: str | Path, user_id: str | None = None) -> list[Item]:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
                 raise InvalidInput(f"line {number}: not UTF-8 text") from None
+            if number == 1 and '"engram": "archive"' in line:
+                raise InvalidInput("this is a full export (engram export's default): import it with --format full")
             if line.strip():
                 items.append(_jsonl_item(line, f"line {number}", user_id))
     return items
@@ -163,8 +165,13 @@ def _locomo_turns(conv: dict[str, Any], scope: Scope, label: str) -> Iterator[It
 
 
 def detect_format(path: str | Path) -> str:
-    """'jsonl' or 'locomo': a file that parses as one JSON list, or as one object with a 'conversation', is LoCoMo."""
+    """'full', 'jsonl' or 'locomo': a file that starts with a full export's header is 'full' (engram.archive); one
+    that parses as one JSON list, or as one object with a 'conversation', is LoCoMo."""
+    from engram.archive import is_archive
+
     path = Path(path)
+    if is_archive(path):
+        return "full"
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return "jsonl"
     try:

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from engram import Memory, Settings
-from engram.cli import _note_first_run, app
+from engram.cli import app
+from engram.cli.context import note_first_run
 
 
 def make_home(path: Path, models_dir: Path) -> Path:
@@ -122,7 +123,7 @@ def test_delete_all_asks_first(home: Path) -> None:
     assert "deleted 2 memories" in run(home, "delete", "--all", "-u", "alice", input="y\n").stdout
     assert as_json(home, "list", "-u", "alice")["results"] == []
     add(home, "a new fact", "-u", "alice")
-    assert "deleted 1 memories" in run(home, "delete", "--all", "-u", "alice", "--yes").stdout
+    assert "deleted 1 memory" in run(home, "delete", "--all", "-u", "alice", "--yes").stdout
     assert as_json(home, "get", keep)["memory"] == "bob's fact"
 
 
@@ -176,9 +177,10 @@ def test_home_option_before_or_after_the_command(tmp_path: Path, models_dir: Pat
 
 
 def test_first_run_note(tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _note_first_run(Settings.load(env={}, home=tmp_path / "fresh"))
-    assert "preparing the embedding model (first run only)" in capsys.readouterr().err
-    _note_first_run(Settings.load(env={}, home=make_home(tmp_path / "ready", models_dir)))
+    note_first_run(Settings.load(env={}, home=tmp_path / "fresh"))
+    err = capsys.readouterr().err
+    assert "preparing the embedding model in" in err and "(first run only)" in err
+    note_first_run(Settings.load(env={}, home=make_home(tmp_path / "ready", models_dir)))
     assert capsys.readouterr().err == ""
 
 
@@ -203,7 +205,7 @@ def test_import_export_jsonl_round_trip(home: Path, tmp_path: Path, models_dir: 
     assert "imported 4 items (jsonl)" in result.stdout and "4 added" in result.stdout
     assert "0 added, 4 already known" in run(fresh, "import", str(out), "--format", "jsonl").stdout
     assert same_memories(home, fresh)
-    alice_only = json.loads(run(home, "export", "-u", "alice", "--out", "-").stdout.splitlines()[0])
+    alice_only = json.loads(run(home, "export", "-f", "jsonl", "-u", "alice", "--out", "-").stdout.splitlines()[0])
     assert alice_only["user_id"] == "alice"
 
 

@@ -480,13 +480,17 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
 
     source = _sqlite(tmp_path / "a.db")
     ids = _history_of_changes(source)
+    from engram.types import Turn
+
+    source.append_turns("s1", Scope(user_id="u"), [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
     qdrant = QdrantStore(path=tmp_path / "q")
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
     assert counts == {"copied_versions": 4, "updated_versions": 0, "copied_events": 6, "memories": 3, "versions": 4,
-                      "events": 6}
+                      "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2}
     assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
     assert _snapshot(qdrant, ids) == _snapshot(source, ids)
+    assert [(t.content, t.saved) for t in qdrant.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
     back = _sqlite(tmp_path / "b.db")
     migrate(qdrant, back)  # the Qdrant store knows its own binding
     assert _snapshot(back, ids) == _snapshot(source, ids)
@@ -525,8 +529,11 @@ def test_migrate_checks_the_embedder_and_verifies_the_copy(tmp_path: Path) -> No
 
     source = _sqlite(tmp_path / "a.db")
     _history_of_changes(source)
-    with pytest.raises(InvalidInput):  # SQLite cannot tell its binding: the caller must
-        migrate(source, QdrantStore(path=":memory:"))
+    told = QdrantStore(path=":memory:")
+    migrate(source, told)  # SQLite tells its binding: the caller need not
+    assert told.binding() == source.binding() == ("test", DIM)
+    with pytest.raises(InvalidInput):  # a source that cannot tell it: the caller must
+        migrate(type("Untold", (), {"binding": lambda self: None})(), QdrantStore(path=":memory:"))  # type: ignore[arg-type]
     with pytest.raises(EmbedderMismatch):
         migrate(source, QdrantStore(path=":memory:"), embedder=("other", DIM))
 
@@ -625,3 +632,18 @@ def test_points_written_before_expiry_existed_never_expire() -> None:
         "written long ago", "written now"}
     assert store.get(old.id).expires_at is None  # type: ignore[union-attr]
     store.close()
+
+
+def test_migrate_copies_what_a_store_holds_without_folding_duplicates(tmp_path: Path) -> None:
+    """A copy is a copy: two current memories with the same text in one scope (what an add would fold) both move."""
+    from engram.migrate import migrate
+
+    source = _sqlite(tmp_path / "a.db")
+    twins = [record("likes tea"), record("likes tea")]
+    source.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate(twins)], dedup=False,
+                           events=[Event(r.id, Op.ADD, "b", 100.0, new_text=r.text) for r in twins]))
+    for target in (_sqlite(tmp_path / "b.db"), QdrantStore(path=":memory:")):
+        counts = migrate(source, target, embedder=("test", DIM), chunk=1)  # one memory per write
+        assert counts["copied_versions"] == 2 and {r.id for r, _ in target.dump()} == {r.id for r in twins}
+        target.close()
+    source.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engram.errors import Conflict, EmbedderMismatch, NotFound, StoreError
+from engram.errors import Conflict, EmbedderMismatch, InvalidInput, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.stores.sqlite import SQLiteStore
@@ -377,3 +377,67 @@ def test_an_expired_memory_is_no_duplicate_of_its_text(store: Store) -> None:
     assert again.id != old.id and {r.id for r in store.select(Criteria(scope))} == {again.id, live.id}
     [twin] = add(store, record("in Lyon"))
     assert twin.id == live.id
+
+
+def test_ids_with_prefix_finds_memories_and_batches_by_their_start(store: Store) -> None:
+    """What the command line's short ids resolve through: every version counts (a deleted memory keeps its
+    history), batches are those of history events, and nothing in a prefix is a wildcard."""
+    ids = ["0123abcd-0000-0001", "0123abcd-0000-0002", "0123abce-0000-0003", "0123abc%-0000-0004"]
+    for i, mid in enumerate(ids):
+        r = record(f"fact {i}", mid=mid)
+        store.apply(ChangeSet(inserts=[(r, vec(i))], events=[Event(mid, Op.ADD, f"feedbeef{i % 2}{i}", 100.0 + i,
+                                                                   new_text=r.text)]))
+    store.apply(ChangeSet(closes=[Close(ids[0], 200.0)], events=[Event(ids[0], Op.DELETE, "c0ffee00", 200.0)]))
+    assert store.ids_with_prefix("0123abc") == sorted(ids)
+    assert store.ids_with_prefix("0123abcd") == ids[:2]
+    assert store.ids_with_prefix("0123abcd", limit=1) == ids[:1]
+    assert store.ids_with_prefix("0123abce-0000-0003") == [ids[2]]
+    assert store.ids_with_prefix("0123abc_") == [] and store.ids_with_prefix("0123abc%") == [ids[3]]
+    assert store.ids_with_prefix("zz") == [] and store.ids_with_prefix("feedbeef") == []
+    assert store.ids_with_prefix("feedbeef", kind="batch") == ["feedbeef00", "feedbeef02", "feedbeef11", "feedbeef13"]
+    assert store.ids_with_prefix("feedbeef1", kind="batch", limit=1) == ["feedbeef11"]
+    assert store.ids_with_prefix("c0ffee", kind="batch") == ["c0ffee00"]
+    assert store.ids_with_prefix("0123", kind="batch") == []
+
+
+def test_a_copy_keeps_versions_and_event_places(store: Store) -> None:
+    """What a restore writes: the versions and history places of another store, refused when one is taken."""
+    old = replace(record("likes coffee", t=100.0, mid="m-kept"), version=7, valid_to=200.0)
+    new = replace(record("likes tea", t=200.0, mid="m-kept"), version=3)
+    events = [Event("m-kept", Op.ADD, "b1", 100.0, new_text="likes coffee", new_version=7, seq=11),
+              Event("m-kept", Op.UPDATE, "b2", 200.0, old_text="likes coffee", new_text="likes tea", old_version=7,
+                    new_version=3, seq=12)]
+    stored = store.apply(ChangeSet(inserts=[(old, vec(1)), (new, vec(2))], events=events, keep_versions=True,
+                                   dedup=False))
+    assert [r.version for r in stored] == [7, 3]
+    assert store.get("m-kept").version == 3  # type: ignore[union-attr]
+    assert [(e.seq, e.old_version, e.new_version) for e in store.history("m-kept")] == [(11, None, 7), (12, 7, 3)]
+    assert sorted((r.version, r.is_current) for r, _ in store.dump()) == [(3, True), (7, False)]
+    clash = replace(record("likes milk", mid="m-other"), version=7)
+    with pytest.raises(StoreError):
+        store.apply(ChangeSet(inserts=[(clash, vec(3))], events=[Event("m-other", Op.ADD, "b3", 1.0)], keep_versions=True))
+    assert store.get("m-other") is None and store.history("m-other") == []
+    [plain] = add(store, record("likes milk"))
+    assert plain.version not in (3, 7)
+
+
+def test_sessions_are_copied_whole_and_copying_again_adds_nothing(store: Store) -> None:
+    from engram.stores.base import Session
+    from engram.types import Turn
+
+    alice = Scope(user_id="alice")
+    store.append_turns("mine", alice, [Turn("user", "hi", 1.0)])
+    session = Session("copied", "alice", None, None, 10.0, 30.0)
+    turns = [Turn("user", "my dog is Rex", 10.0, 501, True), Turn("assistant", "nice", 11.0, 502, False)]
+    assert store.put_session(session, turns) == 2
+    assert store.put_session(session, turns) == 0
+    copied = {s.id: (s, t) for s, t in store.all_sessions()}
+    assert set(copied) == {"mine", "copied"}
+    assert copied["copied"][0] == session and copied["copied"][1] == turns
+    later = [replace(turns[1], saved=True), Turn("user", "and a cat", 30.0, 503, False)]
+    assert store.put_session(replace(session, updated_at=40.0), later) == 1
+    assert [(t.content, t.saved) for t in store.turns("copied", alice)] == [
+        ("my dog is Rex", True), ("nice", True), ("and a cat", False)]
+    assert [s["updated_at"] for s in store.sessions(alice) if s["id"] == "copied"] == [40.0]
+    with pytest.raises(InvalidInput):
+        store.put_session(Session("copied", "bob", None, None, 1.0, 1.0), [])

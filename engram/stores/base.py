@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from engram.errors import Conflict
 from engram.filters import ALL, Filter
 from engram.types import Event, MemoryRecord, Scope, Turn, now
 
-__all__ = ["ChangeSet", "Close", "Criteria", "Store", "batch_neighbours", "deduplicate"]
+__all__ = ["ChangeSet", "Close", "Criteria", "Session", "Store", "batch_neighbours", "deduplicate"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,9 @@ class ChangeSet:
     against what it reads inside the write. `dedup`: an insert of a new memory whose text (hash) a current
     memory of exactly the same scope already holds is skipped, with its events, decided inside the write.
     `saved`: (session id, its scope, seq) — mark a chat session's turns up to seq as handed to add(), in the
-    same write as the memories extracted from them."""
+    same write as the memories extracted from them. `keep_versions`: each insert keeps the `version` its record
+    carries and each event its `seq` (a copy that keeps identity, such as a restore); StoreError, writing
+    nothing, when one is already taken."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
@@ -86,9 +89,26 @@ class ChangeSet:
     owner: Scope | None = None
     dedup: bool = True
     saved: tuple[str, Scope, int] | None = None
+    keep_versions: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.closes or self.reopens or self.events or self.saved)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A chat session as a store holds it, without its turns: what a copy between stores carries."""
+
+    id: str
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.run_id)
 
 
 Neighbours = dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]
@@ -208,6 +228,11 @@ class Store(ABC):
         """Every event written with this batch id, oldest first."""
 
     @abstractmethod
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        """The distinct memory ids (of any version, current or closed) or batch ids (of history events) that
+        start with `prefix` (no wildcards), sorted, at most `limit`: how a short id someone typed is found."""
+
+    @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version with its vector (for export and migration)."""
 
@@ -229,6 +254,18 @@ class Store(ABC):
     @abstractmethod
     def sessions(self, scope: Scope) -> list[dict]:
         """The scope's sessions: id, created_at, updated_at, turns; most recent first."""
+
+    @abstractmethod
+    def all_sessions(self) -> Iterator[tuple[Session, list[Turn]]]:
+        """Every chat session of every scope with all its turns (seq and saved flags included), oldest first."""
+
+    @abstractmethod
+    def put_session(self, session: Session, turns: list[Turn]) -> int:
+        """Take in a session copied from another store; return how many turns were added. A missing session is
+        made with its times, owner and turns, each turn keeping its seq where that is free. For a session that
+        exists with the same owner, only turns it lacks (by role, content and time) are added, saved flags are
+        only ever set and updated_at only moves forward, so a copy can run again. InvalidInput, writing
+        nothing, when a session of that id belongs to another scope."""
 
     @abstractmethod
     def reset(self) -> None:

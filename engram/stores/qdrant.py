@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -152,6 +152,8 @@ class QdrantStore(SessionPoints, Store):
         if not changes:
             return []
         with self._lock:
+            if changes.keep_versions:  # before the journal writes them (pending), which a later check would see
+                self._check_kept([record for record, _ in changes.inserts])
             for attempt in range(_ATTEMPTS):
                 self.journal.settle()
                 dimension = self._bound_dimension() if changes.inserts else 0
@@ -221,11 +223,22 @@ class QdrantStore(SessionPoints, Store):
                     raise NotFound(f"no session {session_id!r} in this scope")
         return closes, reopens, twins
 
+    def _check_kept(self, kept: list[MemoryRecord]) -> None:
+        """A copy that keeps versions: each is a valid point id that no point holds yet."""
+        wanted = [record.version for record in kept]
+        if not all(_is_id(version) for version in wanted):
+            raise StoreError(f"cannot keep versions {[v for v in wanted if not _is_id(v)][:3]}: not Qdrant point ids")
+        taken = self._retrieve(wanted, ["status"])  # type: ignore[arg-type]
+        if taken:
+            raise StoreError(f"cannot keep versions {sorted(int(p.id) for p in taken)[:3]}: already taken")
+
     def _build(self, changes: ChangeSet, closes: list[dict[str, Any]], reopens: list[dict[str, Any]],
                twins: dict[int, MemoryRecord]) -> Plan:
         kept = [(record, vector) for i, (record, vector) in enumerate(changes.inserts) if i not in twins]
         skipped = {changes.inserts[i][0].id for i in twins}  # a duplicate's events go with it
         txn, *versions = new_ids(1 + len(kept))
+        if changes.keep_versions:  # checked free and valid by _check
+            versions = [record.version for record, _ in kept]  # type: ignore[misc]
         plan = Plan(txn, [], closes, reopens)
         if changes.saved is not None:
             plan.saved = {"session_id": changes.saved[0], "seq": changes.saved[2]}
@@ -242,7 +255,7 @@ class QdrantStore(SessionPoints, Store):
         for event, event_id in zip(events, new_ids(len(events))):
             plan.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
                 event, event.old_version or closed.get(event.memory_id), event.new_version or inserted.get(event.memory_id),
-                seq=tick(), txn=txn)))
+                seq=event.seq if changes.keep_versions and event.seq is not None else tick(), txn=txn)))
         reopened = {r["id"] for r in reopens}
         # Two writers adding the same text to the same scope touch no common memory: their content keys clash.
         contents = {content_key(r) for r in plan.inserted if r.valid_to is None}
@@ -404,6 +417,15 @@ class QdrantStore(SessionPoints, Store):
         flt = models.Filter(must=[*([condition] if condition else []), match("pending", False)])
         points = self._read(self.names.events, [], lambda: list(scroll_all(self.client, self.names.events, flt)))
         return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]  # type: ignore[index, arg-type]
+
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        # Qdrant has no prefix match on keyword fields: one pass over the ids alone (short ids are typed by people)
+        collection, name, flt = {
+            "memory": (self.names.memories, "id", models.Filter(must=[_VISIBLE])),
+            "batch": (self.names.events, "batch_id", models.Filter(must=[match("pending", False)])),
+        }[kind]
+        points = self._read(collection, [], lambda: list(scroll_all(self.client, collection, flt, payload=[name])))
+        return sorted({p.payload[name] for p in points if p.payload[name].startswith(prefix)})[:limit]  # type: ignore[index]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -147,6 +148,11 @@ class SQLiteStore(SessionTables, Store):
                 )
         self._binding = (name, dimension)
 
+    def binding(self) -> tuple[str, int] | None:
+        """(embedder name, dimension) recorded in the store, or None while unbound."""
+        rows = dict(self._read("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
+        return (rows["embedder"], int(rows["dimension"])) if len(rows) == 2 else None
+
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
         with self._lock:  # held until the cache is patched too
             with self._write() as db:
@@ -167,13 +173,13 @@ class SQLiteStore(SessionTables, Store):
         versions: dict[str, int] = {}
         for i, vector in kept:
             record = changes.inserts[i][0]
-            versions[record.id] = self._insert(db, record, vector, dimension)
+            versions[record.id] = self._insert(db, record, vector, dimension, changes.keep_versions)
             stored[i] = _with_version(record, versions[record.id])
         skipped = {changes.inserts[i][0].id for i in twins}  # a duplicate's events go with it
         for event in changes.events:
             if event.memory_id not in skipped:
                 old = closed.get(event.memory_id)
-                self._log(db, event, old.version if old else None, versions.get(event.memory_id))
+                self._log(db, event, old.version if old else None, versions.get(event.memory_id), changes.keep_versions)
         if changes.saved is not None:
             self._mark(db, *changes.saved)
         inserted = [stored[i] for i, _ in kept]
@@ -231,7 +237,8 @@ class SQLiteStore(SessionTables, Store):
                                    f"{self._binding[0]!r}: another handle reset the store and wrote with another embedder")
         return held[1]
 
-    def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, dimension: int) -> int:
+    def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, dimension: int,
+                keep: bool = False) -> int:
         blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         if len(blob) != 4 * dimension:
             raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {dimension}")
@@ -247,6 +254,9 @@ class SQLiteStore(SessionTables, Store):
             ),
         )
         version = cursor.lastrowid
+        if keep and record.version is not None and record.version != version:  # taken: a UNIQUE error, nothing written
+            db.execute("UPDATE memories SET rowid=? WHERE rowid=?", (record.version, version))
+            version = record.version
         db.execute(
             "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
             (version, record.text, _fts_scope(record, record.valid_to is None)),
@@ -254,8 +264,9 @@ class SQLiteStore(SessionTables, Store):
         return int(version)  # type: ignore[arg-type]
 
     @staticmethod
-    def _log(db: sqlite3.Connection, event: Event, old_version: int | None, new_version: int | None) -> None:
-        db.execute(
+    def _log(db: sqlite3.Connection, event: Event, old_version: int | None, new_version: int | None,
+             keep: bool = False) -> None:
+        cursor = db.execute(
             "INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
             "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -264,6 +275,8 @@ class SQLiteStore(SessionTables, Store):
                 event.actor, event.batch_id, event.created_at,
             ),
         )
+        if keep and event.seq is not None and event.seq != cursor.lastrowid:  # a copy keeps its place in history
+            db.execute("UPDATE history SET seq=? WHERE seq=?", (event.seq, cursor.lastrowid))
 
     @staticmethod
     def _scope_version(db: sqlite3.Connection, scope: Scope) -> int:
@@ -415,6 +428,14 @@ class SQLiteStore(SessionTables, Store):
                   old_version=r[7], new_version=r[8], actor=r[9], batch_id=r[10], created_at=r[11], seq=r[0])
             for r in rows
         ]
+
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+        table, column = {"memory": ("memories", "id"), "batch": ("history", "batch_id")}[kind]
+        # A range the column's index answers, then an exact test: LIKE would read % and _ as wildcards
+        rows = self._read(f"SELECT DISTINCT {column} FROM {table} WHERE {column} >= ? AND {column} < ? "
+                          f"AND substr({column}, 1, ?) = ? ORDER BY {column} LIMIT ?",
+                          (prefix, prefix + "\U0010ffff", len(prefix), prefix, limit))
+        return [row[0] for row in rows]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         last = 0

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from engram.errors import NotFound
+from engram.errors import InvalidInput, NotFound
+from engram.stores.base import Session
 from engram.types import Scope, Turn
 
 __all__ = ["SessionTables"]
 
 
 class SessionTables:
-    """append_turns / turns / mark_saved / sessions for a store that has `_write()` and `_read()`."""
+    """append_turns / turns / mark_saved / sessions / all_sessions / put_session for a store that has `_write()`
+    and `_read()`."""
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by SQLiteStore
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]: ...  # provided by SQLiteStore
@@ -61,6 +64,42 @@ class SessionTables:
             f"ON t.session_id = s.id WHERE {where} GROUP BY s.id ORDER BY s.updated_at DESC",
             tuple(value for _, value in scope.items()))
         return [{"id": r[0], "created_at": r[1], "updated_at": r[2], "turns": r[3]} for r in rows]
+
+    def all_sessions(self) -> Iterator[tuple[Session, list[Turn]]]:
+        rows = self._read("SELECT id, user_id, agent_id, run_id, created_at, updated_at FROM sessions "
+                          "ORDER BY created_at, id")
+        for row in rows:
+            turns = self._read("SELECT role, content, created_at, seq, saved FROM turns WHERE session_id=? ORDER BY seq",
+                               (row[0],))
+            yield Session(*row), [Turn(t[0], t[1], t[2], t[3], bool(t[4])) for t in turns]
+
+    def put_session(self, session: Session, turns: list[Turn]) -> int:
+        owner = (session.user_id, session.agent_id, session.run_id)
+        added = 0
+        with self._write() as db:
+            found = db.execute("SELECT user_id, agent_id, run_id FROM sessions WHERE id=?", (session.id,)).fetchone()
+            if found is None:
+                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                           (session.id, *owner, session.created_at, session.updated_at))
+            elif tuple(found) != owner:
+                raise InvalidInput(f"session {session.id!r} belongs to another scope in this store")
+            else:
+                db.execute("UPDATE sessions SET updated_at=max(updated_at, ?) WHERE id=?", (session.updated_at, session.id))
+            have = {(r[1], r[2], r[3]): r[0] for r in db.execute(
+                "SELECT seq, role, content, created_at FROM turns WHERE session_id=?", (session.id,))}
+            for turn in turns:
+                seq = have.get((turn.role, turn.content, turn.created_at))
+                if seq is not None:
+                    if turn.saved:
+                        db.execute("UPDATE turns SET saved=1 WHERE seq=?", (seq,))
+                    continue
+                taken = turn.seq is None or db.execute("SELECT 1 FROM turns WHERE seq=?", (turn.seq,)).fetchone()
+                cursor = db.execute("INSERT INTO turns (seq, session_id, role, content, created_at, saved) "
+                                    "VALUES (?, ?, ?, ?, ?, ?)", (None if taken else turn.seq, session.id, turn.role,
+                                                                 turn.content, turn.created_at, int(turn.saved)))
+                have[(turn.role, turn.content, turn.created_at)] = int(cursor.lastrowid)  # type: ignore[arg-type]
+                added += 1
+        return added
 
     def _owned(self, session_id: str, scope: Scope, db: sqlite3.Connection | None = None) -> bool:
         sql, params = "SELECT user_id, agent_id, run_id FROM sessions WHERE id=?", (session_id,)

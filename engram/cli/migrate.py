@@ -5,19 +5,25 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from engram.cli import Home, _settings, app, stderr, stdout
+from engram.cli.boundary import EngramCommand
+from engram.cli.context import Home, load_settings
+from engram.cli.output import count, progress_bar, stdout, summary
 from engram.errors import InvalidInput
 
 if TYPE_CHECKING:
     from engram.config import Settings
     from engram.stores.base import Store
 
-__all__ = ["migrate_command"]
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate", cls=EngramCommand)(migrate_command)
 
 
 class StoreKind(str, Enum):
@@ -25,27 +31,24 @@ class StoreKind(str, Enum):
     qdrant = "qdrant"
 
 
-@app.command("migrate")
 def migrate_command(
     ctx: typer.Context,
     to: Annotated[StoreKind, typer.Option("--to", help="The store to copy into.")],
-    from_: Annotated[Optional[StoreKind], typer.Option("--from", help="The store to copy from (default: the "
+    from_: Annotated[StoreKind | None, typer.Option("--from", help="The store to copy from (default: the "
                                                        "configured store, ENGRAM_STORE).")] = None,
-    path: Annotated[Optional[Path], typer.Option("--path", help="Target SQLite file or local Qdrant directory "
+    path: Annotated[Path | None, typer.Option("--path", help="Target SQLite file or local Qdrant directory "
                                                  "(default: <home>/engram.db or <home>/qdrant).")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Target Qdrant server or cluster URL.")] = None,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", help="API key of the target Qdrant server.")] = None,
-    collection: Annotated[Optional[str], typer.Option("--collection", help="Target Qdrant collection name.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Target Qdrant server or cluster URL.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="API key of the target Qdrant server.")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", help="Target Qdrant collection name.")] = None,
     chunk: Annotated[int, typer.Option(help="Memories per transaction.", min=1)] = 200,
     home: Home = None,
 ) -> None:
     """Copy every memory (all versions, vectors, history) from one store into another; safe to run again."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from engram.components import embedder_from, store_from
     from engram.migrate import migrate
 
-    settings = _settings(ctx, home)
+    settings = load_settings(ctx, home)
     source_kind = from_.value if from_ is not None else settings.store
     if url is not None and to is not StoreKind.qdrant:
         raise InvalidInput("--url names a Qdrant server: use it with --to qdrant")
@@ -58,9 +61,7 @@ def migrate_command(
             if found is None:  # the source cannot tell: it must hold the configured embedder's vectors (checked)
                 embedder = embedder_from(settings)
                 found = (embedder.name, embedder.dimension)
-            columns = (TextColumn("migrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=stderr()) as bar:
-                task = bar.add_task("migrate", total=None)
+            with progress_bar("migrating") as (bar, task):
                 counts = migrate(source, target, lambda done, total: bar.update(task, completed=done, total=total),
                                  embedder=found, chunk=chunk)
         finally:
@@ -68,9 +69,10 @@ def migrate_command(
     finally:
         source.close()
     stdout().print(
-        f"{source_kind} → {to.value}: {counts['memories']} memories ({counts['versions']} versions, {counts['events']} "
-        f"events) verified in the target; copied now: [green]{counts['copied_versions']} versions, "
-        f"{counts['copied_events']} events[/green], {counts['updated_versions']} versions brought up to date",
+        f"{source_kind} → {to.value}: {summary(counts)} verified in the target; copied now: "
+        f"[green]{count(counts['copied_versions'], 'version')}, {count(counts['copied_events'], 'event')}, "
+        f"{count(counts['copied_turns'], 'chat turn')}[/green], {count(counts['updated_versions'], 'version')} brought "
+        "up to date",
         highlight=False)
 
 

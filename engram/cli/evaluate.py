@@ -1,15 +1,17 @@
-"""`engram eval locomo PATH`: the LoCoMo benchmark from the terminal. Registered on engram.cli's app."""
+"""`engram eval locomo PATH`: the LoCoMo benchmark from the terminal (the harness is engram.eval)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from engram.cli import Home, _note_first_run, _settings, app, stderr, stdout
+from engram.cli.boundary import EngramCommand, EngramGroup
+from engram.cli.context import Home, load_settings, note_first_run
+from engram.cli.output import stderr, stdout
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -17,8 +19,14 @@ if TYPE_CHECKING:
     from engram.config import Settings
     from engram.retrieval import SearchConfig
 
-evaluation = typer.Typer(help="Benchmarks: how well engram finds what was said.", no_args_is_help=True)
-app.add_typer(evaluation, name="eval")
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    evaluation = typer.Typer(cls=EngramGroup, help="Benchmarks: how well engram finds what was said.",
+                             no_args_is_help=True)
+    evaluation.command("locomo", cls=EngramCommand)(locomo)
+    app.add_typer(evaluation, name="eval")
 
 
 class _Bars:
@@ -35,35 +43,40 @@ class _Bars:
         self.bars.advance(self.task, n)
 
 
-@evaluation.command()
 def locomo(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="LoCoMo JSON file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.json and recall.png.")] = Path("eval-out"),
     infer: Annotated[bool, typer.Option("--infer", help="Memory mode: store what add(infer=True) extracts.")] = False,
-    answer: Annotated[Optional[bool], typer.Option("--answer/--no-answer", help="Answer and judge with the LLM "
+    answer: Annotated[bool | None, typer.Option("--answer/--no-answer", help="Answer and judge with the LLM "
                       "(default: with --infer when an LLM is configured).")] = None,
-    conversation: Annotated[Optional[list[str]], typer.Option("--conversation", "-c",
+    conversation: Annotated[list[str] | None, typer.Option("--conversation", "-c",
                             help="Only this sample_id (repeatable).")] = None,
     answer_k: Annotated[int, typer.Option(help="Memories given to the answerer.", min=1)] = 10,
-    infer_chunk: Annotated[Optional[int], typer.Option(help="With --infer: turns per add() call "
+    infer_chunk: Annotated[int | None, typer.Option(help="With --infer: turns per add() call "
                            "(default: a whole session).", min=1)] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="LLM for the judge (default: llm_model).")] = None,
-    fusion: Annotated[Optional[str], typer.Option(help="Search override: score, rrf, dense or keyword.")] = None,
-    keyword_weight: Annotated[Optional[float], typer.Option(help="Search override: keyword share, 0..1.")] = None,
-    context: Annotated[Optional[str], typer.Option(help='Search override: neighbour weights, e.g. "0.4,0.2"; "0" for none.')] = None,
-    time_weight: Annotated[Optional[float], typer.Option(help="Search override: bonus for named times; 0 for none.")] = None,
-    pool: Annotated[Optional[int], typer.Option(help="Search override: candidates per list.", min=1)] = None,
+    judge_model: Annotated[str | None, typer.Option(help="LLM for the judge (default: llm_model).")] = None,
+    fusion: Annotated[str | None, typer.Option(help="Search override: score, rrf, dense or keyword.")] = None,
+    keyword_weight: Annotated[float | None, typer.Option(help="Search override: keyword share, 0..1.")] = None,
+    context: Annotated[str | None, typer.Option(help='Search override: neighbour weights, e.g. "0.4,0.2"; "0" for none.')] = None,
+    time_weight: Annotated[float | None, typer.Option(help="Search override: bonus for named times; 0 for none.")] = None,
+    pool: Annotated[int | None, typer.Option(help="Search override: candidates per list.", min=1)] = None,
     home: Home = None,
 ) -> None:
     """Benchmark engram on LoCoMo: evidence recall@k per category, latency, and (with an LLM) answer accuracy."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from engram.eval.report import table, usage_table, write_report
     from engram.eval.run import evaluate_locomo
 
-    settings = _settings(ctx, home)
-    _note_first_run(settings)
+    settings = load_settings(ctx, home)
+    note_first_run(settings)
     overrides = {"fusion": fusion, "keyword_weight": keyword_weight, "time_weight": time_weight, "pool": pool,
                  "context": context}
     config = _search_config(settings, {k: v for k, v in overrides.items() if v is not None})
