@@ -33,7 +33,7 @@ from engram.cli.output import (
     stdout,
     when,
 )
-from engram.errors import InvalidInput, NotFound
+from engram.errors import InvalidInput
 
 __all__ = ["register"]
 
