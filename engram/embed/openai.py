@@ -19,6 +19,8 @@ __all__ = ["OpenAIEmbedder"]
 MAX_RETRY_AFTER = 30.0
 _RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _PROBE_TEXT = "dimension probe"
+_OPENAI_HOST = "api.openai.com"
+_KEY_SETTINGS = "embedder_api_key (ENGRAM_EMBEDDER_API_KEY) or OPENAI_API_KEY"
 
 
 class OpenAIEmbedder(Embedder):
@@ -37,6 +39,8 @@ class OpenAIEmbedder(Embedder):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         _check_config(model, base_url, dimensions, timeout, max_retries, backoff, batch_size)
+        if not api_key and httpx.URL(base_url).host == _OPENAI_HOST:  # servers such as Ollama need no key
+            raise ConfigError(f"{base_url} needs an API key: pass api_key= (the setting {_KEY_SETTINGS})")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.dimensions = dimensions
@@ -115,8 +119,10 @@ class OpenAIEmbedder(Embedder):
                 return response
             if not _retryable_status(response.status_code) or last_attempt:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
+                hint = f" (no API key was sent: set {_KEY_SETTINGS})" \
+                    if response.status_code in (401, 403) and not self._api_key else ""
                 raise EmbedderError(f"{self.name}: HTTP {response.status_code} from {url}{tries}: "
-                                    f"{_error_message(response)}")
+                                    f"{_error_message(response)}{hint}")
             time.sleep(self._delay(attempt, response))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
