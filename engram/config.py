@@ -40,6 +40,7 @@ class Settings:
     embedder_backend: EmbedderBackend = "auto"  # for embedder = "local"
     embedder_threads: int | None = None
     max_memory_chars: int = 4000
+    max_input_chars: int = 100_000  # add(infer=True): all messages together; extracted in pieces of PIECE_CHARS
     search_limit: int = 10
     search_pool: int = 50  # candidates taken from each of dense and keyword search before fusion
     rrf_k: int = 60  # for search_fusion = "rrf"

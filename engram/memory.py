@@ -76,7 +76,9 @@ class Memory:
         (with the LLM when one is configured, else offline rules); infer=False stores each message as it is.
         dry_run=True returns the operations that would be applied and writes nothing."""
         scope = Scope.build(user_id, agent_id, run_id, filters)
-        parsed = parse_messages(messages, self.settings.max_memory_chars)
+        # infer=True reads a conversation (bounded as a whole, extracted in pieces); infer=False stores memories
+        parsed = parse_messages(messages, self.settings.max_input_chars if infer else self.settings.max_memory_chars,
+                                whole=infer)
         meta = check_metadata(metadata)
         cats = check_categories(categories)
         when = now() if timestamp is None else to_epoch(timestamp, "timestamp")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engram import InvalidInput, Memory, NotFound
+from engram.extract import pieces
+from engram.inputs import Message
 from engram.offline import third_person
 
 
@@ -102,3 +104,22 @@ def test_a_correction_that_only_restates_supersedes_nothing(memory: Memory) -> N
     out = memory.add("actually, I really like tea", user_id="u")
     assert "DELETE" not in [r["event"] for r in out["results"]]
     assert "User likes tea" in {r["memory"] for r in memory.get_all(user_id="u")["results"]}
+
+
+def test_pieces_cut_long_messages_between_sentences_and_keep_their_ids() -> None:
+    said = Message("user", "First one. Second one here. " + "y" * 30 + "\nLast line", id="c")
+    out = pieces([Message("user", "Hi there.", id="a"), Message("assistant", "Sure.", id="b"), said], 15)
+    assert out[0] == [Message("user", "Hi there.", id="a"), Message("assistant", "Sure.", id="b")]
+    assert all(sum(len(m.content) for m in piece) <= 15 for piece in out)
+    parts = [m for piece in out[1:] for m in piece]
+    assert {(m.role, m.id) for m in parts} == {("user", "c")}
+    assert [m.content for m in parts] == ["First one.", "Second one", "here.", "y" * 15, "y" * 15, "Last line"]
+    assert pieces([said], 1000) == [[said]]
+
+
+def test_a_long_message_is_read_whole_without_an_llm(memory: Memory) -> None:
+    filler = "The weather was mild and we talked about nothing in particular. " * 100  # 6,400 characters
+    out = memory.add([{"id": "t1", "content": "I like tea. " + filler + "I have a dog named Rex."}], user_id="u")
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"), ("ADD", "User has a dog named Rex")]
+    assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
+        "User likes tea": ["t1"], "User has a dog named Rex": ["t1"]}
