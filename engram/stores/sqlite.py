@@ -128,6 +128,8 @@ class SQLiteStore(SessionTables, Store):
         except sqlite3.OperationalError as exc:
             if Path(f"{self.path}-wal").exists():
                 raise StoreError(f"cannot read {self.path} ({self.read_only}): {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
         try:
             return self._open(timeout, uri + "&immutable=1")
         except sqlite3.DatabaseError as exc:
