@@ -12,7 +12,6 @@ from engram import Memory
 from engram.embed import Embedder
 from engram.testing import FakeOpenAI
 
-
 # A developer's own settings (ENGRAM_SEARCH_FUSION, ENGRAM_LLM_MODEL, OPENAI_API_KEY, ...) must never reach a
 # test: one changes what search ranks, another sends an offline test to a real endpoint.
 HERMETIC_PREFIXES = ("ENGRAM_", "OPENAI_")
