@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup strace demo test bench
+.PHONY: setup strace demo test test-min bench
 
 setup: $(VENV)/.installed strace
 
@@ -29,6 +29,23 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The suite against the lowest versions pyproject.toml allows (every direct dependency pinned to its '>='
+# bound by .ci/lowest_constraints.py; pip has no lowest resolution), in its own venv. Slow; not part of test.
+VENV_MIN ?= .venv-min
+PY_MIN := $(VENV_MIN)/bin/python
+
+$(VENV_MIN)/.installed: pyproject.toml .ci/lowest_constraints.py
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(PY_MIN) -m pip install --quiet torch==2.13.0
+	$(PYTHON) .ci/lowest_constraints.py pyproject.toml > $(VENV_MIN)/constraints.txt
+	$(PY_MIN) -m pip install --quiet -c $(VENV_MIN)/constraints.txt -e '.[dev]'
+	touch $@
+
+test-min: $(VENV_MIN)/.installed strace
+	@echo "lowest allowed versions: $$(tr '\n' ' ' < $(VENV_MIN)/constraints.txt)"
+	$(PY_MIN) -m pytest -q
 
 bench: setup
 	$(PY) bench/search_latency.py

@@ -158,7 +158,7 @@ class Agent:
         if not any(t.role == "user" for t in unsaved):
             return None
         # The memories and the "saved" mark land in one write: a crash between them cannot extract twice.
-        messages = parse_messages([t.to_message() for t in unsaved], self.memory.settings.max_memory_chars)
+        messages = parse_messages([t.to_message() for t in unsaved], self.memory.settings.max_input_chars, whole=True)
         return self.memory._add(Scope(user_id=scope.user_id), messages, infer=True, when=unsaved[-1].created_at,
                                 metadata={}, categories=(), saved=(session_id, scope, unsaved[-1].seq))  # type: ignore[arg-type]
 

@@ -1,7 +1,8 @@
 """Settings: defaults < TOML file < ENGRAM_* environment < keyword arguments. The only reader of os.environ.
 
 The TOML file is `$ENGRAM_CONFIG`, else `<home>/config.toml` when it exists. Its keys are the field names
-below, flat or in tables (`[embedder] model = "..."` is `embedder_model`).
+below, flat or in tables (`[embedder] model = "..."` is `embedder_model`). Enumerated settings are Literal
+types, checked whenever a Settings is made (a typo is a ConfigError listing the choices, never a fallback).
 """
 
 from __future__ import annotations
@@ -12,31 +13,38 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from engram.errors import ConfigError
 from engram.inputs import MAX_SEARCH_LIMIT
 
-__all__ = ["Settings"]
+__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "Settings", "StoreKind"]
+
+StoreKind = Literal["sqlite", "qdrant"]
+EmbedderKind = Literal["local", "openai"]  # local: all-MiniLM-L6-v2, offline; openai: any /v1/embeddings
+EmbedderBackend = Literal["auto", "onnx", "sentence-transformers"]
+SearchFusion = Literal["score", "rrf", "dense", "keyword"]  # score: weighted normalised scores
+ReconcileMode = Literal["predict", "react"]  # predict: one call; react: the tool-using agent
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("~/.engram")
-    store: str = "sqlite"  # sqlite
+    store: StoreKind = "sqlite"
     db_path: Path | None = None  # default: <home>/engram.db
-    embedder: str = "local"  # local (all-MiniLM-L6-v2, offline) | openai (any OpenAI-compatible /v1/embeddings)
+    embedder: EmbedderKind = "local"
     embedder_model: str | None = None  # openai: default text-embedding-3-small
     embedder_base_url: str = "https://api.openai.com/v1"
     embedder_api_key: str | None = None  # falls back to OPENAI_API_KEY
     embedder_dimensions: int | None = None
-    embedder_backend: str = "auto"  # local: onnx | sentence-transformers | auto
+    embedder_backend: EmbedderBackend = "auto"  # for embedder = "local"
     embedder_threads: int | None = None
     max_memory_chars: int = 4000
+    max_input_chars: int = 100_000  # add(infer=True): all messages together; extracted in pieces of PIECE_CHARS
     search_limit: int = 10
     search_pool: int = 50  # candidates taken from each of dense and keyword search before fusion
     rrf_k: int = 60  # for search_fusion = "rrf"
-    search_fusion: str = "score"  # score (weighted normalised scores) | rrf | dense | keyword
+    search_fusion: SearchFusion = "score"
     search_keyword_weight: float = 0.5  # share of the keyword score in score fusion
     search_context: str = "0.4,0.2"  # share of the best neighbouring memory's score at distance 1, 2 ("0": off)
     search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
@@ -52,7 +60,7 @@ class Settings:
     llm_max_tokens: int = 2000
     llm_timeout: float = 60.0
     llm_retries: int = 3  # for HTTP 429 / 5xx / timeouts, with exponential backoff
-    reconcile_mode: str = "predict"  # predict (one call) | react (the tool-using agent)
+    reconcile_mode: ReconcileMode = "predict"
     reconcile_candidates: int = 5  # similar current memories shown per new fact
     max_facts: int = 50  # facts one add(infer=True) keeps from the extraction; the rest is reported as rejected
     categories: str | None = None  # comma-separated custom taxonomy for extraction
@@ -60,6 +68,12 @@ class Settings:
     reranker_model: str | None = None  # http: the rerank model; llm: a model string instead of llm_model
     reranker_base_url: str | None = None  # http: e.g. https://api.cohere.com/v2; llm: instead of llm_api_base
     reranker_api_key: str | None = None  # http: the endpoint's key; llm: instead of llm_api_key
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"setting {name} (ENGRAM_{name.upper()}) must be one of {', '.join(allowed)}; "
+                                  f"got {getattr(self, name)!r}")
 
     @property
     def database(self) -> Path:
@@ -88,6 +102,8 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_CHOICES: dict[str, tuple[str, ...]] = {name: get_args(hint) for name, hint in get_type_hints(Settings).items()
+                                        if get_origin(hint) is Literal}
 _ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight"}
 _MAXIMUM = {"search_limit": MAX_SEARCH_LIMIT, "search_pool": MAX_SEARCH_LIMIT}
 
@@ -110,6 +126,8 @@ def _coerce(name: str, value: Any) -> Any:
             return number
         if "Path" in kind:
             return Path(str(value)).expanduser()
+        if name in _CHOICES and isinstance(value, str):
+            return value.strip().lower()  # "SQLite " is sqlite; anything else is refused by __post_init__
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from engram.inputs import Message
 from engram.llm import LLM, Usage
 
-__all__ = ["Fact", "DEFAULT_CATEGORIES", "LLMExtractor", "render_messages"]
+__all__ = ["DEFAULT_CATEGORIES", "PIECE_CHARS", "Fact", "LLMExtractor", "pieces", "render_messages"]
 
 DEFAULT_CATEGORIES = ("personal", "preferences", "health", "work", "relationships", "plans", "events", "other")
+# Characters of message content one extraction call reads: a LoCoMo session (at most ~7,500) is one call, and
+# a long transcript is read in pieces an LLM extracts from as well as from a short one.
+PIECE_CHARS = 8_000
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n\s*")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,50 @@ def render_messages(messages: list[Message]) -> str:
     """The transcript the LLM reads: each message with an id it can cite (its position)."""
     return json.dumps([{"id": i, "role": m.role, **({"name": m.name} if m.name else {}), "content": m.content}
                        for i, m in enumerate(messages)], ensure_ascii=False, indent=1)
+
+
+def pieces(messages: list[Message], limit: int = PIECE_CHARS) -> list[list[Message]]:
+    """Consecutive messages in pieces of at most `limit` characters of content, one extraction call each. A
+    longer message is cut between sentences (a longer sentence between words) into parts that keep its role
+    and id, so a fact from any part still cites that message."""
+    out: list[list[Message]] = []
+    piece: list[Message] = []
+    size = 0
+    for message in messages:
+        for part in _parts(message.content, limit):
+            if piece and size + len(part) > limit:
+                out.append(piece)
+                piece, size = [], 0
+            piece.append(replace(message, content=part))
+            size += len(part)
+    return out + [piece] if piece else out
+
+
+def _parts(text: str, limit: int) -> list[str]:
+    """`text` as parts of at most `limit` characters, cut where sentences end when it can be."""
+    parts, current = [], ""
+    for segment in _segments(text, limit):
+        if len(current) + len(segment.rstrip()) > limit:
+            parts.append(current)
+            current = ""
+        current += segment
+    return [part.strip() for part in parts + [current] if part.strip()]
+
+
+def _segments(text: str, limit: int) -> Iterator[str]:
+    """Sentences with their trailing space; one longer than `limit` cut at its last space before, or anywhere."""
+    start = 0
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    for end in ends:
+        sentence = text[start:end]
+        start = end
+        while len(sentence.rstrip()) > limit:
+            cut = sentence.rfind(" ", 1, limit + 1)
+            cut = cut if cut > 0 else limit
+            yield sentence[:cut]
+            sentence = sentence[cut:]
+        if sentence:
+            yield sentence
 
 
 def cited(raw: Any, messages: list[Message]) -> tuple[str, ...]:

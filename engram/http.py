@@ -25,8 +25,9 @@ class JSONClient:
     """POSTs JSON to `base_url` + a path; errors are raised as `error` with `name` in front of the message."""
 
     def __init__(self, name: str, base_url: str, *, error: type[EngramError], api_key: str | None = None,
-                 timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
+                 key_hint: str | None = None, timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
                  transport: httpx.BaseTransport | None = None) -> None:
+        """`key_hint`: the setting to name when the server refuses a call made without a key."""
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.error = error
@@ -34,6 +35,7 @@ class JSONClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self._api_key = api_key
+        self.key_hint = key_hint
         self._transport = transport
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
@@ -71,8 +73,10 @@ class JSONClient:
                 return response
             if not _retryable_status(response.status_code) or last_attempt:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
+                hint = f" (no API key was sent: set {self.key_hint})" \
+                    if response.status_code in (401, 403) and not self._api_key and self.key_hint else ""
                 raise self.error(f"{self.name}: HTTP {response.status_code} from {url}{tries}: "
-                                 f"{_error_message(response)}")
+                                 f"{_error_message(response)}{hint}")
             time.sleep(self._delay(attempt, response))
         raise AssertionError("unreachable: the last attempt returns or raises")
 

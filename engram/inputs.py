@@ -57,9 +57,13 @@ class Message:
     id: str | None = None  # the caller's id of this message, kept as the memory's source
 
 
-def parse_messages(messages: Any, max_chars: int) -> list[Message]:
+def parse_messages(messages: Any, max_chars: int, *, whole: bool = False) -> list[Message]:
     """A string, one {role, content} dict or a list of them (or of strings) -> messages, all checked before
-    anything is used."""
+    anything is used.
+
+    `max_chars` bounds each message's content (a memory: setting max_memory_chars) or, with `whole`, all of
+    them together (a conversation facts are extracted from: setting max_input_chars).
+    """
     if isinstance(messages, str):
         items: list[Any] = [{"role": "user", "content": messages}]
     elif isinstance(messages, dict):
@@ -70,12 +74,18 @@ def parse_messages(messages: Any, max_chars: int) -> list[Message]:
             raise InvalidInput("messages is an empty list")
     else:
         raise InvalidInput(f"messages must be a string, a message dict or a list of them, not {type(messages).__name__}")
+    setting = "max_input_chars" if whole else "max_memory_chars"
     # a plain string in the list is one user message, as a string alone is
-    return [_message({"role": "user", "content": item} if isinstance(item, str) else item, f"messages[{i}]", max_chars)
-            for i, item in enumerate(items)]
+    parsed = [_message({"role": "user", "content": item} if isinstance(item, str) else item, f"messages[{i}]",
+                       max_chars, setting) for i, item in enumerate(items)]
+    total = sum(len(m.content) for m in parsed)
+    if whole and total > max_chars:
+        raise InvalidInput(f"messages hold {total:,} characters together; add(infer=True) reads at most {max_chars:,} "
+                           f"(setting {setting})")
+    return parsed
 
 
-def _message(item: Any, where: str, max_chars: int) -> Message:
+def _message(item: Any, where: str, max_chars: int, setting: str) -> Message:
     if not isinstance(item, dict):
         raise InvalidInput(f"{where} must be a dict with 'role' and 'content', not {type(item).__name__}")
     role = item.get("role", "user")
@@ -83,7 +93,7 @@ def _message(item: Any, where: str, max_chars: int) -> Message:
         raise InvalidInput(f"{where}.role must be one of {', '.join(ROLES)}, not {shown(role)}")
     if "content" not in item:
         raise InvalidInput(f"{where} has no 'content'")
-    content = check_text(item["content"], max_chars, f"{where}.content")
+    content = check_text(item["content"], max_chars, f"{where}.content", setting)
     name, ident = item.get("name"), item.get("id")
     if name is not None:
         if not isinstance(name, str):
@@ -127,22 +137,22 @@ def _surrogate_at(value: str) -> int | None:
     return None
 
 
-def check_text(text: Any, max_chars: int, what: str = "text") -> str:
+def check_text(text: Any, max_chars: int, what: str = "text", setting: str = "max_memory_chars") -> str:
     if not isinstance(text, str):
         raise InvalidInput(f"{what} must be a string, not {type(text).__name__}")
-    problem = text_problem(text, max_chars)
+    problem = text_problem(text, max_chars, setting)
     if problem:
         raise InvalidInput(f"{what} {problem}")
     return text.strip()
 
 
-def text_problem(text: str, max_chars: int) -> str | None:
+def text_problem(text: str, max_chars: int, setting: str = "max_memory_chars") -> str | None:
     """What is wrong with a text to be stored (from a caller or from an LLM), or None."""
     stripped = text.strip()
     if not stripped:
         return "is empty"
     if len(stripped) > max_chars:
-        return f"has {len(stripped)} characters; the limit is {max_chars} (setting max_memory_chars)"
+        return f"has {len(stripped)} characters; the limit is {max_chars} (setting {setting})"
     return string_problem(stripped)
 
 

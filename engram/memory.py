@@ -123,7 +123,9 @@ class Memory:
         custom prompts."""
         refuse_unsupported(memory_type, prompt)
         scope = Scope.build(user_id, agent_id, run_id, filters)
-        parsed = parse_messages(messages, self.settings.max_memory_chars)
+        # infer=True reads a conversation (bounded as a whole, extracted in pieces); infer=False stores memories
+        parsed = parse_messages(messages, self.settings.max_input_chars if infer else self.settings.max_memory_chars,
+                                whole=infer)
         meta = check_metadata(metadata)
         cats = check_categories(categories)
         when = now() if timestamp is None else to_epoch(timestamp, "timestamp")

@@ -2,7 +2,8 @@
 
 A useful fallback, not a replacement for an LLM: "I like tea" becomes "User likes tea"; questions and
 small talk are dropped; near-duplicates are NOOP; explicit corrections and negations ("actually, no ...",
-"not anymore", "I don't like X") supersede the most similar memory.
+"not anymore", "I don't like X") supersede the most similar memory they contradict, never one they restate
+("actually, I like tea more" supersedes "User likes coffee", not "User likes tea").
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ __all__ = ["OfflineExtractor", "OfflineReconciler"]
 
 DUPLICATE = 0.90  # cosine above which a new fact says what a memory already says
 SUPERSEDE = 0.45  # cosine above which a correction is taken to be about that memory
+# A correction that restates one memory contradicts another only when that one is this close: it names an
+# alternative to what it restates ("tea more" against "coffee", 0.68), not any other liking ("football", 0.48).
+ALTERNATIVE = 0.6
 
 # Sentence ends, and "..., and I ..." / "... but my ...": one fact per clause with its own first-person subject.
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|,?\s+(?:and|but)\s+(?=(?:I|I'm|I've|my|My)\b)")
@@ -34,6 +38,11 @@ _FIXED = [  # (first-person pattern, third-person replacement), tried in order
     (r"\bI can't\b|\bI cannot\b", "User cannot"), (r"\bI can\b", "User can"), (r"\bI don't\b|\bI do not\b", "User does not"),
     (r"\bI didn't\b|\bI did not\b", "User did not"), (r"\bI won't\b", "User will not"),
 ]
+_NEGATION = re.compile(r"\b(not|never|no longer|any ?more|stopped|quit)\b|n't\b", re.IGNORECASE)
+_FILLER = frozenset({"user", "user's", "a", "an", "the", "more", "most", "now", "really", "also", "still", "very",
+                     "much", "than", "just", "actually", "so", "too", "does", "do", "did", "not", "no", "longer",
+                     "never", "anymore"})
+_SAME_VERB = {"love": "like", "prefer": "like", "enjoy": "like", "adore": "like", "fan": "like"}
 _CATEGORIES = [
     ("health", r"allerg|sick|doctor|diet|vegan|vegetarian|medic|hospital|pain|gluten"),
     ("preferences", r"\b(like|likes|love|loves|prefer|prefers|enjoy|enjoys|hate|hates|favou?rite|fan of)\b"),
@@ -82,6 +91,32 @@ def _category(text: str, categories: tuple[str, ...]) -> str:
     return "other" if "other" in categories else categories[0]
 
 
+def _content(text: str) -> list[str]:
+    """The words that carry a statement's meaning, in order, crudely stemmed; liking verbs are one word."""
+    words = []
+    for word in re.findall(r"[a-z']+", text.casefold()):
+        if word in _FILLER:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        words.append(_SAME_VERB.get(word, word))
+    return words
+
+
+def restates(fact: str, memory: str) -> bool:
+    """The fact says what the memory says, perhaps with more ("User likes tea more" restates "User likes tea");
+    a negation never restates an affirmation."""
+    if bool(_NEGATION.search(fact)) != bool(_NEGATION.search(memory)):
+        return False
+    said = set(_content(memory))
+    return bool(said) and said <= set(_content(fact))
+
+
+def _same_verb(fact: str, memory: str) -> bool:
+    first = _content(fact)[:1], _content(memory)[:1]
+    return bool(first[0]) and first[0] == first[1]
+
+
 class OfflineExtractor:
     def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]:
         usage.pipeline = "offline"
@@ -112,22 +147,31 @@ class OfflineExtractor:
 
 
 class OfflineReconciler:
-    """Per fact: NOOP if a memory is a near-duplicate, supersede the closest memory if the fact is a
-    correction, otherwise ADD. Needs the cosine of each fact to each candidate."""
+    """Per fact: supersede the memory a correction contradicts (see `contradicted`), else NOOP if a memory is
+    a near-duplicate, otherwise ADD. Needs the cosine of each fact to each candidate."""
 
     def reconcile(self, facts: list[Fact], candidates: list[Candidate], similarity: list[list[float]],
                   usage: Usage) -> list[Proposal]:
         proposals = []
         taken: set[int] = set()
         for i, fact in enumerate(facts):
-            ranked = sorted(range(len(candidates)), key=lambda j: -similarity[i][j])
-            best = ranked[0] if ranked else None
-            score = similarity[i][best] if best is not None else 0.0
-            if best is not None and score >= DUPLICATE and not fact.correction:
-                proposals.append(Proposal(Op.NOOP, i, best, reason=f"near-duplicate (cosine {score:.2f})"))
-            elif best is not None and fact.correction and score >= SUPERSEDE and best not in taken:
-                taken.add(best)
-                proposals.append(Proposal(Op.DELETE, i, best, reason=f"correction of a similar memory (cosine {score:.2f})"))
+            target = contradicted(fact, candidates, similarity[i], taken) if fact.correction else None
+            best = max(range(len(candidates)), key=lambda j: similarity[i][j], default=None)
+            if target is not None:
+                taken.add(target)
+                proposals.append(Proposal(Op.DELETE, i, target,
+                                          reason=f"correction of a similar memory (cosine {similarity[i][target]:.2f})"))
+            elif best is not None and similarity[i][best] >= DUPLICATE:
+                proposals.append(Proposal(Op.NOOP, i, best, reason=f"near-duplicate (cosine {similarity[i][best]:.2f})"))
             else:
                 proposals.append(Proposal(Op.ADD, i, reason="new statement"))
         return proposals
+
+
+def contradicted(fact: Fact, candidates: list[Candidate], cosines: list[float], taken: set[int]) -> int | None:
+    """The candidate a correction supersedes: the closest one (cosine >= SUPERSEDE) it does not restate,
+    those with the same verb first. When it restates one, the other must be an alternative (>= ALTERNATIVE)."""
+    agrees = {j for j, c in enumerate(candidates) if restates(fact.text, c.record.text)}
+    floor = ALTERNATIVE if agrees else SUPERSEDE
+    eligible = [j for j in range(len(candidates)) if j not in agrees and j not in taken and cosines[j] >= floor]
+    return max(eligible, key=lambda j: (_same_verb(fact.text, candidates[j].record.text), cosines[j]), default=None)

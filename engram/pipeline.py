@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from engram.config import Settings
 from engram.embed.base import Embedder
-from engram.extract import DEFAULT_CATEGORIES, Fact
+from engram.extract import DEFAULT_CATEGORIES, PIECE_CHARS, Fact, pieces
 from engram.inputs import Message, text_problem
 from engram.llm import Usage
 from engram.ownership import writable
@@ -50,8 +50,10 @@ class Proposed:
 
 class Pipeline:
     def __init__(self, extractor: Extractor, reconciler: Reconciler, *, categories: tuple[str, ...] = DEFAULT_CATEGORIES,
-                 candidates_per_fact: int = 5, max_facts: int = 50, max_chars: int = 4000) -> None:
+                 candidates_per_fact: int = 5, max_facts: int = 50, max_chars: int = 4000,
+                 piece_chars: int = PIECE_CHARS) -> None:
         self.extractor = extractor
+        self.piece_chars = piece_chars
         self.reconciler = reconciler
         self.categories = categories
         self.candidates_per_fact = candidates_per_fact
@@ -85,7 +87,9 @@ class Pipeline:
         if all(content_hash(m.content) in known for m in said):  # nothing new was said: no LLM call at all
             out.known = list({record.id: record for record in known.values()}.values())
             return out
-        facts = self._checked(_unique(self.extractor.extract(messages, when, self.categories, out.usage)), out)
+        extracted = [fact for piece in pieces(messages, self.piece_chars)  # one call per piece of a long input
+                     for fact in self.extractor.extract(piece, when, self.categories, out.usage)]
+        facts = self._checked(_unique(extracted), out)
         if not facts:
             return out
         twins = store.find_hashes(scope, [content_hash(f.text) for f in facts])
@@ -142,13 +146,17 @@ class Pipeline:
 
 
 def _unique(facts: list[Fact]) -> list[Fact]:
-    seen: set[str] = set()
-    out = []
+    """One fact per text, in first-seen order; a fact said again (in another piece) adds its sources."""
+    seen: dict[str, int] = {}
+    out: list[Fact] = []
     for fact in facts:
         digest = content_hash(fact.text)
         if digest not in seen:
-            seen.add(digest)
+            seen[digest] = len(out)
             out.append(fact)
+        else:
+            first = out[seen[digest]]
+            out[seen[digest]] = replace(first, source=tuple(dict.fromkeys((*first.source, *fact.source))))
     return out
 
 

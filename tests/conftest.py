@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest
 from engram import Memory
 from engram.embed import Embedder
 from engram.testing import FakeOpenAI
+
+# A developer's own settings (ENGRAM_SEARCH_FUSION, ENGRAM_LLM_MODEL, OPENAI_API_KEY, ...) must never reach a
+# test: one changes what search ranks, another sends an offline test to a real endpoint.
+HERMETIC_PREFIXES = ("ENGRAM_", "OPENAI_")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without ENGRAM_* and OPENAI_* variables; a test that wants one sets it itself."""
+    for name in list(os.environ):
+        if name.startswith(HERMETIC_PREFIXES):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -135,7 +135,7 @@ def test_delete_all_asks_first(home: Path) -> None:
     (["add", "x", "-u", "a", "--metadata", "{bad"], "--metadata is not valid JSON"),
     (["add", "x", "-u", "a", "--timestamp", "tomorrow"], "ISO 8601"),
     (["search", "x", "-u", "a", "--threshold", "2"], "threshold"),
-    (["search", "x", "-u", "a", "--filters", '{"k": {"$nope": 1}}'], ""),
+    (["search", "x", "-u", "a", "--filters", '{"k": {"$nope": 1}}'], "unknown operator 'nope' on 'k'"),
     (["get", "no-such-id"], "no memory with id"),
     (["update", "no-such-id", "text"], "no memory with id"),
     (["delete"], "either a memory ID or --all"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engram import ConfigError, Settings
-from engram.components import embedder_from, store_from
+from engram.components import embedder_from
 
 
 def test_defaults_work_offline_without_any_configuration(tmp_path: Path) -> None:
@@ -52,9 +53,33 @@ def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('flavour = "mint"\n')
     with pytest.raises(ConfigError, match="flavour"):
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
-    for kind, build in (("store", store_from), ("embedder", embedder_from)):
-        with pytest.raises(ConfigError, match=f"unknown {kind}"):
-            build(Settings.load(env={"ENGRAM_HOME": str(tmp_path / "x")}, **{kind: "nosuch"}))
+
+
+CHOICES = {"store": "sqlite, qdrant", "embedder": "local, openai", "embedder_backend": "auto, onnx, sentence-transformers",
+           "search_fusion": "score, rrf, dense, keyword", "reconcile_mode": "predict, react"}
+
+
+@pytest.mark.parametrize("name", sorted(CHOICES))
+def test_enumerated_settings_are_checked_choices_wherever_they_come_from(tmp_path: Path, name: str) -> None:
+    message = f"{name} .*must be one of {CHOICES[name]}; got 'typo'"
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path), f"ENGRAM_{name.upper()}": "typo"})
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, **{name: "typo"})
+    (tmp_path / "config.toml").write_text(f'{name} = "typo"\n')
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
+    with pytest.raises(ConfigError, match=message):  # built directly, or changed with dataclasses.replace
+        Settings(**{name: "typo"})
+    with pytest.raises(ConfigError, match=message):
+        replace(Settings(), **{name: "typo"})
+
+
+def test_a_typo_in_reconcile_mode_no_longer_runs_predict(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="reconcile_mode"):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_RECONCILE_MODE": "reactt"})
+    first = CHOICES["reconcile_mode"].split(", ")[-1]
+    assert Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_RECONCILE_MODE": f" {first.upper()} "}).reconcile_mode == first
 
 
 def test_search_behaviour_comes_from_settings(tmp_path: Path) -> None:
@@ -64,5 +89,5 @@ def test_search_behaviour_comes_from_settings(tmp_path: Path) -> None:
                                   "ENGRAM_SEARCH_FUSION": "rrf", "ENGRAM_SEARCH_TIME_WEIGHT": "0"})
     config = search_config(settings)
     assert (config.fusion, config.context, config.time_weight) == ("rrf", (), 0.0)
-    with pytest.raises(ConfigError, match="fusion"):
-        search_config(Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, search_fusion="magic"))
+    with pytest.raises(ConfigError, match="search_fusion"):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, search_fusion="magic")

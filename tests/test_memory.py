@@ -51,9 +51,9 @@ def test_exact_duplicate_in_same_scope_is_noop_but_other_scope_adds(memory: Memo
     assert again == {"id": first["id"], "memory": "I like tea", "event": "NOOP"}
     other = memory.add("I like tea", user_id="v", infer=False)["results"][0]
     assert other["event"] == "ADD" and other["id"] != first["id"]
-    in_batch = memory.add(["I like tea", "I like tea"] and [{"content": "x y"}, {"content": "x  y"}],
-                          user_id="u", infer=False)
-    assert [r["event"] for r in in_batch["results"]] == ["ADD"]
+    in_batch = memory.add([{"content": "I like jazz"}, {"content": "I like jazz"}, {"content": "x y"},
+                           {"content": "x  Y"}], user_id="u", infer=False)  # repeats within one call: stored once
+    assert [(r["event"], r["memory"]) for r in in_batch["results"]] == [("ADD", "I like jazz"), ("ADD", "x y")]
 
 
 def test_infer_true_without_an_llm_uses_the_offline_pipeline(memory: Memory) -> None:

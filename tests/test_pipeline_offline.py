@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engram import InvalidInput, Memory, NotFound
+from engram.extract import pieces
+from engram.inputs import Message
 from engram.offline import third_person
 
 
@@ -76,3 +78,48 @@ def test_revert_of_delete_all_restores_everything(memory: Memory) -> None:
 def test_clauses_with_their_own_subject_become_separate_facts(memory: Memory) -> None:
     out = memory.add("I'm a nurse and I work nights, but my husband works days", user_id="u")
     assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights", "User's husband works days"]
+
+
+@pytest.mark.parametrize("stored, said, superseded", [
+    (["I like tea", "I like coffee"], "actually, no I like tea more", "User likes coffee"),
+    (["I like coffee", "I like tea"], "actually, no I like tea more", "User likes coffee"),  # order does not matter
+    (["I like coffee", "I like tea"], "no, I prefer coffee", "User likes tea"),
+    (["My favourite colour is blue", "My favourite colour is green"], "actually, my favourite colour is green now",
+     "User's favourite colour is blue"),
+    (["I live in Paris", "I like tea", "I like coffee"], "I don't like coffee anymore", "User likes coffee"),
+])
+def test_a_correction_supersedes_the_memory_it_contradicts_not_the_one_it_restates(
+        memory: Memory, stored: list[str], said: str, superseded: str) -> None:
+    for text in stored:
+        memory.add(text, user_id="u")
+    before = {r["memory"] for r in memory.get_all(user_id="u")["results"]}
+    out = memory.add(said, user_id="u")
+    assert [r["memory"] for r in out["results"] if r["event"] == "DELETE"] == [superseded]
+    after = {r["memory"] for r in memory.get_all(user_id="u")["results"]}
+    assert before - after == {superseded}  # the memory the correction agrees with stays current
+
+
+def test_a_correction_that_only_restates_supersedes_nothing(memory: Memory) -> None:
+    memory.add("I like tea", user_id="u")
+    out = memory.add("actually, I really like tea", user_id="u")
+    assert "DELETE" not in [r["event"] for r in out["results"]]
+    assert "User likes tea" in {r["memory"] for r in memory.get_all(user_id="u")["results"]}
+
+
+def test_pieces_cut_long_messages_between_sentences_and_keep_their_ids() -> None:
+    said = Message("user", "First one. Second one here. " + "y" * 30 + "\nLast line", id="c")
+    out = pieces([Message("user", "Hi there.", id="a"), Message("assistant", "Sure.", id="b"), said], 15)
+    assert out[0] == [Message("user", "Hi there.", id="a"), Message("assistant", "Sure.", id="b")]
+    assert all(sum(len(m.content) for m in piece) <= 15 for piece in out)
+    parts = [m for piece in out[1:] for m in piece]
+    assert {(m.role, m.id) for m in parts} == {("user", "c")}
+    assert [m.content for m in parts] == ["First one.", "Second one", "here.", "y" * 15, "y" * 15, "Last line"]
+    assert pieces([said], 1000) == [[said]]
+
+
+def test_a_long_message_is_read_whole_without_an_llm(memory: Memory) -> None:
+    filler = "The weather was mild and we talked about nothing in particular. " * 100  # 6,400 characters
+    out = memory.add([{"id": "t1", "content": "I like tea. " + filler + "I have a dog named Rex."}], user_id="u")
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"), ("ADD", "User has a dog named Rex")]
+    assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
+        "User likes tea": ["t1"], "User has a dog named Rex": ["t1"]}

@@ -15,6 +15,8 @@ from engram.http import JSONClient
 __all__ = ["OpenAIEmbedder"]
 
 _PROBE_TEXT = "dimension probe"
+_OPENAI_HOST = "api.openai.com"
+_KEY_SETTINGS = "embedder_api_key (ENGRAM_EMBEDDER_API_KEY) or OPENAI_API_KEY"
 
 
 class OpenAIEmbedder(Embedder):
@@ -33,14 +35,16 @@ class OpenAIEmbedder(Embedder):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         _check_config(model, base_url, dimensions, timeout, max_retries, backoff, batch_size)
+        if not api_key and httpx.URL(base_url).host == _OPENAI_HOST:  # servers such as Ollama need no key
+            raise ConfigError(f"{base_url} needs an API key: pass api_key= (the setting {_KEY_SETTINGS})")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.dimensions = dimensions
         self.batch_size = batch_size
         # The size is part of the name: a store must never mix vectors of one model cut to different sizes.
         self.name = f"openai:{model}" + (f":{dimensions}" if dimensions is not None else "")
-        self._http = JSONClient(self.name, self.base_url, error=EmbedderError, api_key=api_key, timeout=timeout,
-                                max_retries=max_retries, backoff=backoff, transport=transport)
+        self._http = JSONClient(self.name, self.base_url, error=EmbedderError, api_key=api_key, key_hint=_KEY_SETTINGS,
+                                timeout=timeout, max_retries=max_retries, backoff=backoff, transport=transport)
         self._dimension = dimensions
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import sqlite3
@@ -27,7 +28,7 @@ from engram.ownership import check_write
 from engram.private import create_file
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
 from engram.stores.matrix import MatrixCache, ScopeMatrix
-from engram.stores.schema import APP_ID, migrate
+from engram.stores.schema import APP_ID, MIGRATIONS, migrate
 from engram.stores.sparse import STOPWORDS
 from engram.stores.sqlite_sessions import SessionTables
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
@@ -65,6 +66,7 @@ class SQLiteStore(SessionTables, Store):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._cache = MatrixCache(cache_rows)
+        self.read_only = _unwritable(self.path)  # why engram may not write this database; None when it may
         self._db = self._connect(timeout)
         self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
 
@@ -75,6 +77,10 @@ class SQLiteStore(SessionTables, Store):
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise CorruptStore(f"{self.path} is not a SQLite database")
+        if self.read_only is not None:
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                raise StoreError(f"{self.path} holds no database yet, and {self.read_only}")
+            return self._open_read_only(timeout)
         create_file(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
         deadline = time.monotonic() + timeout
         while True:  # several processes may create the same new database at once: a lock means wait, not corrupt
@@ -89,17 +95,23 @@ class SQLiteStore(SessionTables, Store):
             except sqlite3.DatabaseError as exc:
                 raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
 
-    def _open(self, timeout: float) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    def _open(self, timeout: float, read_only_uri: str | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(read_only_uri or self.path, timeout=timeout, isolation_level=None, check_same_thread=False,
+                             uri=read_only_uri is not None)
         try:
             db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            if read_only_uri is None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and "engram_migrations" not in tables:
                 raise CorruptStore(f"{self.path} is a SQLite database but not an engram one (tables: {sorted(tables)[:5]})")
-            migrate(db)
+            if read_only_uri is None:
+                migrate(db)
+            elif {name for name, _ in MIGRATIONS} != {row[0] for row in db.execute("SELECT name FROM engram_migrations")}:
+                raise StoreError(f"{self.path} was written by another version of engram and needs migrating, "
+                                 f"but {self.read_only}: open it once where it can be written")
             app = db.execute("SELECT value FROM engram_meta WHERE key='app'").fetchone()
             if not app or app[0] != APP_ID:
                 raise CorruptStore(f"{self.path} is not an engram database")
@@ -108,10 +120,28 @@ class SQLiteStore(SessionTables, Store):
             raise
         return db
 
+    def _open_read_only(self, timeout: float) -> sqlite3.Connection:
+        """SQLite's mode=ro. Without a -wal file it cannot read a WAL database it may not make a -shm file for;
+        then all of it is in the main file and it is read as immutable (a read-only mount, a snapshot)."""
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            return self._open(timeout, uri)
+        except sqlite3.OperationalError as exc:
+            if Path(f"{self.path}-wal").exists():
+                raise StoreError(f"cannot read {self.path} ({self.read_only}): {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+        try:
+            return self._open(timeout, uri + "&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStore(f"cannot open {self.path}: {exc}") from exc
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: all of it lands or none of it."""
         with self._lock:
+            if self.read_only is not None:
+                raise StoreError(f"cannot write {self.path}: {self.read_only}; engram can read it, not change it")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -136,16 +166,14 @@ class SQLiteStore(SessionTables, Store):
     # -- protocol ----------------------------------------------------------------------------------------
 
     def bind_embedder(self, name: str, dimension: int) -> None:
-        with self._write() as db:
-            rows = dict(db.execute("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
-            if not rows:
-                db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", name), ("dimension", str(dimension))])
-            elif rows.get("embedder") != name or rows.get("dimension") != str(dimension):
-                raise EmbedderMismatch(
-                    f"{self.path} holds vectors of embedder {rows.get('embedder')!r} "
-                    f"(dimension {rows.get('dimension')}); this engram is configured with {name!r} "
-                    f"(dimension {dimension}). Use the same embedder, or another data directory."
-                )
+        if self.read_only is not None:  # nothing can be bound without a write: check the binding it holds, if any
+            _check_binding(self.path, dict(self._read(_BINDING)), name, dimension)
+        else:
+            with self._write() as db:
+                rows = dict(db.execute(_BINDING))
+                if not rows:
+                    db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", name), ("dimension", str(dimension))])
+                _check_binding(self.path, rows, name, dimension)
         self._binding = (name, dimension)
 
     def binding(self) -> tuple[str, int] | None:
@@ -464,6 +492,27 @@ class SQLiteStore(SessionTables, Store):
         with self._lock:
             self._cache.clear()
             self._db.close()
+
+
+_BINDING = "SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"
+
+
+def _check_binding(path: Path, rows: dict[str, str], name: str, dimension: int) -> None:
+    if rows and (rows.get("embedder") != name or rows.get("dimension") != str(dimension)):
+        raise EmbedderMismatch(
+            f"{path} holds vectors of embedder {rows.get('embedder')!r} (dimension {rows.get('dimension')}); this "
+            f"engram is configured with {name!r} (dimension {dimension}). Use the same embedder, or another data directory."
+        )
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why engram may not write the database at `path` (access(2): modes, and read-only mounts even for root)."""
+    directory = path.parent
+    if directory.exists() and not os.access(directory, os.W_OK):
+        return f"its directory {directory} is read-only"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    return None
 
 
 def _record(row: tuple) -> MemoryRecord:
