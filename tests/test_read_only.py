@@ -78,7 +78,7 @@ def test_list_search_and_export_read_a_read_only_directory(stored: tuple[Path, F
     found = engram_cli(home, fake, "search", "green tea", "-u", "alice", "--json")
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["results"][0]["memory"] == "I drink green tea every morning"
-    exported = engram_cli(home, fake, "export", "--out", "-")
+    exported = engram_cli(home, fake, "export", "--format", "jsonl", "--out", "-")
     assert exported.returncode == 0, exported.stderr
     assert len(exported.stdout.splitlines()) == 2
     assert sorted(p.name for p in home.iterdir()) == ["engram.db"]  # nothing was created
