@@ -172,13 +172,13 @@ class SQLiteStore(SessionTables, Store):
             with self._write() as db:
                 rows = dict(db.execute(_BINDING))
                 if not rows:
-                    db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", name), ("dimension", str(dimension))])
+                    _record_binding(db, name, dimension)
                 _check_binding(self.path, rows, name, dimension)
         self._binding = (name, dimension)
 
     def binding(self) -> tuple[str, int] | None:
         """(embedder name, dimension) recorded in the store, or None while unbound."""
-        rows = dict(self._read("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
+        rows = dict(self._read(_BINDING))
         return (rows["embedder"], int(rows["dimension"])) if len(rows) == 2 else None
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
@@ -252,18 +252,15 @@ class SQLiteStore(SessionTables, Store):
     def _binding_in(self, db: sqlite3.Connection) -> int:
         """The bound dimension, read inside the write: another handle may have reset the store meanwhile (then
         this handle's embedder binds it again) or bound it to another embedder (then nothing is written)."""
-        rows = dict(db.execute("SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"))
+        rows = dict(db.execute(_BINDING))
         if not rows:
             if self._binding is None:
                 raise StoreError("no embedder is bound to this store yet: call bind_embedder() first")
-            db.executemany("INSERT INTO engram_meta VALUES (?, ?)",
-                           [("embedder", self._binding[0]), ("dimension", str(self._binding[1]))])
+            _record_binding(db, *self._binding)
             return self._binding[1]
-        held = (rows.get("embedder", "?"), int(rows.get("dimension", 0)))
-        if self._binding is not None and held != self._binding:
-            raise EmbedderMismatch(f"{self.path} is now bound to embedder {held[0]!r} (dimension {held[1]}), not to "
-                                   f"{self._binding[0]!r}: another handle reset the store and wrote with another embedder")
-        return held[1]
+        if self._binding is not None:
+            _check_binding(self.path, rows, *self._binding)
+        return int(rows.get("dimension", 0))
 
     def _insert(self, db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, dimension: int,
                 keep: bool = False) -> int:
@@ -495,6 +492,10 @@ class SQLiteStore(SessionTables, Store):
 
 
 _BINDING = "SELECT key, value FROM engram_meta WHERE key IN ('embedder', 'dimension')"
+
+
+def _record_binding(db: sqlite3.Connection, name: str, dimension: int) -> None:
+    db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", name), ("dimension", str(dimension))])
 
 
 def _check_binding(path: Path, rows: dict[str, str], name: str, dimension: int) -> None:
