@@ -62,8 +62,8 @@ class RateLimiter:
 
 
 class BodyLimit:
-    """ASGI middleware: a body over `limit` bytes is refused with 413, by its Content-Length before any of it is
-    read, or while it streams in."""
+    """ASGI middleware: a body over `limit` bytes is refused with 413: by its Content-Length before any of it is
+    read, or, sent in chunks without one, as soon as what arrived passes the limit."""
 
     def __init__(self, app: ASGIApp, limit: int, reject: Callable[[TooLarge], ASGIApp]) -> None:
         self.app, self.limit, self.reject = app, limit, reject
@@ -73,16 +73,34 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         too_large = TooLarge(f"the request body is larger than {self.limit:,} bytes (server_max_body)")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self.reject(too_large)(scope, receive, send)
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        if declared is not None:  # the HTTP layer delivers no more than it declares
+            if declared.isdigit() and int(declared) > self.limit:
+                return await self.reject(too_large)(scope, receive, send)
+            return await self.app(scope, receive, send)
+        # No length given (chunked): read it all here, up to the limit, then hand it on
+        chunks, seen, more = [], 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
             if seen > self.limit:
-                raise too_large
-            return message
+                return await self.reject(too_large)(scope, receive, send)
+            more = message.get("more_body", False)
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive),
+                       send)
 
-        await self.app(scope, counted, send)
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A receive() that gives `messages`, then (for a disconnect) what `then` gives."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is None:
+            return {"type": "http.disconnect"}
+        return await then()
+
+    return receive
