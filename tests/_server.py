@@ -33,7 +33,7 @@ def server_env(**extra: str) -> dict[str, str]:
 def engram(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`engram ARGS --home HOME`, run to its end."""
     return subprocess.run([sys.executable, "-m", "engram.cli", *args, "--home", str(home)], env=server_env(**env),
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def make_home(path: Path, models: Path) -> Path:

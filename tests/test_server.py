@@ -191,7 +191,7 @@ def test_admin_keys_manage_their_tenant_keys(server: Server, keys: dict[str, str
             assert admin.delete(f"/v1/keys/{made['id']}").json()["revoked_at"] is not None
             time.sleep(2.1)  # a checked key is trusted for 2 s
             assert erin.get("/v1/ping/").status_code == 401
-        globex_key = [k for k in KeyStore(Path(keys["home"]) / "keys.db").list("globex")][0]
+        globex_key = KeyStore(Path(keys["home"]) / "keys.db").list("globex")[0]
         assert admin.delete(f"/v1/keys/{globex_key.id}").status_code == 404
 
 
