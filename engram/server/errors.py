@@ -80,10 +80,12 @@ def status_of(exc: Exception) -> int:
 
 
 def error_body(kind: str, message: str, request_id: str | None = None) -> dict[str, Any]:
+    """`{"error": {"type", "message", "request_id"}}`, and the message again as `detail`, where Mem0's clients
+    (and FastAPI's) look for it."""
     error: dict[str, Any] = {"type": kind, "message": message}
     if request_id:
         error["request_id"] = request_id
-    return {"error": error}
+    return {"error": error, "detail": message}
 
 
 class _Error(BaseModel):
@@ -96,6 +98,7 @@ class ErrorBody(BaseModel):
     """What every error response holds."""
 
     error: _Error
+    detail: str
 
 
 _WHY = {400: "Bad input", 401: "No valid key", 403: "Not granted to this key", 404: "Not found (or not yours)",

@@ -55,8 +55,10 @@ def lift_scope(filters: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @router.get("/v1/ping/", summary="Check a key (MemoryClient calls it first)")
 def ping(s: Caller) -> Response:
-    return ok({"status": "ok", "tenant": s.caller.tenant, "user_id": s.caller.user_id, "org_id": None,
-               "project_id": None, "user_email": None})
+    # MemoryClient refuses to start without an org and a project: the tenant is both
+    project = s.caller.tenant or "default"
+    return ok({"status": "ok", "tenant": s.caller.tenant, "user_id": s.caller.user_id, "org_id": project,
+               "project_id": project, "user_email": None})
 
 
 @router.post("/v3/memories/add/", summary="Remember messages", responses={200: {"model": AddResult}})

@@ -11,8 +11,9 @@ from fastapi.responses import Response, StreamingResponse
 
 from engram.server.caller import Caller as CallerInfo
 from engram.server.deps import Served, ok, served
-from engram.server.errors import ERROR_RESPONSES, Forbidden
+from engram.server.errors import ERROR_RESPONSES, Forbidden, error_body
 from engram.server.models import ChatBody, ChatResult, KeyBody, RevertBody, WriteResult
+from engram.server.request_ids import current_request_id
 from engram.types import Scope
 
 __all__ = ["router"]
@@ -32,7 +33,7 @@ async def health() -> Response:
 async def ready(request: Request) -> Response:
     state = request.app.state
     if not state.warm.is_set():
-        return ok({"error": {"type": "NotReady", "message": "the embedding model is still loading"}}, 503)
+        return ok(error_body("NotReady", "the embedding model is still loading", current_request_id()), 503)
     state.keys.any_active()  # raises StoreError (503) when the keys database cannot be read
     return ok({"status": "ready"})
 
