@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import httpx2
@@ -144,15 +144,15 @@ def test_mcp_over_stdio_calls_every_tool_for_the_connections_user(served: tuple[
     server, keys = served
     home = server.home
 
-    async def main() -> dict[str, Any]:
+    async def main(errlog: TextIO) -> dict[str, Any]:
         params = StdioServerParameters(command=sys.executable, args=["-m", "engram.cli", "mcp", "--user", "dora",
                                                                       "--tenant", "acme", "--home", str(home)],
                                        env=server_env())
-        with open(home / "mcp-stdio.log", "w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
-                return await _every_tool(session)
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            return await _every_tool(session)
 
-    out = anyio.run(main)
+    with open(home / "mcp-stdio.log", "w") as errlog:
+        out = anyio.run(main, errlog)
     _check_every_tool(out)
     with server.client(keys["acme"]) as http:  # what the stdio tools wrote is dora's, in tenant acme
         dora = http.get("/memories", params={"user_id": "dora"}).json()["results"]
