@@ -19,9 +19,9 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import Server, make_home  # noqa: E402
+from _server import Server, make_home
 
-from engram.server.keys import KeyStore  # noqa: E402
+from engram.server.keys import KeyStore
 
 ATTEMPTS = 2_000
 MCP_ATTEMPTS = 200
