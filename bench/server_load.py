@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, queries, sentences  # noqa: E402
+from _common import pct, queries, sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 
