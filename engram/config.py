@@ -18,13 +18,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from engram.errors import ConfigError
 from engram.inputs import MAX_SEARCH_LIMIT
 
-__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "Settings", "StoreKind"]
+__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "ServerKeys", "Settings", "StoreKind"]
 
 StoreKind = Literal["sqlite", "qdrant"]
 EmbedderKind = Literal["local", "openai"]  # local: all-MiniLM-L6-v2, offline; openai: any /v1/embeddings
 EmbedderBackend = Literal["auto", "onnx", "sentence-transformers"]
 SearchFusion = Literal["score", "rrf", "dense", "keyword"]  # score: weighted normalised scores
 ReconcileMode = Literal["predict", "react"]  # predict: one call; react: the tool-using agent
+ServerKeys = Literal["auto", "required"]  # auto: a request without a key is served while no key exists (loopback)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class Settings:
     reranker_model: str | None = None  # http: the rerank model; llm: a model string instead of llm_model
     reranker_base_url: str | None = None  # http: e.g. https://api.cohere.com/v2; llm: instead of llm_api_base
     reranker_api_key: str | None = None  # http: the endpoint's key; llm: instead of llm_api_key
+    server_keys: ServerKeys = "auto"  # engram serve: required refuses every request without a valid key
+    server_max_body: int = 1_048_576  # engram serve: bytes a request body may have (413 beyond)
+    server_rate_limit: float = 100.0  # engram serve: requests per second per key, per worker (0: no limit)
+    server_rate_burst: int = 200  # engram serve: requests a key may make at once before the rate applies
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -80,7 +85,7 @@ class Settings:
         return self.db_path if self.db_path is not None else self.home / "engram.db"
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -104,7 +109,7 @@ class Settings:
 _TYPES = {f.name: f.type for f in fields(Settings)}
 _CHOICES: dict[str, tuple[str, ...]] = {name: get_args(hint) for name, hint in get_type_hints(Settings).items()
                                         if get_origin(hint) is Literal}
-_ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight"}
+_ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight", "server_rate_limit"}
 _MAXIMUM = {"search_limit": MAX_SEARCH_LIMIT, "search_pool": MAX_SEARCH_LIMIT}
 
 

@@ -11,9 +11,11 @@ from engram.cli import (
     chat,
     demo,
     evaluate,
+    keys,
     memories,
     migrate,
     reembed,
+    serve,
     transfer,
 )
 from engram.cli.boundary import EngramGroup
@@ -22,7 +24,7 @@ from engram.cli.context import Home
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 # The order of `engram --help`: everyday commands first
-COMMAND_MODULES = (memories, transfer, backup, migrate, reembed, chat, demo, evaluate)
+COMMAND_MODULES = (memories, transfer, backup, migrate, reembed, chat, serve, keys, demo, evaluate)
 
 
 def _version(value: bool) -> None:
