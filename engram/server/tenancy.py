@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from engram.components import embedder_from
 from engram.config import Settings
+from engram.embed.coalescing import CoalescingEmbedder
 from engram.server.keys import check_tenant
 
 if TYPE_CHECKING:
@@ -43,15 +44,15 @@ class Tenants:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self._embedder = embedder
+        self._embedder = None if embedder is None else CoalescingEmbedder(embedder)
         self._memories: dict[str | None, Memory] = {}
         self._agents: dict[str | None, Agent] = {}
         self._lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = embedder_from(self.settings)
+        if self._embedder is None:  # concurrent requests' queries are embedded together
+            self._embedder = CoalescingEmbedder(embedder_from(self.settings))
         return self._embedder
 
     def memory(self, tenant: str | None) -> Memory:
@@ -91,3 +92,6 @@ class Tenants:
         finally:
             for memory in memories:
                 memory.close()
+            if isinstance(self._embedder, CoalescingEmbedder):
+                self._embedder.close()
+                self._embedder = None
