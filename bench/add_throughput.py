@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import sentences, timed  # noqa: E402
+from _common import sentences, timed
 
-from engram import Memory  # noqa: E402
+from engram import Memory
 
 
 def main() -> None:

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import queries, sentences, summary, timed  # noqa: E402
+from _common import queries, sentences, summary, timed
 
-from engram.components import embedder_from  # noqa: E402
-from engram.config import Settings  # noqa: E402
-from engram.retrieval import search  # noqa: E402
-from engram.stores.base import ChangeSet, Criteria, Store  # noqa: E402
-from engram.stores.qdrant import QdrantStore  # noqa: E402
-from engram.stores.sqlite import SQLiteStore  # noqa: E402
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash  # noqa: E402
+from engram.components import embedder_from
+from engram.config import Settings
+from engram.retrieval import search
+from engram.stores.base import ChangeSet, Criteria, Store
+from engram.stores.qdrant import QdrantStore
+from engram.stores.sqlite import SQLiteStore
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash
 
 
 def records(size: int, users: int, pool: np.ndarray, offset: int = 0) -> list[tuple[MemoryRecord, np.ndarray]]:

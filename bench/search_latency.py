@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import queries, sentences, summary, timed  # noqa: E402
+from _common import queries, sentences, summary, timed
 
-from engram import Memory  # noqa: E402
-from engram.retrieval import search  # noqa: E402
-from engram.stores.base import ChangeSet, Criteria  # noqa: E402
-from engram.types import MemoryRecord, Scope, content_hash  # noqa: E402
+from engram import Memory
+from engram.retrieval import search
+from engram.stores.base import ChangeSet, Criteria
+from engram.types import MemoryRecord, Scope, content_hash
 
 
 def populate(memory: Memory, size: int, users: int, pool: np.ndarray) -> None:

@@ -7,8 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from engram.config import Settings
 from engram.errors import (
-    ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
-    NotFound, RerankerError, ScopeRequired, StoreError,
+    ConfigError,
+    Conflict,
+    CorruptStore,
+    EmbedderError,
+    EmbedderMismatch,
+    EngramError,
+    InvalidFilter,
+    InvalidInput,
+    LLMError,
+    NotFound,
+    RerankerError,
+    ScopeRequired,
+    StoreError,
 )
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
 

@@ -80,7 +80,7 @@ class Settings:
         return self.db_path if self.db_path is not None else self.home / "engram.db"
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

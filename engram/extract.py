@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engram.inputs import Message
@@ -104,7 +104,7 @@ class LLMExtractor:
         self.program = llm.dspy.Predict(ExtractFacts)
 
     def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]:
-        date = datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%d (%A) %H:%M UTC")
+        date = datetime.fromtimestamp(when, tz=UTC).strftime("%Y-%m-%d (%A) %H:%M UTC")
         prediction = self.llm.run(self.program, usage, conversation=render_messages(messages),
                                   conversation_date=date, categories=list(categories))
         return [_fact(raw, categories, messages) for raw in prediction.facts if raw.text and raw.text.strip()]

@@ -15,8 +15,9 @@ metadata may hold (inputs.scalar_problem); a filter nests at most MAX_DEPTH dict
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engram.errors import InvalidFilter, InvalidInput
 from engram.inputs import MAX_DEPTH, scalar_problem, shown

@@ -18,8 +18,16 @@ from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
-    MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, Message, check_categories, check_id, check_limit, check_metadata, check_text,
-    check_threshold, parse_messages,
+    MAX_LIST_LIMIT,
+    MAX_SEARCH_LIMIT,
+    Message,
+    check_categories,
+    check_id,
+    check_limit,
+    check_metadata,
+    check_text,
+    check_threshold,
+    parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import search, search_config

@@ -61,7 +61,7 @@ class Pipeline:
         self.max_chars = max_chars
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Pipeline":
+    def from_settings(cls, settings: Settings) -> Pipeline:
         """The LLM pipeline when an llm_model is configured, else the offline rules."""
         categories = tuple(c.strip().lower() for c in settings.categories.split(",") if c.strip()) \
             if settings.categories else DEFAULT_CATEGORIES

@@ -8,7 +8,7 @@ added instead so that nothing is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engram.extract import Fact
@@ -106,7 +106,7 @@ def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Pro
 
 def _shown(candidates: list[Candidate]) -> list[dict[str, Any]]:
     return [{"id": i, "text": c.record.text,
-             "since": datetime.fromtimestamp(c.record.valid_from, tz=timezone.utc).strftime("%Y-%m-%d")}
+             "since": datetime.fromtimestamp(c.record.valid_from, tz=UTC).strftime("%Y-%m-%d")}
             for i, c in enumerate(candidates)]
 
 

@@ -14,7 +14,7 @@ import calendar
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import numpy as np
@@ -150,8 +150,8 @@ class TimeRef:
 
     def _span(self, year: int) -> tuple[datetime, datetime]:
         if self.month is None:
-            return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year + 1, 1, 1, tzinfo=timezone.utc)
-        start = datetime(year, self.month, 1, tzinfo=timezone.utc)
+            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        start = datetime(year, self.month, 1, tzinfo=UTC)
         if self.day is not None:
             start = start.replace(day=min(self.day, calendar.monthrange(year, self.month)[1]))
             return start, start + timedelta(days=1)
@@ -166,7 +166,7 @@ def time_refs(query: str, words: tuple[str, ...] = SearchConfig.time_words) -> l
         word = match[2].lower()
         day = match[1] or match[3]
         year = match[4]
-        if (word in _ABBREVIATIONS and word not in _MONTHS or word == "may") and not (day or year) \
+        if ((word in _ABBREVIATIONS and word not in _MONTHS) or word == "may") and not (day or year) \
                 and not _before_word(query[:match.start()], words):
             continue
         month = _MONTHS.get(word) or _ABBREVIATIONS[word]

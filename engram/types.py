@@ -137,7 +137,7 @@ class Scope:
 
     @classmethod
     def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-              filters: dict[str, Any] | None = None) -> "Scope":
+              filters: dict[str, Any] | None = None) -> Scope:
         """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required. Integer
         and UUID ids are taken as their strings (Mem0 accepts integer ids)."""
         if filters is not None and not isinstance(filters, dict):
@@ -162,7 +162,7 @@ class Scope:
     def items(self) -> list[tuple[str, str]]:
         return [(name, getattr(self, name)) for name in SCOPE_FIELDS if getattr(self, name) is not None]
 
-    def contains(self, record: "MemoryRecord") -> bool:
+    def contains(self, record: MemoryRecord) -> bool:
         return all(getattr(record, name) == value for name, value in self.items())
 
 

@@ -138,9 +138,8 @@ def test_delay_is_applied(fake_openai, http) -> None:
 def test_stop_wakes_a_delayed_answer(http) -> None:
     server = FakeOpenAI().start()
     server.script_chat(Reply(content="late", delay=30))
-    with httpx.Client(timeout=0.1) as quick:
-        with pytest.raises(httpx.ReadTimeout):
-            chat(quick, server)
+    with httpx.Client(timeout=0.1) as quick, pytest.raises(httpx.ReadTimeout):
+        chat(quick, server)
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 2

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from engram import (
-    AsyncMemory, CorruptStore, EmbedderMismatch, InvalidFilter, InvalidInput, Memory, NotFound,
+    AsyncMemory,
+    CorruptStore,
+    EmbedderMismatch,
+    InvalidFilter,
+    InvalidInput,
+    Memory,
+    NotFound,
     ScopeRequired,
 )
 
@@ -149,7 +155,7 @@ def test_categories_and_time_filters(memory: Memory) -> None:
     since = memory.get_all(user_id="u", filters={"valid_from": {"gte": "2024-01-01"}})["results"]
     assert [m["memory"] for m in since] == ["got promoted"]
     assert since[0]["valid_from"].startswith("2024-02-01T10:00:00")
-    recent = memory.get_all(user_id="u", filters={"created_at": {"gte": datetime.now(timezone.utc).replace(year=2000)}})
+    recent = memory.get_all(user_id="u", filters={"created_at": {"gte": datetime.now(UTC).replace(year=2000)}})
     assert len(recent["results"]) == 2
 
 

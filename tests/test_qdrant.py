@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from qdrant_client import QdrantClient, models
 
-from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, InvalidFilter, NotFound, StoreError
+from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, InvalidFilter, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria
 from engram.stores.qdrant import QdrantStore

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from engram import InvalidInput, Memory
 from engram.transfer import (
-    detect_format, export_jsonl, export_markdown, import_items, read_jsonl, read_locomo, safe_filename,
+    detect_format,
+    export_jsonl,
+    export_markdown,
+    import_items,
+    read_jsonl,
+    read_locomo,
+    safe_filename,
 )
 
 
@@ -52,11 +58,11 @@ def test_read_jsonl_accepts_export_shape_and_aliases(tmp_path: Path) -> None:
     first, second, third = read_jsonl(path)
     assert (first.content, first.scope.user_id) == ("likes tea", "u")
     assert (first.metadata, first.categories) == ({"k": 1}, ("food",))
-    assert first.timestamp == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp()  # valid_from wins
+    assert first.timestamp == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()  # valid_from wins
     assert (first.source, first.role) == ("m1", "assistant")
     assert (second.content, second.scope.agent_id, second.timestamp) == ("plays chess", "bot", 1700000000.0)
     assert (third.content, third.scope.run_id) == ("runs daily", "r1")
-    assert third.timestamp == datetime(2024, 5, 6, tzinfo=timezone.utc).timestamp()
+    assert third.timestamp == datetime(2024, 5, 6, tzinfo=UTC).timestamp()
 
 
 def test_read_jsonl_user_id_replaces_and_fills_scope(tmp_path: Path) -> None:
@@ -103,8 +109,8 @@ def test_read_locomo_turns_become_timed_messages(tmp_path: Path) -> None:
         {"role": "user", "content": "Ann: Rex learned to sit.", "name": "Ann", "id": "D2:1"},
     ]
     assert {i.scope.user_id for i in items} == {"conv-x"}
-    may8 = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc).timestamp()
-    june1 = datetime(2023, 6, 1, 9, 5, tzinfo=timezone.utc).timestamp()
+    may8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC).timestamp()
+    june1 = datetime(2023, 6, 1, 9, 5, tzinfo=UTC).timestamp()
     assert [i.timestamp for i in items] == [may8, may8, june1]
 
 
