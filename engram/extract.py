@@ -54,7 +54,7 @@ def pieces(messages: list[Message], limit: int = PIECE_CHARS) -> list[list[Messa
                 piece, size = [], 0
             piece.append(replace(message, content=part))
             size += len(part)
-    return out + [piece] if piece else out
+    return [*out, piece] if piece else out
 
 
 def _parts(text: str, limit: int) -> list[str]:
@@ -65,7 +65,7 @@ def _parts(text: str, limit: int) -> list[str]:
             parts.append(current)
             current = ""
         current += segment
-    return [part.strip() for part in parts + [current] if part.strip()]
+    return [part.strip() for part in [*parts, current] if part.strip()]
 
 
 def _segments(text: str, limit: int) -> Iterator[str]:

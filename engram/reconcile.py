@@ -142,7 +142,7 @@ class ReActReconciler:
 
         def propose(op: Op, fact: int, memory_id: int | None = None, text: str | None = None, reason: str = "") -> str:
             proposal = Proposal(op, int(fact), None if memory_id is None else int(memory_id), text, reason)
-            _, rejected = decide(facts, candidates, proposals + [proposal])
+            _, rejected = decide(facts, candidates, [*proposals, proposal])
             if any(r.proposal is proposal for r in rejected):
                 return "rejected: " + next(r.why for r in rejected if r.proposal is proposal)
             proposals.append(proposal)

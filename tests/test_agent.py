@@ -20,7 +20,7 @@ def turn(*tools: tuple[str, dict], response: str, save: bool) -> list[str]:
     """The LLM answers of one agent turn: a ReAct step per tool call, `finish`, then the final answer."""
     steps = [dspy_reply(next_thought=f"use {name}", next_tool_name=name, next_tool_args=args) for name, args in tools]
     steps.append(dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}))
-    return steps + [dspy_reply(reasoning="answering", response=response, save_memory=save)]
+    return [*steps, dspy_reply(reasoning="answering", response=response, save_memory=save)]
 
 
 def facts(*texts: str) -> str:

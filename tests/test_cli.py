@@ -129,7 +129,7 @@ def test_delete_all_asks_first(home: Path) -> None:
 
 # -- errors ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (["add", "no scope"], "at least one of user_id"),
     (["add", "x", "-u", "a", "--infer", "--metadata", "[1]"], "metadata must be a dict"),
     (["add", "x", "-u", "a", "--metadata", "{bad"], "--metadata is not valid JSON"),
@@ -221,7 +221,7 @@ def same_memories(a: Path, b: Path) -> bool:
 
 def test_import_bad_line_exits_2_and_writes_nothing(home: Path, tmp_path: Path) -> None:
     rows: list[Any] = [{"memory": f"fact {i}", "user_id": "u"} for i in range(100)]
-    path = write_jsonl(tmp_path / "bad.jsonl", rows[:50] + ['{"memory": "broken", "user_id": '] + rows[50:])
+    path = write_jsonl(tmp_path / "bad.jsonl", [*rows[:50], '{"memory": "broken", "user_id": ', *rows[50:]])
     result = run(home, "import", str(path), code=2)
     assert "line 51" in result.stderr and "not valid JSON" in result.stderr
     assert not (home / "engram.db").exists() or count_rows(home) == 0

@@ -35,7 +35,7 @@ def test_explicit_config_file_and_openai_key_fallback(tmp_path: Path) -> None:
     assert embedder.name == "openai:text-embedding-3-small:256" and embedder.dimension == 256
 
 
-@pytest.mark.parametrize("env, kwargs, message", [
+@pytest.mark.parametrize(("env", "kwargs", "message"), [
     ({"ENGRAM_SEARCH_LIMIT": "many"}, {}, "search_limit"),
     ({"ENGRAM_SEARCH_LIMIT": "-1"}, {}, "positive"),
     ({}, {"colour": "red"}, "unknown setting"),

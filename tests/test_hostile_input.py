@@ -236,7 +236,7 @@ def test_parts_of_the_wrong_kind_are_a_config_error_at_construction(home: Path, 
         Memory("qdrant")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name,value", [("search_limit", "10000000000000000000"), ("search_pool", 10**19),
+@pytest.mark.parametrize(("name", "value"), [("search_limit", "10000000000000000000"), ("search_pool", 10**19),
                                         ("search_keyword_weight", "nan"), ("search_time_weight", float("inf")),
                                         ("llm_timeout", "inf")])
 def test_settings_out_of_range_are_a_config_error(tmp_path: Path, name: str, value: Any) -> None:

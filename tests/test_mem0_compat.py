@@ -39,7 +39,7 @@ def test_integer_and_uuid_owner_ids_are_stored_as_strings(memory: Memory) -> Non
             memory.add("x", user_id=bad, infer=False)
 
 
-@pytest.mark.parametrize("kwargs, word", [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
+@pytest.mark.parametrize(("kwargs", "word"), [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
                                           ({"prompt": "Only remember food preferences"}, "prompt")])
 def test_add_refuses_what_engram_does_not_implement_clearly(memory: Memory, kwargs: dict, word: str) -> None:
     with pytest.raises(InvalidInput, match=word):
@@ -277,7 +277,7 @@ def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_open
     assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("config, expected", [
+@pytest.mark.parametrize(("config", "expected"), [
     ({"vector_store": {"provider": "qdrant", "config": {"host": "qdrant", "port": 6334, "api_key": "k"}}},
      {"store": "qdrant", "qdrant_url": "http://qdrant:6334", "qdrant_api_key": "k"}),
     ({"vector_store": {"provider": "qdrant", "config": {"url": "https://q.example:6333", "path": "/ignored"}}},
@@ -308,7 +308,7 @@ def test_mem0_config_sections_become_engram_settings(config: dict, expected: dic
     assert found == expected
 
 
-@pytest.mark.parametrize("config, problem", [
+@pytest.mark.parametrize(("config", "problem"), [
     ({"vector_store": {"provider": "chroma", "config": {}}}, "vector_store provider 'chroma' is not available"),
     ({"embedder": {"provider": "gemini"}}, "embedder provider 'gemini'"),
     ({"llm": {"provider": "anthropic", "config": {"model": "claude"}}}, "llm provider 'anthropic'.*litellm"),

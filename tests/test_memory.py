@@ -113,7 +113,7 @@ def test_agent_and_run_scopes_narrow_a_user(memory: Memory) -> None:
     assert [m["memory"] for m in memory.search("fact", agent_id="b")["results"]] == ["fact for bot B"]
 
 
-@pytest.mark.parametrize("filters, expected", [
+@pytest.mark.parametrize(("filters", "expected"), [
     ({"city": "Paris"}, {"p1", "p3"}),
     ({"city": {"ne": "Paris"}}, {"p2", "p4"}),
     ({"rank": {"gte": 2, "lt": 4}}, {"p2", "p3"}),

@@ -87,7 +87,7 @@ class EveryCandidate:
                   usage: Usage) -> list[Proposal]:
         proposals = [Proposal(random.choice([Op.UPDATE, Op.DELETE]), i % len(facts), j, text=f"rewritten {j} {i}")
                      for i, j in itertools.product(range(len(facts)), range(len(candidates)))]
-        return proposals + [Proposal(Op.UPDATE, 0, 10_000, text="out of range")]
+        return [*proposals, Proposal(Op.UPDATE, 0, 10_000, text="out of range")]
 
 
 class Verbatim:

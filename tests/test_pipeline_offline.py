@@ -10,7 +10,7 @@ from engram.inputs import Message
 from engram.offline import third_person
 
 
-@pytest.mark.parametrize("said, fact", [
+@pytest.mark.parametrize(("said", "fact"), [
     ("I like tea", "User likes tea"),
     ("I'm allergic to peanuts", "User is allergic to peanuts"),
     ("I also really enjoy jazz", "User also really enjoys jazz"),
@@ -80,7 +80,7 @@ def test_clauses_with_their_own_subject_become_separate_facts(memory: Memory) ->
     assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights", "User's husband works days"]
 
 
-@pytest.mark.parametrize("stored, said, superseded", [
+@pytest.mark.parametrize(("stored", "said", "superseded"), [
     (["I like tea", "I like coffee"], "actually, no I like tea more", "User likes coffee"),
     (["I like coffee", "I like tea"], "actually, no I like tea more", "User likes coffee"),  # order does not matter
     (["I like coffee", "I like tea"], "no, I prefer coffee", "User likes tea"),

@@ -178,7 +178,7 @@ def test_a_failing_write_undoes_its_pending_points(tmp_path: Path) -> None:
 def test_server_mode_crash_is_rolled_back_by_a_later_process_once_abandoned() -> None:
     client = QdrantClient(location=":memory:")
     writer = shared(client)
-    changes, old, new = update_and_delete(writer)
+    changes, old, _new = update_and_delete(writer)
     writer.journal.fault = crash_at("pending")
     with pytest.raises(Crash):
         writer.apply(changes)

@@ -127,7 +127,7 @@ def test_qdrant_is_copied_into_a_new_collection(tmp_path: Path, models_dir: Path
     assert "peanuts" in cli(home, "search", "what can't she eat?", "-u", "alice", env=qdrant).stdout  # the old one
 
 
-@pytest.mark.parametrize("setup, message", [("empty", "nothing to re-embed"), ("same", "already holds vectors")])
+@pytest.mark.parametrize(("setup", "message"), [("empty", "nothing to re-embed"), ("same", "already holds vectors")])
 def test_what_is_refused(tmp_path: Path, models_dir: Path, embedder: Embedder, setup: str, message: str) -> None:
     home = new_home(tmp_path, models_dir, "home")
     if setup == "same":

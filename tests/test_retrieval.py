@@ -53,7 +53,7 @@ def test_search_config_is_checked_and_weights_parse() -> None:
         parse_weights("a,b")
 
 
-@pytest.mark.parametrize("query, refs", [
+@pytest.mark.parametrize(("query", "refs"), [
     ("Where did we go sailing in June?", [TimeRef(None, 6, None)]),
     ("Which flat did Ada rent on 1 February, 2023?", [TimeRef(2023, 2, 1)]),
     ("what happened on May 23, 2023", [TimeRef(2023, 5, 23)]),

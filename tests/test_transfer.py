@@ -70,7 +70,7 @@ def test_read_jsonl_user_id_replaces_and_fills_scope(tmp_path: Path) -> None:
     assert [i.scope.user_id for i in read_jsonl(path, user_id="new")] == ["new", "new"]
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(("line", "message"), [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
     ('{"memory": "x"}', "no user_id"),
@@ -130,7 +130,7 @@ def test_read_locomo_sessions_in_numeric_order(tmp_path: Path) -> None:
     assert [i.content for i in read_locomo(path)] == ["A: turn 2", "A: turn 10"]
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     ({"session_1_date_time": "yesterday"}, "session_1_date_time"),
     ({"session_1": [{"speaker": "Ann"}]}, "speaker' and 'text'"),
     ({"session_1": "not a list"}, "list of turns"),

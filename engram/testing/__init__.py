@@ -11,4 +11,4 @@ def dspy_reply(**fields: object) -> str:
     import json
 
     parts = [f"[[ ## {name} ## ]]\n{value if isinstance(value, str) else json.dumps(value)}" for name, value in fields.items()]
-    return "\n\n".join(parts + ["[[ ## completed ## ]]"])
+    return "\n\n".join([*parts, "[[ ## completed ## ]]"])
