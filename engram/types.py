@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from engram.compat import owner_id
@@ -21,7 +21,7 @@ __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "S
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     ADD = "ADD"
     UPDATE = "UPDATE"
     DELETE = "DELETE"
@@ -61,7 +61,7 @@ def to_epoch(value: Any, what: str = "time") -> float:
             raise InvalidInput(f"{what}: {shown(value)} has no usable UTC offset") from None
     elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())  # "Z" included, since Python 3.11
         except ValueError:
             raise InvalidInput(f"{what}: {shown(value)} is not an ISO 8601 date/time") from None
         return to_epoch(parsed, what)
@@ -227,8 +227,7 @@ class MemoryRecord:
             "expiration_date": last_day(self.expires_at),
             "expires_at": iso(self.expires_at),
         }
-        for name, value in self.scope.items():
-            out[name] = value
+        out.update(self.scope.items())
         if self.role:
             out["role"] = self.role
         return out
