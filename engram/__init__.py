@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Memory", "AsyncMemory", "Settings",
     "MemoryRecord", "Hit", "Event", "Op", "Scope",
-    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict", "EmbedderError",
-    "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
+    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict",
+    "EmbedderError", "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"
 

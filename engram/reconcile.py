@@ -53,7 +53,8 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.proposal
-        out = {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason, "rejected_because": self.why}
+        out = {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason,
+               "rejected_because": self.why}
         if p.text:
             out["text"] = p.text if len(p.text) <= 200 else p.text[:200] + "…"
         return out
@@ -68,7 +69,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
     changed: set[int] = set()
     for p in proposals:
         why = _problem(p, len(facts), len(candidates), chosen, changed)
-        if not why and p.target is not None and writer is not None and not may_change(writer, candidates[p.target].record):
+        if (not why and p.target is not None and writer is not None
+                and not may_change(writer, candidates[p.target].record)):
             why = f"memory id {p.target} belongs to another owner than this add's scope"
         if not why and p.op is Op.UPDATE and max_chars is not None:
             why = text_problem(p.text or "", max_chars)
@@ -80,7 +82,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
             changed.add(p.target)  # type: ignore[arg-type]
     decisions = []
     for i, fact in enumerate(facts):
-        p = chosen.get(i) or Proposal(Op.ADD, i, reason="no valid operation was proposed for this fact; added so it is not lost")
+        p = chosen.get(i) or Proposal(Op.ADD, i,
+                                      reason="no valid operation was proposed for this fact; added so it is not lost")
         target = candidates[p.target].record if p.target is not None and p.op is not Op.ADD else None
         text = (p.text or "").strip() if p.op is Op.UPDATE else ""
         if p.op is Op.NOOP:
@@ -89,7 +92,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
     return decisions, rejected
 
 
-def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Proposal], changed: set[int]) -> str | None:
+def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Proposal],
+             changed: set[int]) -> str | None:
     if not 0 <= p.fact < n_facts:
         return f"fact {p.fact} does not exist (there are {n_facts})"
     if p.fact in chosen:

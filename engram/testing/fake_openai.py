@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["FakeOpenAI", "Reply", "RecordedRequest", "hash_embedding", "NO_CHAT_LEFT"]
 
@@ -71,7 +71,7 @@ class Reply:
     usage: dict | None = None
 
 
-Script = Union[str, dict, Reply, Callable[[dict], Any]]
+Script = str | dict | Reply | Callable[[dict], Any]
 
 
 @dataclass(frozen=True)
