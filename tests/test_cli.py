@@ -158,7 +158,8 @@ def test_other_engram_errors_exit_1(home: Path) -> None:
 def test_error_from_the_installed_script(home: Path) -> None:
     """The console script itself: red message, exit code, no traceback."""
     script = Path(sys.executable).with_name("engram")
-    done = subprocess.run([str(script), "--home", str(home), "get", "nope"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(script), "--home", str(home), "get", "nope"], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: no memory with id")
     assert "Traceback" not in done.stderr
 

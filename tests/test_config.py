@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,10 +70,11 @@ def test_enumerated_settings_are_checked_choices_wherever_they_come_from(tmp_pat
     (tmp_path / "config.toml").write_text(f'{name} = "typo"\n')
     with pytest.raises(ConfigError, match=message):
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
+    typo: dict[str, Any] = {name: "typo"}
     with pytest.raises(ConfigError, match=message):  # built directly, or changed with dataclasses.replace
-        Settings(**{name: "typo"})
+        Settings(**typo)
     with pytest.raises(ConfigError, match=message):
-        replace(Settings(), **{name: "typo"})
+        replace(Settings(), **typo)
 
 
 def test_a_typo_in_reconcile_mode_no_longer_runs_predict(tmp_path: Path) -> None:

@@ -25,18 +25,20 @@ def test_add_takes_a_list_of_plain_strings_as_user_messages(memory: Memory) -> N
 
 
 def test_integer_and_uuid_owner_ids_are_stored_as_strings(memory: Memory) -> None:
+    # The ids are typed `str`; Mem0 callers pass ints and UUIDs anyway, hence the ignores.
     import uuid
 
-    memory.add("I like tea", user_id=42, infer=False)
+    memory.add("I like tea", user_id=42, infer=False)  # type: ignore[arg-type]
     assert [m["user_id"] for m in memory.get_all(user_id="42")["results"]] == ["42"]
     assert [m["memory"] for m in memory.search("tea", filters={"user_id": 42})["results"]] == ["I like tea"]
     run = uuid.uuid4()
-    memory.add("I like jazz", user_id=42, run_id=run, infer=False)
-    assert [m["run_id"] for m in memory.get_all(user_id=42, run_id=str(run))["results"]] == [str(run)]
-    assert memory.delete_all(user_id=42)["count"] == 2
+    memory.add("I like jazz", user_id=42, run_id=run, infer=False)  # type: ignore[arg-type]
+    found = memory.get_all(user_id=42, run_id=str(run))["results"]  # type: ignore[arg-type]
+    assert [m["run_id"] for m in found] == [str(run)]
+    assert memory.delete_all(user_id=42)["count"] == 2  # type: ignore[arg-type]
     for bad in (True, 4.5, b"alice", ["alice"]):
         with pytest.raises(InvalidInput):
-            memory.add("x", user_id=bad, infer=False)
+            memory.add("x", user_id=bad, infer=False)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("kwargs", "word"), [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
@@ -79,7 +81,7 @@ def test_get_and_history_of_an_unknown_id_are_none_and_empty(memory: Memory) -> 
 
 def test_an_unknown_id_raises_what_mem0_code_catches(memory: Memory) -> None:
     for call in (lambda: memory.delete("no-such-id"), lambda: memory.update("no-such-id", text="x")):
-        with pytest.raises(ValueError):  # Mem0 raises ValueError; engram's NotFound is one
+        with pytest.raises(ValueError, match="no-such-id"):  # Mem0 raises ValueError; engram's NotFound is one
             call()
 
 
@@ -257,8 +259,8 @@ def test_from_config_reads_qdrant_an_openai_embedder_and_an_openai_llm(home, tmp
         assert [r["memory"] for r in m.add("I like tea", user_id="alice")["results"]] == ["User likes tea"]
         assert [r["memory"] for r in m.search("tea", filters={"user_id": "alice"}, top_k=1)["results"]] == ["User likes tea"]
     chat, embeddings = fake_openai.chat_requests[0], fake_openai.embedding_requests[0]
-    assert chat.headers["authorization"] == "Bearer sk-l" and chat.body["model"] == "fake-chat"  # type: ignore[index]
-    assert embeddings.headers["authorization"] == "Bearer sk-e" and embeddings.body["dimensions"] == 64  # type: ignore[index]
+    assert chat.headers["authorization"] == "Bearer sk-l" and chat.body["model"] == "fake-chat"
+    assert embeddings.headers["authorization"] == "Bearer sk-e" and embeddings.body["dimensions"] == 64
 
 
 def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_openai) -> None:
@@ -274,7 +276,7 @@ def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_open
         top = m.search("chess", user_id="alice", top_k=1, rerank=True)["results"]
         assert top[0]["memory"] == "I play chess" and top[0]["rerank_score"] == 1.0
     [request] = fake_openai.rerank_requests
-    assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"  # type: ignore[index]
+    assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"
 
 
 @pytest.mark.parametrize(("config", "expected"), [
@@ -356,7 +358,8 @@ def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
 
     async def scenario() -> list:
         async with AsyncMemory(home=home, embedder=embedder) as m:
-            [mid] = [r["id"] for r in (await m.add(["I like tea"], user_id=7, infer=False))["results"]]
+            added = await m.add(["I like tea"], user_id=7, infer=False)  # type: ignore[arg-type]  # as Mem0 callers do
+            [mid] = [r["id"] for r in added["results"]]
             await m.update(mid, text="I like green tea", metadata={"k": 1})
             found = await m.search("tea", filters={"user_id": "7"}, top_k=1, rerank=True)
             await m.update(mid, None, None, "2020-01-01")

@@ -93,8 +93,7 @@ def test_threshold_drops_dissimilar_memories(memory: Memory) -> None:
 
 
 def test_scope_is_required_everywhere_and_may_come_from_filters(memory: Memory) -> None:
-    for call in (lambda: memory.add("x", infer=False), lambda: memory.search("x"), lambda: memory.get_all(),
-                 lambda: memory.delete_all()):
+    for call in (lambda: memory.add("x", infer=False), lambda: memory.search("x"), memory.get_all, memory.delete_all):
         with pytest.raises(ScopeRequired):
             call()
     memory.add("I like tea", filters={"user_id": "u"}, infer=False)
@@ -162,7 +161,7 @@ def test_categories_and_time_filters(memory: Memory) -> None:
 def test_update_keeps_id_closes_old_version_and_records_history(memory: Memory) -> None:
     mid = memory.add("I like coffee", user_id="u", infer=False, timestamp="2024-01-01T00:00:00Z")["results"][0]["id"]
     assert memory.update(mid, "I like tea", timestamp="2024-06-01T00:00:00Z")["message"] == "Memory updated successfully!"
-    assert memory.get(mid)["memory"] == "I like tea"
+    assert memory.get(mid, strict=True)["memory"] == "I like tea"
     assert [m["memory"] for m in memory.search("drink", user_id="u")["results"]] == ["I like tea"]
     before = memory.get_all(user_id="u", as_of="2024-03-01T00:00:00Z")["results"]
     assert [(m["id"], m["memory"]) for m in before] == [(mid, "I like coffee")]
@@ -176,7 +175,7 @@ def test_update_to_existing_text_in_scope_is_refused(memory: Memory) -> None:
     ids = [r["id"] for r in memory.add([{"content": "a cat"}, {"content": "a dog"}], user_id="u", infer=False)["results"]]
     with pytest.raises(InvalidInput, match="already says"):
         memory.update(ids[0], "A dog")
-    assert memory.get(ids[0])["memory"] == "a cat"
+    assert memory.get(ids[0], strict=True)["memory"] == "a cat"
 
 
 def test_delete_hides_but_keeps_history(memory: Memory) -> None:
@@ -209,7 +208,7 @@ def test_unknown_ids_are_not_found(memory: Memory) -> None:
         with pytest.raises(NotFound):
             call("no-such-id")
     with pytest.raises(InvalidInput):
-        memory.get(42)  # type: ignore[arg-type]
+        memory.get(42)  # type: ignore[call-overload]  # an id that is not a string is the point
 
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 42, ["ok", 3], [{"role": "user"}], [{"role": "robot", "content": "x"}],
@@ -217,7 +216,7 @@ def test_unknown_ids_are_not_found(memory: Memory) -> None:
 def test_bad_content_is_refused_and_nothing_is_written(memory: Memory, bad: object) -> None:
     memory.add("existing", user_id="u", infer=False)
     with pytest.raises(InvalidInput):
-        memory.add([{"content": "good one"}, bad] if isinstance(bad, dict) else bad, user_id="u", infer=False)  # type: ignore[arg-type]
+        memory.add([{"content": "good one"}, bad] if isinstance(bad, dict) else bad, user_id="u", infer=False)
     assert rows(memory) == 1
 
 
@@ -258,9 +257,9 @@ def test_vectors_of_another_embedder_are_refused(memory: Memory, fake_openai) ->
     from engram.embed.openai import OpenAIEmbedder
 
     with OpenAIEmbedder("fake", base_url=fake_openai.base_url, dimensions=64) as other, \
-            Memory(home=memory.settings.home, embedder=other) as m2:
-        with pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
-            m2.search("tea", user_id="u")
+            Memory(home=memory.settings.home, embedder=other) as m2, \
+            pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
+        m2.search("tea", user_id="u")
 
 
 def test_two_instances_on_one_file_stay_coherent(memory: Memory, embedder) -> None:

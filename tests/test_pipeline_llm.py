@@ -51,7 +51,9 @@ def test_design_example_supersedes_coffee_and_reverts(llm_memory: Memory, fake_o
     assert current(llm_memory, as_of="2024-01-15") == ["User likes coffee"]
     assert [e["event"] for e in llm_memory.history(coffee)] == ["ADD", "DELETE"]
 
-    reconcile_prompt = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    reconcile_prompt = json.dumps(body["messages"])
     assert "User likes coffee" in reconcile_prompt and coffee not in reconcile_prompt  # small ids, never store ids
 
     llm_memory.revert(second["batch_id"])
@@ -206,7 +208,9 @@ def test_each_fact_carries_the_messages_it_came_from(llm_memory: Memory, fake_op
     llm_memory.add(messages, user_id="u")
     sources = {r["memory"]: r["source"] for r in llm_memory.get_all(user_id="u")["results"]}
     assert sources == {"User has a dog named Rex": ["m1"], "User lives in Lyon": ["m3"], "User likes jazz": ["m1", "m3"]}
-    conversation = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    conversation = json.dumps(body["messages"])
     assert '\\"id\\": 0' in conversation  # the LLM cites messages by their position
 
 
@@ -238,8 +242,8 @@ def test_a_long_transcript_is_extracted_in_pieces_each_fact_citing_its_messages(
     out = llm_memory.add(transcript, user_id="u")
     requests = fake_openai.chat_requests
     assert out["usage"]["llm_calls"] == len(requests) == 3  # m0 + m1, then m2 in two pieces; nothing to reconcile
-    pieces = [json.loads(r.body["messages"][-1]["content"].split("[[ ## conversation ## ]]", 1)[1]
-                         .split("[[ ## ", 1)[0]) for r in requests]
+    prompts = [r.body["messages"][-1]["content"] for r in requests if r.body is not None]
+    pieces = [json.loads(p.split("[[ ## conversation ## ]]", 1)[1].split("[[ ## ", 1)[0]) for p in prompts]
     assert all(sum(len(m["content"]) for m in piece) <= 8000 for piece in pieces)
     assert [m["content"].split(".")[0] for m in pieces[2]] == ["The weather was mild and we talked about nothing in particular"]
     sent = " ".join(m["content"] for piece in pieces for m in piece)  # every word once, in order, cut between sentences
@@ -256,6 +260,6 @@ def test_input_beyond_max_input_chars_is_refused_before_any_call(home, embedder,
             m.add([{"content": "x" * 6_000}, {"content": "y" * 4_001}], user_id="u")
         with pytest.raises(InvalidInput, match="max_input_chars"):
             m.add("z" * 10_001, user_id="u")
-        with pytest.raises(InvalidInput, match="limit is 4000 .setting max_memory_chars"):
+        with pytest.raises(InvalidInput, match=r"limit is 4000 .setting max_memory_chars"):
             m.add("z" * 4_001, user_id="u", infer=False)  # a memory's own limit still holds
         assert fake_openai.requests == [] and m.get_all(user_id="u")["results"] == []

@@ -62,7 +62,7 @@ def test_revert_refuses_when_a_later_change_would_be_lost(memory: Memory) -> Non
     memory.update(mid, "User lives in Rome, near the Colosseum")
     with pytest.raises(InvalidInput, match="changed after"):
         memory.revert(batch["batch_id"])
-    assert memory.get(mid)["memory"] == "User lives in Rome, near the Colosseum"
+    assert memory.get(mid, strict=True)["memory"] == "User lives in Rome, near the Colosseum"
     with pytest.raises(NotFound):
         memory.revert("no-such-batch")
 

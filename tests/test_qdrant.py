@@ -9,6 +9,7 @@ import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,7 +204,7 @@ def test_a_concurrent_write_to_the_same_memory_waits_or_fails_never_mixes() -> N
     client = QdrantClient(location=":memory:")
     first, second = shared(client), shared(client)
     [memory] = add(first, "likes coffee")
-    outcome = {}
+    outcome: dict[str, str] = {}
 
     def meanwhile(name: str) -> None:  # while `first` has its intent open, `second` updates the same memory
         if name == "pending" and not outcome:
@@ -264,7 +265,7 @@ def test_two_current_versions_are_refused() -> None:
 
 # -- filters: exactly Cond.matches, in Qdrant ------------------------------------------------------------------
 
-METADATA = [
+METADATA: list[dict[str, Any]] = [
     {}, {"n": 1}, {"n": 1.0}, {"n": 2.5}, {"n": True}, {"n": "1"}, {"n": None}, {"n": [1, "a", None]}, {"n": []},
     {"n": [{"b": 1}], "a": {"b": 1, "c": None}}, {"n": [[1, 2]], "a": {"b": [1, 2]}}, {"a": {"b": "Straße"}},
     {"tag": ["Tea", "coffee"], "a b": "x"}, {"x.y": 1, "x": {"y": 2}}, {"tag": "PARIS", "n": False},
@@ -392,8 +393,9 @@ def test_client_errors_become_store_errors(tmp_path: Path) -> None:
 
 def test_a_directory_held_by_another_process_is_a_clear_store_error(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from qdrant_client import QdrantClient; "
-         f"c = QdrantClient(path={str(tmp_path / 'q')!r}); print('ready', flush=True); sys.stdin.read()"],
+        [sys.executable, "-c", ("import sys; from qdrant_client import QdrantClient; "
+                                f"c = QdrantClient(path={str(tmp_path / 'q')!r}); print('ready', flush=True); "
+                                "sys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
@@ -456,7 +458,7 @@ def _history_of_changes(store) -> list[str]:
 
 def _snapshot(store, ids: list[str]) -> dict:
     versions = {r.version: r for r, _ in store.dump()}
-    out = {}
+    out: dict[str, Any] = {}
     for memory_id in ids:
         mine = sorted((replace_version(r), tuple(np.round(store.vectors([r.version])[0], 6)))
                       for r in versions.values() if r.id == memory_id)
@@ -533,7 +535,7 @@ def test_migrate_checks_the_embedder_and_verifies_the_copy(tmp_path: Path) -> No
     migrate(source, told)  # SQLite tells its binding: the caller need not
     assert told.binding() == source.binding() == ("test", DIM)
     with pytest.raises(InvalidInput):  # a source that cannot tell it: the caller must
-        migrate(type("Untold", (), {"binding": lambda self: None})(), QdrantStore(path=":memory:"))  # type: ignore[arg-type]
+        migrate(type("Untold", (), {"binding": lambda self: None})(), QdrantStore(path=":memory:"))
     with pytest.raises(EmbedderMismatch):
         migrate(source, QdrantStore(path=":memory:"), embedder=("other", DIM))
 

@@ -115,7 +115,7 @@ def test_the_store_opens_read_only_in_process_when_it_may_not_write(tmp_path: Pa
     SQLiteStore(tmp_path / "engram.db").close()
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(StoreError, match="holds no database yet, and its directory .* is read-only"):
+        with pytest.raises(StoreError, match=r"holds no database yet, and its directory .* is read-only"):
             SQLiteStore(tmp_path / "other.db")
         store = SQLiteStore(tmp_path / "engram.db")
         assert store.read_only == f"its directory {tmp_path} is read-only"

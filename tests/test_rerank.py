@@ -130,10 +130,10 @@ def test_settings_build_the_reranker_at_the_edge(home, embedder, fake_openai: Fa
         assert isinstance(m.reranker, HTTPReranker)
         m.add(TEAS, user_id="u", infer=False)
         assert m.search("chess", user_id="u", top_k=1, rerank=True)["results"][0]["rerank_score"] == 1.0
-    for bad, problem in [({"reranker": "cohere"}, "unknown reranker 'cohere'"), ({"reranker": "http"}, "reranker_model"),
-                         ({"reranker": "llm"}, "llm_model or reranker_model")]:
+    for reranker, problem in [("cohere", "unknown reranker 'cohere'"), ("http", "reranker_model"),
+                              ("llm", "llm_model or reranker_model")]:
         with pytest.raises(ConfigError, match=problem):
-            Memory(Settings.load(home=home, **bad), embedder=embedder)
+            Memory(Settings.load(home=home, reranker=reranker), embedder=embedder)
     with pytest.raises(ConfigError, match="reranker= takes a Reranker"):
         Memory(home=home, embedder=embedder, reranker="http")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="http"):
@@ -161,7 +161,7 @@ def scores_by_text(body: dict, wanted: dict[str, float]) -> list[dict]:
 
 
 def test_the_llm_reranker_scores_every_candidate_in_one_call(judged: Memory, fake_openai: FakeOpenAI) -> None:
-    wanted = {TEAS[0]: 2, TEAS[1]: 9, TEAS[2]: 5}
+    wanted: dict[str, float] = {TEAS[0]: 2, TEAS[1]: 9, TEAS[2]: 5}
     fake_openai.script_chat(lambda body: dspy_reply(scores=scores_by_text(body, wanted)))
     out = judged.search("tea", user_id="u", top_k=2, rerank=True)["results"]
     assert [(r["memory"], r["rerank_score"]) for r in out] == [(TEAS[1], 0.9), (TEAS[2], 0.5)]

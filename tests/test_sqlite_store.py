@@ -74,7 +74,8 @@ def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_
 
     store.apply(ChangeSet(inserts=[(rec(0), np.ones(4, np.float32) / 2)]))
     criteria = Criteria(Scope("u"))
-    mask, writes = Matrix.mask, []
+    mask = Matrix.mask
+    writes: list[threading.Thread] = []
 
     def mask_then_write(self, c):
         keep = mask(self, c)

@@ -65,7 +65,7 @@ def vec(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def record(text: str, user: str = "u", *, agent: str | None = None, t: float = 100.0, meta: dict | None = None,
+def record(text: str, user: str | None = "u", *, agent: str | None = None, t: float = 100.0, meta: dict | None = None,
            cats: tuple[str, ...] = (), mid: str | None = None) -> MemoryRecord:
     return MemoryRecord(id=mid or str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=user, agent_id=agent,
                         categories=cats, metadata=meta or {}, created_at=t, updated_at=t, valid_from=t)
@@ -194,6 +194,7 @@ def test_reads_after_local_writes_match_a_fresh_reader(store: Store, make_store,
             live.append(r.id)
         elif action == 1:
             old = store.get(live[rng.integers(len(live))])
+            assert old is not None
             store.apply(ChangeSet(inserts=[(record(f"fact {step} v2", user=old.user_id, agent=old.agent_id, t=step,
                                                    mid=old.id), vec(step))], closes=[Close(old.id, float(step))]))
         else:
@@ -280,7 +281,9 @@ def test_neighbours_follow_the_recorded_batch_and_position_not_timestamps(store:
     found = store.neighbours([first[0].version, other[0].version, new_b.version], criteria, 1)  # type: ignore[list-item]
     assert all(pairs == [(None, None)] for pairs in found.values())
     backwards = add(store, *[replace(record(f"step {i}", t=30.0), batch_id="b-rev", position=2 - i) for i in range(3)])
-    middle = store.neighbours([backwards[1].version], criteria, 1)[backwards[1].version]  # type: ignore[index]
+    version = backwards[1].version
+    assert version is not None
+    middle = store.neighbours([version], criteria, 1)[version]
     assert [(b and b.text, a and a.text) for b, a in middle] == [("step 2", "step 0")]
 
 
@@ -343,7 +346,8 @@ def test_expired_records_leave_every_read_unless_shown(store: Store) -> None:
     """An expired record stays current (not closed) but reads leave it out, judged at `as_of` when given, else
     at the moment of the read; `show_expired` brings it back. Each backend filters natively."""
     texts = ["tea forever", "tea until 500", "tea until 2000"]
-    never, soon, later = add(store, *[replace(record(t, t=100.0), expires_at=e) for t, e in zip(texts, (None, 500.0, 2000.0))])
+    never, soon, later = add(store, *[replace(record(t, t=100.0), expires_at=e)
+                                      for t, e in zip(texts, (None, 500.0, 2000.0), strict=True)])
     assert store.get(soon.id).expires_at == 500.0 and store.get(never.id).expires_at is None  # type: ignore[union-attr]
     scope = Scope(user_id="u")
     query = vec(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from engram.transfer import (
 )
 
 
-def write_lines(path: Path, rows: list[object]) -> Path:
+def write_lines(path: Path, rows: Sequence[object]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -122,9 +123,9 @@ def test_read_locomo_single_object_and_user_override(tmp_path: Path) -> None:
 
 
 def test_read_locomo_sessions_in_numeric_order(tmp_path: Path) -> None:
-    conv = {"sample_id": "c", "conversation": {
-        f"session_{n}_date_time": f"1:00 pm on {n} May, 2023" for n in (10, 2)}}
-    conv["conversation"].update({f"session_{n}": [{"speaker": "A", "text": f"turn {n}"}] for n in (10, 2)})
+    conversation: dict[str, object] = {f"session_{n}_date_time": f"1:00 pm on {n} May, 2023" for n in (10, 2)}
+    conversation.update({f"session_{n}": [{"speaker": "A", "text": f"turn {n}"}] for n in (10, 2)})
+    conv = {"sample_id": "c", "conversation": conversation}
     path = tmp_path / "c.json"
     path.write_text(json.dumps(conv))
     assert [i.content for i in read_locomo(path)] == ["A: turn 2", "A: turn 10"]
@@ -196,15 +197,15 @@ def test_import_locomo_keeps_dates_and_dia_ids(memory: Memory, tmp_path: Path) -
 
 def seed(memory: Memory) -> dict[str, str]:
     ids = {}
-    for text, scope, cats in [
-        ("likes tea", {"user_id": "alice"}, ["food"]),
-        ("lives in Lisbon", {"user_id": "alice"}, None),
-        ("plays chess", {"user_id": "alice", "agent_id": "coach"}, ["hobby", "games"]),
-        ("runs daily", {"user_id": "bob"}, ["sport"]),
-        ("speaks French", {"agent_id": "tutor"}, None),
-        ("old news", {"user_id": "bob"}, None),
+    for text, user, agent, cats in [
+        ("likes tea", "alice", None, ["food"]),
+        ("lives in Lisbon", "alice", None, None),
+        ("plays chess", "alice", "coach", ["hobby", "games"]),
+        ("runs daily", "bob", None, ["sport"]),
+        ("speaks French", None, "tutor", None),
+        ("old news", "bob", None, None),
     ]:
-        ids[text] = memory.add(text, infer=False, categories=cats, **scope)["results"][0]["id"]
+        ids[text] = memory.add(text, infer=False, categories=cats, user_id=user, agent_id=agent)["results"][0]["id"]
     memory.update(ids["lives in Lisbon"], "lives in Porto")
     memory.delete(ids["old news"])
     return ids
