@@ -247,7 +247,8 @@ def test_lifecycle() -> None:
 
 
 def rerank(http: httpx.Client, server: FakeOpenAI, query: str, documents, **extra) -> httpx.Response:
-    return http.post(f"{server.base_url}/rerank", json={"model": "rr-test", "query": query, "documents": documents, **extra})
+    return http.post(f"{server.base_url}/rerank",
+                     json={"model": "rr-test", "query": query, "documents": documents, **extra})
 
 
 def test_rerank_scores_by_shared_words_best_first_cut_to_top_n(fake_openai, http) -> None:

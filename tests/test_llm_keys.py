@@ -38,7 +38,8 @@ def test_ollama_needs_no_key(home, embedder, fake_openai: FakeOpenAI) -> None:
     except LLMError:
         paths = [r.path for r in fake_openai.requests]
         if paths and not any(p.endswith("/chat/completions") for p in paths):
-            pytest.skip(f"this DSPy sends ollama_chat to Ollama's own API ({paths[0]}), which FakeOpenAI does not speak")
+            pytest.skip(f"this DSPy sends ollama_chat to Ollama's own API ({paths[0]}), "
+                        "which FakeOpenAI does not speak")
         raise
     assert events == [("ADD", "User likes tea")]
 
@@ -66,7 +67,8 @@ def test_a_refused_key_is_an_llm_error_that_names_the_setting(home, embedder, fa
 
 
 def test_engram_profile_with_a_keyless_llm(home, fake_openai: FakeOpenAI) -> None:
-    env = {"ENGRAM_HOME": str(home), "ENGRAM_LLM_MODEL": "openai/local-model", "ENGRAM_LLM_API_BASE": fake_openai.base_url}
+    env = {"ENGRAM_HOME": str(home), "ENGRAM_LLM_MODEL": "openai/local-model",
+           "ENGRAM_LLM_API_BASE": fake_openai.base_url}
     runner = CliRunner(env=env)
     assert runner.invoke(app, ["add", "I live in Lyon", "-u", "bob"]).exit_code == 0
     fake_openai.script_chat(dspy_reply(profile="- User lives in Lyon"))

@@ -59,7 +59,8 @@ def test_an_update_through_the_user_scope_keeps_the_memorys_agent(llm_memory: Me
     fake_openai.script_chat(facts(("User lives in Paris", "personal")))
     mid = llm_memory.add("I live in Paris", user_id="alice", agent_id="travel")["results"][0]["id"]
     fake_openai.script_chat(facts(("User lives in Paris, rue Oberkampf", "personal")),
-                            ops({"fact": 0, "op": "UPDATE", "memory_id": 0, "text": "User lives in Paris, rue Oberkampf"}))
+                            ops({"fact": 0, "op": "UPDATE", "memory_id": 0,
+                                 "text": "User lives in Paris, rue Oberkampf"}))
     out = llm_memory.add("I live on rue Oberkampf", user_id="alice")
     assert [(r["event"], r["id"]) for r in out["results"]] == [("UPDATE", mid)]
     got = llm_memory.get(mid, strict=True)

@@ -77,7 +77,8 @@ def test_revert_of_delete_all_restores_everything(memory: Memory) -> None:
 
 def test_clauses_with_their_own_subject_become_separate_facts(memory: Memory) -> None:
     out = memory.add("I'm a nurse and I work nights, but my husband works days", user_id="u")
-    assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights", "User's husband works days"]
+    assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights",
+                                                    "User's husband works days"]
 
 
 @pytest.mark.parametrize(("stored", "said", "superseded"), [
@@ -120,6 +121,7 @@ def test_pieces_cut_long_messages_between_sentences_and_keep_their_ids() -> None
 def test_a_long_message_is_read_whole_without_an_llm(memory: Memory) -> None:
     filler = "The weather was mild and we talked about nothing in particular. " * 100  # 6,400 characters
     out = memory.add([{"id": "t1", "content": "I like tea. " + filler + "I have a dog named Rex."}], user_id="u")
-    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"), ("ADD", "User has a dog named Rex")]
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"),
+                                                                  ("ADD", "User has a dog named Rex")]
     assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
         "User likes tea": ["t1"], "User has a dog named Rex": ["t1"]}

@@ -74,7 +74,8 @@ def test_list_search_and_export_read_a_read_only_directory(stored: tuple[Path, F
     make_read_only(home)
     listed = engram_cli(home, fake, "list", "-u", "alice", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert sorted(m["memory"] for m in json.loads(listed.stdout)["results"]) == ["I drink green tea every morning", "I live in Lyon"]
+    assert sorted(m["memory"] for m in json.loads(listed.stdout)["results"]) == ["I drink green tea every morning",
+                                                                                 "I live in Lyon"]
     found = engram_cli(home, fake, "search", "green tea", "-u", "alice", "--json")
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["results"][0]["memory"] == "I drink green tea every morning"

@@ -157,7 +157,8 @@ def scores_by_text(body: dict, wanted: dict[str, float]) -> list[dict]:
     import re
 
     prompt = json.dumps(body["messages"])
-    return [{"id": int(i), "score": wanted[text]} for i, text in re.findall(r'\\"id\\": (\d+), \\"text\\": \\"([^\\]+)\\"', prompt)]
+    shown = re.findall(r'\\"id\\": (\d+), \\"text\\": \\"([^\\]+)\\"', prompt)
+    return [{"id": int(i), "score": wanted[text]} for i, text in shown]
 
 
 def test_the_llm_reranker_scores_every_candidate_in_one_call(judged: Memory, fake_openai: FakeOpenAI) -> None:
