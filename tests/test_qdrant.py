@@ -215,7 +215,8 @@ def test_a_concurrent_write_to_the_same_memory_waits_or_fails_never_mixes() -> N
             except StoreError as exc:
                 outcome["second"] = str(exc)
     first.journal.fault = meanwhile
-    first.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))], closes=[Close(memory.id, 200.0)],
+    first.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))],
+                          closes=[Close(memory.id, 200.0)],
                           events=[Event(memory.id, Op.UPDATE, "b1", 200.0, new_text="likes tea")]))
     assert "other writers" in outcome["second"]
     assert texts(first) == ["likes tea"] and [e.op for e in first.history(memory.id)] == [Op.ADD, Op.UPDATE]
@@ -249,7 +250,8 @@ def test_a_writer_declared_dead_retries_instead_of_committing() -> None:
             shared(client, abandon_after=0.0)
     stall.done = False  # type: ignore[attr-defined]
     slow.journal.fault = stall
-    slow.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))], closes=[Close(memory.id, 200.0)],
+    slow.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))],
+                         closes=[Close(memory.id, 200.0)],
                          events=[Event(memory.id, Op.UPDATE, "b1", 200.0, new_text="likes tea")]))
     assert texts(slow) == ["likes tea"] and [e.op for e in slow.history(memory.id)] == [Op.ADD, Op.UPDATE]
     assert leftovers(slow) == (0, 0, 0)
@@ -446,8 +448,10 @@ def _history_of_changes(store) -> list[str]:
         [("likes coffee", "u", None), ("lives in Paris", "u", "bot"), ("plays chess", "v", None)]))
     store.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate((a, b, c))],
                           events=[Event(r.id, Op.ADD, "add", 100.0, new_text=r.text) for r in (a, b, c)]))
-    [a2] = store.apply(ChangeSet(inserts=[(record("likes tea", mid=a.id, t=200.0), vec(7))], closes=[Close(a.id, 200.0)],
-                                 events=[Event(a.id, Op.UPDATE, "upd", 200.0, old_text="likes coffee", new_text="likes tea")]))
+    [a2] = store.apply(ChangeSet(inserts=[(record("likes tea", mid=a.id, t=200.0), vec(7))],
+                                 closes=[Close(a.id, 200.0)],
+                                 events=[Event(a.id, Op.UPDATE, "upd", 200.0, old_text="likes coffee",
+                                               new_text="likes tea")]))
     store.apply(ChangeSet(closes=[Close(b.id, 300.0, superseded_by=a.id)],
                           events=[Event(b.id, Op.DELETE, "del", 300.0, old_text="lives in Paris")]))
     old_a = store.history(a.id)[1].old_version
@@ -484,7 +488,8 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
     ids = _history_of_changes(source)
     from engram.types import Turn
 
-    source.append_turns("s1", Scope(user_id="u"), [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
+    source.append_turns("s1", Scope(user_id="u"),
+                        [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
     qdrant = QdrantStore(path=tmp_path / "q")
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
@@ -627,7 +632,8 @@ def test_points_written_before_expiry_existed_never_expire() -> None:
     store = shared(QdrantClient(location=":memory:"))
     [old, new] = add(store, "written long ago", "written now")
     store.client.delete_payload(store.names.memories, keys=["expires_at"], points=[old.version])  # type: ignore[list-item]
-    store.apply(ChangeSet(closes=[Close(new.id, 200.0)], inserts=[(replace(new, version=None, expires_at=150.0), vec(5))]))
+    store.apply(ChangeSet(closes=[Close(new.id, 200.0)],
+                          inserts=[(replace(new, version=None, expires_at=150.0), vec(5))]))
     assert "expires_at" not in store.client.retrieve(store.names.memories, [old.version])[0].payload  # type: ignore[list-item, operator]
     assert [r.text for r in store.select(Criteria(U, read_at=1000.0))] == ["written long ago"]
     assert {r.text for r in store.select(Criteria(U, read_at=1000.0, show_expired=True))} == {
