@@ -52,8 +52,7 @@ class Proposed:
 class Pipeline:
     def __init__(self, extractor: Extractor, reconciler: Reconciler, *,
                  categories: tuple[str, ...] = DEFAULT_CATEGORIES, candidates_per_fact: int = 5, max_facts: int = 50,
-                 max_chars: int = 4000,
-                 piece_chars: int = PIECE_CHARS) -> None:
+                 max_chars: int = 4000, piece_chars: int = PIECE_CHARS) -> None:
         self.extractor = extractor
         self.piece_chars = piece_chars
         self.reconciler = reconciler
