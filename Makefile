@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup strace demo test test-min bench
+.PHONY: setup strace demo lint test test-min bench
 
 setup: $(VENV)/.installed strace
 
@@ -27,7 +27,12 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/engram demo
 
-test: setup
+# The rule set and its reasons are in pyproject.toml ([tool.ruff], [tool.mypy]); CI runs it as part of test.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(PY) -m pytest -q
 
 # The suite against the lowest versions pyproject.toml allows (every direct dependency pinned to its '>='

@@ -19,8 +19,8 @@ WHEN = ["last week", "every Sunday", "since 2019", "in the summer", "this mornin
 
 def sentences(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(WHEN)} (#{i})".replace("  ", " ")
-            for i in range(n)]
+    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(WHEN)} (#{i})"
+            .replace("  ", " ") for i in range(n)]
 
 
 def queries(n: int, seed: int = 1) -> list[str]:
@@ -36,7 +36,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1)))]
 
 
 def summary(name: str, samples_ms: list[float]) -> str:

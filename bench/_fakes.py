@@ -71,7 +71,7 @@ class EveryCandidate:
         pairs = itertools.product(range(len(facts)), range(len(candidates)))
         proposals = [Proposal(self.rng.choice([Op.UPDATE, Op.DELETE]), i, j, text=f"rewritten {j} by fact {i}")
                      for i, j in pairs]
-        return proposals + [Proposal(Op.UPDATE, 0, 10_000, text="out of range")]
+        return [*proposals, Proposal(Op.UPDATE, 0, 10_000, text="out of range")]
 
 
 def open_store(kind: str, home: Path) -> Store:

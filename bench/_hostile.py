@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["AGENTS", "RUNS", "WORDS", "escape", "id_variants", "query", "user_ids"]
 
 _USERS = [
-    "ann", "Ann", "ANN", "ann ", " ann", "ann  ", "ann\t", "ann\n", "ann\u00a0", "ann\u200b", "аnn",  # Cyrillic а
+    "ann", "Ann", "ANN", "ann ", " ann", "ann  ", "ann\t", "ann\n", "ann\u00a0", "ann\u200b", "\u0430nn",  # Cyrillic a
     unicodedata.normalize("NFC", "jos\u00e9"), unicodedata.normalize("NFD", "jos\u00e9"), "jose", "JOSÉ",
     "\u00c5sa", "\u212bsa", "A\u030asa",  # Å precomposed, the Angstrom sign, A + combining ring
     "stra\u00dfe", "strasse", "STRASSE", "\ufb01sh", "fish",  # ß / ss, the fi ligature (NFKC)
@@ -54,8 +54,8 @@ def user_ids(rng: random.Random, extra: int = 16) -> list[str]:
 def query(rng: random.Random, others: list[str], tokens: list[str]) -> str:
     """A search query: words, other users' ids, FTS5 / SQL syntax, a store's scope tokens, in a random mix."""
     parts = [rng.choice(WORDS)]
-    for _ in range(rng.randrange(3)):
-        parts.append(rng.choice([rng.choice(others), rng.choice(_FTS), rng.choice(WORDS)] + tokens[:1]))
+    parts += [rng.choice([rng.choice(others), rng.choice(_FTS), rng.choice(WORDS), *tokens[:1]])
+              for _ in range(rng.randrange(3))]
     if tokens and rng.random() < 0.2:
         parts.append(rng.choice(tokens))
     rng.shuffle(parts)

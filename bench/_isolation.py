@@ -47,7 +47,7 @@ class World:
             self.owner[r["id"]] = scope
             self.texts.setdefault(r["id"], set()).add(r["memory"])
             self.alive.add(r["id"])
-            self.hashes[r["id"]] = m.get(r["id"])["hash"]
+            self.hashes[r["id"]] = m.get(r["id"], strict=True)["hash"]
 
 
 def _scopes(rng: random.Random, users: list[str]) -> list[Scope]:
@@ -73,7 +73,7 @@ def populate(m: Memory, rng: random.Random) -> World:
         label = "|".join(v for _, v in world.owner[mid].items())
         text = f"{label} {rng.choice(WORDS)} changed {mid[:8]}"
         m.update(mid, text)
-        world.texts[mid].add(m.get(mid)["memory"])  # as stored (engram trims the text)
+        world.texts[mid].add(m.get(mid, strict=True)["memory"])  # as stored (engram trims the text)
     for mid in rng.sample(world.current(), len(world.alive) // 20):
         m.delete(mid)
         world.alive.discard(mid)

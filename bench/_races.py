@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
-from typing import Any, cast
+from typing import Any
 
 from _fakes import HashEmbedder, open_memory
 
@@ -54,7 +54,8 @@ def _in_processes(count: int, target: Callable[..., None], *args: Any) -> list[A
 
 
 def _in_threads(count: int, target: Callable[..., None], *args: Any) -> list[Any]:
-    barrier, results = threading.Barrier(count), cast(list[Any], [])
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
 
     class Sink:
         put = results.append

@@ -46,7 +46,7 @@ def table(figures: list[Figure]) -> str:
     out = [line.format(*head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line.format(*r) for r in rows[1:]]
     notes = [f"- {f.prop} ({f.store}): {f.note}" for f in figures if f.note]
-    return "\n".join(out + ([""] + notes if notes else []))
+    return "\n".join(out + (["", *notes] if notes else []))
 
 
 @contextmanager

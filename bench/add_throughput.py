@@ -12,12 +12,23 @@ import argparse
 import statistics
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import sentences, timed  # noqa: E402
+from _common import sentences, timed
 
-from engram import Memory  # noqa: E402
+from engram import Memory
+
+
+def embed_each(memory: Memory, chunks: list[list[str]]) -> None:
+    for chunk in chunks:
+        memory.embedder.embed(chunk)
+
+
+def add_each(memory: Memory, chunks: list[list[str]]) -> None:
+    for i, chunk in enumerate(chunks):
+        memory.add([{"content": text} for text in chunk], user_id=f"u{i % 100}", infer=False)
 
 
 def main() -> None:
@@ -33,9 +44,8 @@ def main() -> None:
                 chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
                 with Memory(home=tmp, db_path=Path(tmp) / f"b{batch}r{r}.db") as memory:
                     memory.embedder.embed(["warm up"])
-                    embed_ms.append(timed(lambda: [memory.embedder.embed(c) for c in chunks]))
-                    add_ms.append(timed(lambda: [memory.add([{"content": t} for t in c], user_id=f"u{i % 100}",
-                                                            infer=False) for i, c in enumerate(chunks)]))
+                    embed_ms.append(timed(partial(embed_each, memory, chunks)))
+                    add_ms.append(timed(partial(add_each, memory, chunks)))
             e, a = statistics.median(embed_ms), statistics.median(add_ms)
             print(f"batch {batch:>2}: embedder {args.texts / e * 1000:7.1f} texts/s   add(infer=False) "
                   f"{args.texts / a * 1000:7.1f} texts/s   store overhead {100 * (a - e) / e:5.1f} % of embedding time"

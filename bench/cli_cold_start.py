@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import sentences, summary  # noqa: E402
+from _common import sentences, summary
 
-from engram import Memory  # noqa: E402
+from engram import Memory
 
 
 def main() -> None:

@@ -18,19 +18,28 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from engram import Memory
 from engram.testing import FakeOpenAI, dspy_reply
 from engram.transfer import read_locomo
 
 
+def section(prompt: str, pattern: str) -> Any:
+    """The JSON of one field of a DSPy prompt."""
+    found = re.search(pattern, prompt, re.S)
+    if found is None:
+        raise ValueError(f"the prompt has no field matching {pattern!r}")
+    return json.loads(found.group(1))
+
+
 def answer(body: dict) -> str:
     """Extraction: one fact per turn; reconciliation: ADD every fact."""
     prompt = body["messages"][-1]["content"]
     if "[[ ## new_facts ## ]]" in prompt:
-        facts = json.loads(re.search(r"\[\[ ## new_facts ## \]\]\n(.*?)\n\n", prompt, re.S).group(1))
+        facts = section(prompt, r"\[\[ ## new_facts ## \]\]\n(.*?)\n\n")
         return dspy_reply(operations=[{"fact": i, "op": "ADD", "reason": "new"} for i in range(len(facts))])
-    turns = json.loads(re.search(r"\[\[ ## conversation ## \]\]\n(.*?)\n\n\[\[", prompt, re.S).group(1))
+    turns = section(prompt, r"\[\[ ## conversation ## \]\]\n(.*?)\n\n\[\[")
     return dspy_reply(facts=[{"text": f"{t.get('name', 'User')} said: {t['content'][:120]}", "category": "other"}
                              for t in turns])
 
@@ -43,7 +52,7 @@ def main() -> None:
     if not args.path.exists():
         sys.exit(f"{args.path} not found (LoCoMo is not shipped with engram; see bench/README.md)")
     items = read_locomo(args.path)
-    by_conversation: dict[str, list] = {}
+    by_conversation: dict[str | None, list] = {}
     for item in items:
         by_conversation.setdefault(item.scope.user_id, []).append(item)
     print(f"{'conversation':<12} {'adds':>5} {'turns':>6} {'LLM calls':>10} {'calls/add':>10} {'prompt tok':>11} "

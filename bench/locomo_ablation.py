@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from engram.components import embedder_from
@@ -20,12 +21,12 @@ from engram.eval.locomo import KS, QuestionResult, fresh_memory, ingest, load_lo
 from engram.eval.metrics import percentile
 from engram.retrieval import SearchConfig
 
-PLAIN = dict(context=(), time_weight=0.0)
+PLAIN = SearchConfig(context=(), time_weight=0.0)
 LADDER: list[tuple[str, SearchConfig | None]] = [
-    ("MiniLM dense alone", SearchConfig(fusion="dense", **PLAIN)),
-    ("SQLite FTS5 BM25 alone", SearchConfig(fusion="keyword", **PLAIN)),
-    ("RRF k=60 (previous default)", SearchConfig(fusion="rrf", **PLAIN)),
-    ("score fusion (0.5 BM25/max + 0.5 cos/max)", SearchConfig(**PLAIN)),
+    ("MiniLM dense alone", replace(PLAIN, fusion="dense")),
+    ("SQLite FTS5 BM25 alone", replace(PLAIN, fusion="keyword")),
+    ("RRF k=60 (previous default)", replace(PLAIN, fusion="rrf")),
+    ("score fusion (0.5 BM25/max + 0.5 cos/max)", PLAIN),
     ("+ context: neighbour at distance 1 (0.4)", SearchConfig(context=(0.4,), time_weight=0.0)),
     ("+ context: distance 2 (0.4, 0.2)", SearchConfig(time_weight=0.0)),
     ("+ named times (0.2) = default", SearchConfig()),

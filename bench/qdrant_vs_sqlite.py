@@ -16,27 +16,28 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import queries, sentences, summary, timed  # noqa: E402
+from _common import queries, sentences, summary, timed
 
-from engram.components import embedder_from  # noqa: E402
-from engram.config import Settings  # noqa: E402
-from engram.retrieval import search  # noqa: E402
-from engram.stores.base import ChangeSet, Criteria, Store  # noqa: E402
-from engram.stores.qdrant import QdrantStore  # noqa: E402
-from engram.stores.sqlite import SQLiteStore  # noqa: E402
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash  # noqa: E402
+from engram.components import embedder_from
+from engram.config import Settings
+from engram.retrieval import search
+from engram.stores.base import ChangeSet, Criteria, Store
+from engram.stores.qdrant import QdrantStore
+from engram.stores.sqlite import SQLiteStore
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash
 
 
 def records(size: int, users: int, pool: np.ndarray, offset: int = 0) -> list[tuple[MemoryRecord, np.ndarray]]:
     rng = np.random.default_rng(offset)
     out = []
     for i, text in enumerate(sentences(size, seed=offset), start=offset):
-        vector = pool[i % len(pool)] + rng.normal(scale=0.02, size=pool.shape[1]).astype(np.float32)
+        vector = pool[i % len(pool)] + rng.normal(scale=0.02, size=pool.shape[1:]).astype(np.float32)
         record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=f"user{i % users}",
                               created_at=1.7e9 + i, updated_at=1.7e9 + i, valid_from=1.7e9 + i)
         out.append((record, vector / np.linalg.norm(vector)))
@@ -44,7 +45,8 @@ def records(size: int, users: int, pool: np.ndarray, offset: int = 0) -> list[tu
 
 
 def changes(rows: list[tuple[MemoryRecord, np.ndarray]]) -> ChangeSet:
-    return ChangeSet(inserts=rows, events=[Event(r.id, Op.ADD, "bench", r.created_at, new_text=r.text) for r, _ in rows])
+    events = [Event(r.id, Op.ADD, "bench", r.created_at, new_text=r.text) for r, _ in rows]
+    return ChangeSet(inserts=rows, events=events)
 
 
 def populate(store: Store, rows: list[tuple[MemoryRecord, np.ndarray]], dimension: int) -> float:
@@ -56,7 +58,7 @@ def populate(store: Store, rows: list[tuple[MemoryRecord, np.ndarray]], dimensio
 
 def one_at_a_time(store: Store, rows: list[tuple[MemoryRecord, np.ndarray]]) -> list[float]:
     """What add(infer=False) of one message costs the store: one change set per memory."""
-    return [timed(lambda row=row: store.apply(changes([row]))) for row in rows]
+    return [timed(partial(store.apply, changes([row]))) for row in rows]
 
 
 def main() -> None:
@@ -77,7 +79,8 @@ def main() -> None:
         print(f"== {args.size:,} memories over {args.users} users ({args.size // args.users} per user), "
               f"dimension {embedder.dimension} ==")
         for name, store in stores.items():
-            print(f"{name:<13} bulk load (change sets of 500): {populate(store, rows, embedder.dimension):8.0f} memories/s")
+            rate = populate(store, rows, embedder.dimension)
+            print(f"{name:<13} bulk load (change sets of 500): {rate:8.0f} memories/s")
         for name, store in stores.items():
             print(summary(f"{name:<13} one add (1 memory + event)", one_at_a_time(store, extra)))
         measure_search(stores, embedder, args)
@@ -105,13 +108,14 @@ def measure_search(stores: dict[str, Store], embedder, args: argparse.Namespace)
     }
     for kind, run in kinds.items():
         samples: dict[str, list[float]] = {name: [] for name in stores}
-        for v, q, c in zip(vectors, qs, crit):
+        for v, q, c in zip(vectors, qs, crit, strict=True):
             for name, store in stores.items():
-                samples[name].append(timed(lambda: run(store, v, q, c)))
+                samples[name].append(timed(partial(run, store, v, q, c)))
         for name in stores:
             print(summary(f"{name:<13} {kind}", samples[name]))
     qdrant = stores["qdrant-local"]
-    fused = [timed(lambda v=v, q=q, c=c: qdrant.fused(v, q, c, 10)) for v, q, c in zip(vectors, qs, crit)]  # type: ignore[attr-defined]
+    assert isinstance(qdrant, QdrantStore)  # the one store with a native fused query
+    fused = [timed(partial(qdrant.fused, v, q, c, 10)) for v, q, c in zip(vectors, qs, crit, strict=True)]
     print(summary("qdrant-local  native RRF query (one request)", fused))
 
 

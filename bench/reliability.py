@@ -39,9 +39,8 @@ READ_POPULATION = 10_000  # read trials per population of owners (a fresh store 
 def reads(base: Path, seed: int, size: dict, full: bool) -> list[Figure]:
     figures = []
     for kind, count in size["reads"].items():
-        ran = []
-        for n in range(0, count, READ_POPULATION):
-            ran.append(run_reads(kind, base / f"{kind}{n}", seed + n, min(READ_POPULATION, count - n)))
+        ran = [run_reads(kind, base / f"{kind}{n}", seed + n, min(READ_POPULATION, count - n))
+               for n in range(0, count, READ_POPULATION)]
         trials = sum(r.count for r in ran)
         leaks = [leak for r in ran for leak in r.leaks]
         untyped = [u for r in ran for u in r.untyped]

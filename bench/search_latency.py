@@ -14,17 +14,18 @@ import random
 import sys
 import tempfile
 import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import queries, sentences, summary, timed  # noqa: E402
+from _common import queries, sentences, summary, timed
 
-from engram import Memory  # noqa: E402
-from engram.retrieval import search  # noqa: E402
-from engram.stores.base import ChangeSet, Criteria  # noqa: E402
-from engram.types import MemoryRecord, Scope, content_hash  # noqa: E402
+from engram import Memory
+from engram.retrieval import search
+from engram.stores.base import ChangeSet, Criteria
+from engram.types import MemoryRecord, Scope, content_hash
 
 
 def populate(memory: Memory, size: int, users: int, pool: np.ndarray) -> None:
@@ -34,7 +35,7 @@ def populate(memory: Memory, size: int, users: int, pool: np.ndarray) -> None:
     for start in range(0, size, 2000):
         changes = ChangeSet()
         for i in range(start, min(size, start + 2000)):
-            vector = pool[i % len(pool)] + rng.normal(scale=0.02, size=pool.shape[1]).astype(np.float32)
+            vector = pool[i % len(pool)] + rng.normal(scale=0.02, size=pool.shape[1:]).astype(np.float32)
             record = MemoryRecord(id=str(uuid.uuid4()), text=texts[i], hash=content_hash(texts[i]),
                                   user_id=f"user{i % users}", created_at=1.7e9 + i, updated_at=1.7e9 + i,
                                   valid_from=1.7e9 + i)
@@ -48,18 +49,19 @@ def measure(memory: Memory, users: int, count: int) -> None:
     picks = [f"user{rng.randrange(users)}" for _ in qs]
     for user in {*picks}:  # load every scope's matrix once, as a long-running process would have
         memory.search("warm up", user_id=user)
-    full = [timed(lambda q=q, u=u: memory.search(q, user_id=u, limit=10)) for q, u in zip(qs, picks)]
+    full = [timed(partial(memory.search, q, user_id=u, limit=10)) for q, u in zip(qs, picks, strict=True)]
     vectors = memory.embedder.embed(qs)
     crit = [Criteria(Scope(user_id=u)) for u in picks]
-    no_embed = [timed(lambda v=v, q=q, c=c: search(memory.store, v, q, c, 10)) for v, q, c in zip(vectors, qs, crit)]
-    dense = [timed(lambda v=v, c=c: memory.store.dense(v, c, 50)) for v, c in zip(vectors, crit)]
-    keyword = [timed(lambda q=q, c=c: memory.store.keyword(q, c, 50)) for q, c in zip(qs, crit)]
-    embed = [timed(lambda q=q: memory.embedder.embed([q])) for q in qs]
+    no_embed = [timed(partial(search, memory.store, v, q, c, 10)) for v, q, c in zip(vectors, qs, crit, strict=True)]
+    dense = [timed(partial(memory.store.dense, v, c, 50)) for v, c in zip(vectors, crit, strict=True)]
+    keyword = [timed(partial(memory.store.keyword, q, c, 50)) for q, c in zip(qs, crit, strict=True)]
+    embed = [timed(partial(memory.embedder.embed, [q])) for q in qs]
     after_write = []
     for i in range(min(users, 50)):  # a write invalidates the user's cached matrix: the next search reloads it
         memory.add(f"fresh fact number {i}", user_id=f"user{i}", infer=False)
-        after_write.append(timed(lambda u=f"user{i}": memory.search("first query after a write", user_id=u)))
-    for name, samples in [("search incl. query embedding", full), ("search excl. embedding (dense+kw+fusion)", no_embed),
+        after_write.append(timed(partial(memory.search, "first query after a write", user_id=f"user{i}")))
+    for name, samples in [("search incl. query embedding", full),
+                          ("search excl. embedding (dense+kw+fusion)", no_embed),
                           ("  dense only (numpy)", dense), ("  keyword only (FTS5)", keyword),
                           ("  query embedding only", embed), ("search right after a write to that user", after_write)]:
         print(summary(name, samples))

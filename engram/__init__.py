@@ -7,8 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from engram.config import Settings
 from engram.errors import (
-    ConfigError, Conflict, CorruptStore, EmbedderError, EmbedderMismatch, EngramError, InvalidFilter, InvalidInput, LLMError,
-    NotFound, RerankerError, ScopeRequired, StoreError,
+    ConfigError,
+    Conflict,
+    CorruptStore,
+    EmbedderError,
+    EmbedderMismatch,
+    EngramError,
+    InvalidFilter,
+    InvalidInput,
+    LLMError,
+    NotFound,
+    RerankerError,
+    ScopeRequired,
+    StoreError,
 )
 from engram.types import Event, Hit, MemoryRecord, Op, Scope
 
@@ -19,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Memory", "AsyncMemory", "Settings",
     "MemoryRecord", "Hit", "Event", "Op", "Scope",
-    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict", "EmbedderError",
-    "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
+    "EngramError", "ConfigError", "InvalidInput", "ScopeRequired", "InvalidFilter", "NotFound", "Conflict",
+    "EmbedderError", "LLMError", "RerankerError", "StoreError", "CorruptStore", "EmbedderMismatch",
 ]
 __version__ = "0.1.0"
 

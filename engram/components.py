@@ -39,7 +39,8 @@ def embedder_from(settings: Settings) -> Embedder:
     if settings.embedder == "local":
         from engram.embed.local import MiniLMEmbedder
 
-        return MiniLMEmbedder(settings.home / "models", backend=settings.embedder_backend, threads=settings.embedder_threads)
+        return MiniLMEmbedder(settings.home / "models", backend=settings.embedder_backend,
+                              threads=settings.embedder_threads)
     if settings.embedder == "openai":
         from engram.embed.openai import OpenAIEmbedder
 
@@ -61,7 +62,8 @@ def store_from(settings: Settings) -> Store:
         from engram.stores.qdrant import QdrantStore
 
         if settings.qdrant_url and settings.qdrant_path:
-            raise ConfigError("set either qdrant_url (a server or cluster) or qdrant_path (a local directory), not both")
+            raise ConfigError("set either qdrant_url (a server or cluster) or qdrant_path (a local directory), "
+                              "not both")
         if settings.qdrant_url:
             return QdrantStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
                                collection=settings.qdrant_collection)

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engram.inputs import Message
@@ -54,7 +54,7 @@ def pieces(messages: list[Message], limit: int = PIECE_CHARS) -> list[list[Messa
                 piece, size = [], 0
             piece.append(replace(message, content=part))
             size += len(part)
-    return out + [piece] if piece else out
+    return [*out, piece] if piece else out
 
 
 def _parts(text: str, limit: int) -> list[str]:
@@ -65,7 +65,7 @@ def _parts(text: str, limit: int) -> list[str]:
             parts.append(current)
             current = ""
         current += segment
-    return [part.strip() for part in parts + [current] if part.strip()]
+    return [part.strip() for part in [*parts, current] if part.strip()]
 
 
 def _segments(text: str, limit: int) -> Iterator[str]:
@@ -104,7 +104,7 @@ class LLMExtractor:
         self.program = llm.dspy.Predict(ExtractFacts)
 
     def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]:
-        date = datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%d (%A) %H:%M UTC")
+        date = datetime.fromtimestamp(when, tz=UTC).strftime("%Y-%m-%d (%A) %H:%M UTC")
         prediction = self.llm.run(self.program, usage, conversation=render_messages(messages),
                                   conversation_date=date, categories=list(categories))
         return [_fact(raw, categories, messages) for raw in prediction.facts if raw.text and raw.text.strip()]

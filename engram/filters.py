@@ -15,8 +15,9 @@ metadata may hold (inputs.scalar_problem); a filter nests at most MAX_DEPTH dict
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engram.errors import InvalidFilter, InvalidInput
 from engram.inputs import MAX_DEPTH, scalar_problem, shown
@@ -119,14 +120,12 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if op in ("ne", "nin"):  # exactly the negation of eq / in
+        return not _compare(actual, "eq" if op == "ne" else "in", expected)
     if op == "eq":
         return _same_kind(actual, expected) and actual == expected
-    if op == "ne":
-        return not (_same_kind(actual, expected) and actual == expected)
     if op == "in":
         return any(_same_kind(actual, e) and actual == e for e in expected)
-    if op == "nin":
-        return not any(_same_kind(actual, e) and actual == e for e in expected)
     if op in _ORDER:
         return _same_kind(actual, expected) and _ORDER[op](actual, expected)
     if op == "contains":
@@ -201,10 +200,10 @@ class _Reader:
         if not spec:
             raise InvalidFilter(f"filter on {shown(name)} has no operator")
         conds = []
-        for op, value in spec.items():
-            if not isinstance(op, str):
-                raise InvalidFilter(f"operators on {shown(name)} are strings, got {shown(op)}")
-            op = op.removeprefix("$")
+        for key, value in spec.items():
+            if not isinstance(key, str):
+                raise InvalidFilter(f"operators on {shown(name)} are strings, got {shown(key)}")
+            op = key.removeprefix("$")
             if op not in OPERATORS:
                 raise InvalidFilter(f"unknown operator {shown(op)} on {shown(name)}; known: {', '.join(OPERATORS)}")
             self.spend(max(1, len(value)) if op in ("in", "nin") and isinstance(value, (list, tuple)) else 1)

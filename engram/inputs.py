@@ -73,7 +73,8 @@ def parse_messages(messages: Any, max_chars: int, *, whole: bool = False) -> lis
         if not items:
             raise InvalidInput("messages is an empty list")
     else:
-        raise InvalidInput(f"messages must be a string, a message dict or a list of them, not {type(messages).__name__}")
+        raise InvalidInput("messages must be a string, a message dict or a list of them, "
+                           f"not {type(messages).__name__}")
     setting = "max_input_chars" if whole else "max_memory_chars"
     # a plain string in the list is one user message, as a string alone is
     parsed = [_message({"role": "user", "content": item} if isinstance(item, str) else item, f"messages[{i}]",

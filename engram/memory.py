@@ -18,8 +18,16 @@ from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
 from engram.inputs import (
-    MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, Message, check_categories, check_id, check_limit, check_metadata, check_text,
-    check_threshold, parse_messages,
+    MAX_LIST_LIMIT,
+    MAX_SEARCH_LIMIT,
+    Message,
+    check_categories,
+    check_id,
+    check_limit,
+    check_metadata,
+    check_text,
+    check_threshold,
+    parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
 from engram.retrieval import search, search_config
@@ -41,10 +49,11 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
-def _known_already(results: list[dict[str, Any]], changes: ChangeSet, stored: list[MemoryRecord]) -> list[dict[str, Any]]:
+def _known_already(results: list[dict[str, Any]], changes: ChangeSet,
+                   stored: list[MemoryRecord]) -> list[dict[str, Any]]:
     """Results as the store applied them: a new memory another writer stored first (the store's dedup) is a
     NOOP naming the memory that holds it."""
-    twins = {record.id: held for (record, _), held in zip(changes.inserts, stored) if held.id != record.id}
+    twins = {record.id: held for (record, _), held in zip(changes.inserts, stored, strict=True) if held.id != record.id}
     return [{"id": twins[r["id"]].id, "memory": twins[r["id"]].text, "event": Op.NOOP.value, "reason": "already known"}
             if r["id"] in twins and r["event"] == Op.ADD.value else r for r in results]
 
@@ -53,7 +62,7 @@ def _set_expiry(changes: ChangeSet, expires_at: float | None, replaced: dict[str
     """Every version an add writes expires at the add's expiration_date; without one, a new version of a memory
     (`replaced`: the versions it replaces, by id) keeps its predecessor's."""
     changes.inserts = [
-        (replace(r, expires_at=expires_at if expires_at is not None or r.id not in replaced else replaced[r.id].expires_at), v)
+        (replace(r, expires_at=replaced[r.id].expires_at if expires_at is None and r.id in replaced else expires_at), v)
         for r, v in changes.inserts]
 
 
@@ -71,7 +80,8 @@ class _Change:
         """The new version of `old` (its times and batch still to be set)."""
         text = old.text if self.text is None else self.text
         return replace(old, text=text, hash=content_hash(text),
-                       metadata=old.metadata if self.metadata is None else check_metadata({**old.metadata, **self.metadata}),
+                       metadata=(old.metadata if self.metadata is None
+                                 else check_metadata({**old.metadata, **self.metadata})),
                        expires_at=old.expires_at if self.expires_at is UNSET else self.expires_at,
                        valid_to=None, superseded_by=None, version=None, position=0)
 
@@ -179,7 +189,7 @@ class Memory:
         vectors = self._bound_embedder().embed([m.content for _, m in fresh])
         stamp = now()
         changes = ChangeSet(owner=scope)
-        for position, ((digest, message), vector) in enumerate(zip(fresh, vectors)):
+        for position, ((digest, message), vector) in enumerate(zip(fresh, vectors, strict=True)):
             source = (message.id,) if message.id else ()
             record = MemoryRecord(
                 id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
@@ -187,7 +197,8 @@ class Memory:
                 source=source, created_at=stamp, updated_at=stamp, valid_from=when, batch_id=batch, position=position,
             )
             changes.inserts.append((record, vector))
-            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=record.text, source=source, actor="user"))
+            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=record.text, source=source,
+                                        actor="user"))
         results = [{"id": r.id, "memory": r.text, "event": Op.ADD.value} for r, _ in changes.inserts]
         results += [{"id": known[d].id, "memory": known[d].text, "event": Op.NOOP.value} for d in wanted if d in known]
         return changes, results
@@ -242,8 +253,8 @@ class Memory:
         if change.vector is None or change.vector[0] != new.text:  # embedded once per text, whatever the retries
             change.vector = (new.text, self._vector_of(new.text, old))
         batch = uuid.uuid4().hex
-        new = replace(new, updated_at=stamp, valid_from=max(stamp if change.when is None else change.when, old.valid_from),
-                      batch_id=batch)
+        valid_from = max(stamp if change.when is None else change.when, old.valid_from)
+        new = replace(new, updated_at=stamp, valid_from=valid_from, batch_id=batch)
         [stored] = self.store.apply(ChangeSet(
             inserts=[(new, change.vector[1])], closes=[Close(old.id, new.valid_from, version=old.version)],
             events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=new.text, actor="user")],
@@ -312,8 +323,9 @@ class Memory:
         count = check_limit(self.settings.search_limit if limit is None else limit, maximum=MAX_SEARCH_LIMIT)
         reranker = self._reranker_for(rerank)
         vector = self._bound_embedder().embed([text])[0]
-        hits = search(self.store, vector, text, criteria, count if reranker is None else max(count, reranker.candidates),
-                      threshold=check_threshold(threshold), config=self._search)
+        pool = count if reranker is None else max(count, reranker.candidates)
+        hits = search(self.store, vector, text, criteria, pool, threshold=check_threshold(threshold),
+                      config=self._search)
         if reranker is not None and hits:
             hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}

@@ -26,8 +26,10 @@ ALTERNATIVE = 0.6
 
 # Sentence ends, and "..., and I ..." / "... but my ...": one fact per clause with its own first-person subject.
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|,?\s+(?:and|but)\s+(?=(?:I|I'm|I've|my|My)\b)")
-_QUESTION = re.compile(r"^(who|what|when|where|why|how|which|do|does|did|is|are|can|could|would|should|will|shall)\b", re.I)
-_SMALL_TALK = re.compile(r"^(hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|sure|yes|no|bye|good (morning|night))\b[\s!.,]*$", re.I)
+_QUESTION = re.compile(r"^(who|what|when|where|why|how|which|do|does|did|is|are|can|could|would|should|will|shall)\b",
+                       re.I)
+_SMALL_TALK = re.compile(r"^(hi|hello|hey|thanks|thank you|ok|okay|cool|great|nice|sure|yes|no|bye|"
+                         r"good (morning|night))\b[\s!.,]*$", re.I)
 _LEAD = re.compile(r"^(actually|no|nope|well|oh|so|and|but|also|hmm|wait|correction|sorry)\b[\s,:-]*", re.I)
 _CORRECTION = re.compile(r"\b(actually|not anymore|no longer|any ?more|don't|do not|didn't|never|stopped|quit|"
                          r"instead|changed my mind|i was wrong)\b|^no\b", re.I)
@@ -35,7 +37,8 @@ _ADVERBS = "also|really|still|usually|often|always|never|now|no longer|even|just
 _FIXED = [  # (first-person pattern, third-person replacement), tried in order
     (r"\bI'm\b|\bI am\b", "User is"), (r"\bI was\b", "User was"), (r"\bI've\b|\bI have\b", "User has"),
     (r"\bI had\b", "User had"), (r"\bI'll\b|\bI will\b", "User will"), (r"\bI'd\b|\bI would\b", "User would"),
-    (r"\bI can't\b|\bI cannot\b", "User cannot"), (r"\bI can\b", "User can"), (r"\bI don't\b|\bI do not\b", "User does not"),
+    (r"\bI can't\b|\bI cannot\b", "User cannot"), (r"\bI can\b", "User can"),
+    (r"\bI don't\b|\bI do not\b", "User does not"),
     (r"\bI didn't\b|\bI did not\b", "User did not"), (r"\bI won't\b", "User will not"),
 ]
 _NEGATION = re.compile(r"\b(not|never|no longer|any ?more|stopped|quit)\b|n't\b", re.IGNORECASE)
@@ -47,7 +50,8 @@ _CATEGORIES = [
     ("health", r"allerg|sick|doctor|diet|vegan|vegetarian|medic|hospital|pain|gluten"),
     ("preferences", r"\b(like|likes|love|loves|prefer|prefers|enjoy|enjoys|hate|hates|favou?rite|fan of)\b"),
     ("work", r"\b(work|works|job|office|boss|colleague|career|company|engineer|nurse|teacher)\b"),
-    ("relationships", r"\b(sister|brother|mother|father|mom|dad|wife|husband|partner|friend|son|daughter|girlfriend|boyfriend)\b"),
+    ("relationships", (r"\b(sister|brother|mother|father|mom|dad|wife|husband|partner|friend|son|daughter|"
+                       r"girlfriend|boyfriend)\b")),
     ("plans", r"\b(will|going to|plan|plans|planning|next (week|month|year))\b"),
     ("personal", r"\b(live|lives|born|name|age|years old|from)\b"),
 ]
@@ -58,7 +62,8 @@ def third_person(sentence: str) -> str | None:
     text = sentence
     for pattern, replacement in _FIXED:
         text = re.sub(pattern, replacement, text, flags=re.I)
-    text = re.sub(rf"\bI ((?:(?:{_ADVERBS}) )*)([a-z]+)\b", lambda m: f"User {m.group(1)}{_conjugate(m.group(2))}", text)
+    text = re.sub(rf"\bI ((?:(?:{_ADVERBS}) )*)([a-z]+)\b", lambda m: f"User {m.group(1)}{_conjugate(m.group(2))}",
+                  text)
     text = re.sub(r"\bmy\b", "User's", text, flags=re.I)
     text = re.sub(r"\bmine\b", "User's", text, flags=re.I)
     text = re.sub(r"\b(me|myself)\b", "User", text, flags=re.I)
@@ -94,11 +99,10 @@ def _category(text: str, categories: tuple[str, ...]) -> str:
 def _content(text: str) -> list[str]:
     """The words that carry a statement's meaning, in order, crudely stemmed; liking verbs are one word."""
     words = []
-    for word in re.findall(r"[a-z']+", text.casefold()):
-        if word in _FILLER:
+    for found in re.findall(r"[a-z']+", text.casefold()):
+        if found in _FILLER:
             continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
+        word = found[:-1] if len(found) > 3 and found.endswith("s") and not found.endswith("ss") else found
         words.append(_SAME_VERB.get(word, word))
     return words
 
@@ -159,10 +163,11 @@ class OfflineReconciler:
             best = max(range(len(candidates)), key=lambda j: similarity[i][j], default=None)
             if target is not None:
                 taken.add(target)
-                proposals.append(Proposal(Op.DELETE, i, target,
-                                          reason=f"correction of a similar memory (cosine {similarity[i][target]:.2f})"))
+                reason = f"correction of a similar memory (cosine {similarity[i][target]:.2f})"
+                proposals.append(Proposal(Op.DELETE, i, target, reason=reason))
             elif best is not None and similarity[i][best] >= DUPLICATE:
-                proposals.append(Proposal(Op.NOOP, i, best, reason=f"near-duplicate (cosine {similarity[i][best]:.2f})"))
+                reason = f"near-duplicate (cosine {similarity[i][best]:.2f})"
+                proposals.append(Proposal(Op.NOOP, i, best, reason=reason))
             else:
                 proposals.append(Proposal(Op.ADD, i, reason="new statement"))
         return proposals

@@ -29,7 +29,8 @@ log = logging.getLogger("engram.pipeline")
 
 
 class Extractor(Protocol):
-    def extract(self, messages: list[Message], when: float, categories: tuple[str, ...], usage: Usage) -> list[Fact]: ...
+    def extract(self, messages: list[Message], when: float, categories: tuple[str, ...],
+                usage: Usage) -> list[Fact]: ...
 
 
 class Reconciler(Protocol):
@@ -49,9 +50,9 @@ class Proposed:
 
 
 class Pipeline:
-    def __init__(self, extractor: Extractor, reconciler: Reconciler, *, categories: tuple[str, ...] = DEFAULT_CATEGORIES,
-                 candidates_per_fact: int = 5, max_facts: int = 50, max_chars: int = 4000,
-                 piece_chars: int = PIECE_CHARS) -> None:
+    def __init__(self, extractor: Extractor, reconciler: Reconciler, *,
+                 categories: tuple[str, ...] = DEFAULT_CATEGORIES, candidates_per_fact: int = 5, max_facts: int = 50,
+                 max_chars: int = 4000, piece_chars: int = PIECE_CHARS) -> None:
         self.extractor = extractor
         self.piece_chars = piece_chars
         self.reconciler = reconciler
@@ -61,7 +62,7 @@ class Pipeline:
         self.max_chars = max_chars
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Pipeline":
+    def from_settings(cls, settings: Settings) -> Pipeline:
         """The LLM pipeline when an llm_model is configured, else the offline rules."""
         categories = tuple(c.strip().lower() for c in settings.categories.split(",") if c.strip()) \
             if settings.categories else DEFAULT_CATEGORIES
@@ -94,12 +95,12 @@ class Pipeline:
             return out
         twins = store.find_hashes(scope, [content_hash(f.text) for f in facts])
         new = [f for f in facts if content_hash(f.text) not in twins]
-        out.decisions = [Decision(Op.NOOP, f, twins[content_hash(f.text)].text, twins[content_hash(f.text)], "already known")
-                         for f in facts if content_hash(f.text) in twins]
+        out.decisions = [Decision(Op.NOOP, f, twin.text, twin, "already known")
+                         for f in facts if (twin := twins.get(content_hash(f.text))) is not None]
         if not new:  # every fact is stored already: no reconcile call
             return out
         vectors = embedder.embed([f.text for f in new])
-        out.vectors.update(zip((f.text for f in new), vectors))
+        out.vectors.update(zip((f.text for f in new), vectors, strict=True))
         candidates, similarity = self._candidates(store, scope, vectors)
         if candidates:
             proposals = self.reconciler.reconcile(new, candidates, similarity, out.usage)
@@ -110,9 +111,10 @@ class Pipeline:
         out.decisions = sorted(out.decisions + decisions, key=lambda d: order[id(d.fact)])
         out.rejected += rejected
         fresh = [d.text for d in decisions if d.op is Op.UPDATE and d.text not in out.vectors]
-        out.vectors.update(zip(fresh, embedder.embed(fresh)))
+        out.vectors.update(zip(fresh, embedder.embed(fresh), strict=True))
         if out.rejected:  # all of them are in the result; the log says how many and why the first was
-            log.warning("rejected %d proposed operation(s), the first: %s", len(out.rejected), out.rejected[0].to_dict())
+            log.warning("rejected %d proposed operation(s), the first: %s", len(out.rejected),
+                        out.rejected[0].to_dict())
         return out
 
     def _checked(self, facts: list[Fact], out: Proposed) -> list[Fact]:
@@ -126,7 +128,8 @@ class Pipeline:
             if why is None:
                 kept.append(fact)
             else:
-                out.rejected.append(Rejection(Proposal(Op.ADD, i, text=fact.text, reason="extracted fact"), f"the fact {why}"))
+                proposal = Proposal(Op.ADD, i, text=fact.text, reason="extracted fact")
+                out.rejected.append(Rejection(proposal, f"the fact {why}"))
         return kept
 
     def _candidates(self, store: Store, scope: Scope, vectors: np.ndarray) -> tuple[list[Candidate], list[list[float]]]:
@@ -136,7 +139,7 @@ class Pipeline:
         mine = Criteria(scope, writable(scope))
         for vector in vectors:
             for record, score in store.dense(vector, mine, self.candidates_per_fact):
-                if record.version not in best or best[record.version].similarity < score:  # type: ignore[operator]
+                if record.version not in best or best[record.version].similarity < score:
                     best[record.version] = Candidate(record, score)  # type: ignore[index]
         candidates = sorted(best.values(), key=lambda c: -c.similarity)
         if not candidates:
@@ -193,12 +196,12 @@ def plan_changes(proposed: Proposed, scope: Scope, *, when: float, stamp: float,
             changes.events.append(Event(d.target.id, d.op, batch, stamp, old_text=d.target.text,
                                         new_text=d.text if base else None, reason=d.reason, source=d.fact.source,
                                         actor="engram", old_version=d.target.version))
+            if d.op is Op.DELETE:  # Mem0 reports the superseded memory as deleted; engram also names its successor
+                results.append({"id": d.target.id, "memory": d.target.text, "event": "DELETE", "reason": d.reason,
+                                "superseded_by": record.id})
         if base is None:
             changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=d.text, reason=d.reason,
                                         source=d.fact.source, actor="engram"))
-        if d.op is Op.DELETE:  # Mem0 reports the superseded memory as deleted; engram also names its successor
-            results.append({"id": d.target.id, "memory": d.target.text, "event": "DELETE", "reason": d.reason,  # type: ignore[union-attr]
-                            "superseded_by": record.id})
         results.append({"id": record.id, "memory": d.text, "event": Op.UPDATE.value if base else Op.ADD.value,
-                        **({"previous_memory": d.target.text} if base else {}), "reason": d.reason})
+                        **({"previous_memory": base.text} if base else {}), "reason": d.reason})
     return changes, results

@@ -7,6 +7,7 @@ user of the machine. An existing file or directory is left as it is, so one shar
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 __all__ = ["DIR_MODE", "FILE_MODE", "create_file", "make_dirs", "opener", "write_text"]
@@ -24,10 +25,9 @@ def make_dirs(path: str | Path) -> Path:
         missing.append(probe)
         probe = probe.parent
     for directory in reversed(missing):
-        try:
+        # another process or thread may make it in between: that one is as good
+        with suppress(FileExistsError):
             directory.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            pass  # another process or thread made it in between: that one is as good
     return target
 
 
@@ -35,10 +35,9 @@ def create_file(path: str | Path) -> Path:
     """`path` as an empty 0600 file (in 0700 directories) unless it exists; an existing file is not touched."""
     path = Path(path)
     make_dirs(path.parent)
-    try:
+    # An existing one is a database (or whatever is there: its opener reports what is wrong with it).
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
-    except FileExistsError:
-        pass  # a database (or whatever is there: its opener reports what is wrong with it)
     return path
 
 

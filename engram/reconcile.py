@@ -8,7 +8,7 @@ added instead so that nothing is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engram.extract import Fact
@@ -53,7 +53,8 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.proposal
-        out = {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason, "rejected_because": self.why}
+        out = {"op": p.op.value, "fact": p.fact, "memory_id": p.target, "reason": p.reason,
+               "rejected_because": self.why}
         if p.text:
             out["text"] = p.text if len(p.text) <= 200 else p.text[:200] + "…"
         return out
@@ -68,7 +69,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
     changed: set[int] = set()
     for p in proposals:
         why = _problem(p, len(facts), len(candidates), chosen, changed)
-        if not why and p.target is not None and writer is not None and not may_change(writer, candidates[p.target].record):
+        if (not why and p.target is not None and writer is not None
+                and not may_change(writer, candidates[p.target].record)):
             why = f"memory id {p.target} belongs to another owner than this add's scope"
         if not why and p.op is Op.UPDATE and max_chars is not None:
             why = text_problem(p.text or "", max_chars)
@@ -80,7 +82,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
             changed.add(p.target)  # type: ignore[arg-type]
     decisions = []
     for i, fact in enumerate(facts):
-        p = chosen.get(i) or Proposal(Op.ADD, i, reason="no valid operation was proposed for this fact; added so it is not lost")
+        p = chosen.get(i) or Proposal(Op.ADD, i,
+                                      reason="no valid operation was proposed for this fact; added so it is not lost")
         target = candidates[p.target].record if p.target is not None and p.op is not Op.ADD else None
         text = (p.text or "").strip() if p.op is Op.UPDATE else ""
         if p.op is Op.NOOP:
@@ -89,7 +92,8 @@ def decide(facts: list[Fact], candidates: list[Candidate], proposals: list[Propo
     return decisions, rejected
 
 
-def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Proposal], changed: set[int]) -> str | None:
+def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Proposal],
+             changed: set[int]) -> str | None:
     if not 0 <= p.fact < n_facts:
         return f"fact {p.fact} does not exist (there are {n_facts})"
     if p.fact in chosen:
@@ -106,7 +110,7 @@ def _problem(p: Proposal, n_facts: int, n_candidates: int, chosen: dict[int, Pro
 
 def _shown(candidates: list[Candidate]) -> list[dict[str, Any]]:
     return [{"id": i, "text": c.record.text,
-             "since": datetime.fromtimestamp(c.record.valid_from, tz=timezone.utc).strftime("%Y-%m-%d")}
+             "since": datetime.fromtimestamp(c.record.valid_from, tz=UTC).strftime("%Y-%m-%d")}
             for i, c in enumerate(candidates)]
 
 
@@ -142,7 +146,7 @@ class ReActReconciler:
 
         def propose(op: Op, fact: int, memory_id: int | None = None, text: str | None = None, reason: str = "") -> str:
             proposal = Proposal(op, int(fact), None if memory_id is None else int(memory_id), text, reason)
-            _, rejected = decide(facts, candidates, proposals + [proposal])
+            _, rejected = decide(facts, candidates, [*proposals, proposal])
             if any(r.proposal is proposal for r in rejected):
                 return "rejected: " + next(r.why for r in rejected if r.proposal is proposal)
             proposals.append(proposal)

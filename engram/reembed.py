@@ -48,7 +48,8 @@ def reembed(settings: Settings, embedder: Embedder, progress: Progress | None = 
         else:
             slug = re.sub(r"[^A-Za-z0-9_-]+", "_", embedder.name)  # a mix-up would still be an EmbedderMismatch
             name = collection or f"{settings.qdrant_collection}-{slug}"[:200]
-            counts = _copy(live, store_from(replace(settings, qdrant_collection=name)), binding, embedder, progress, chunk)
+            target = store_from(replace(settings, qdrant_collection=name))
+            counts = _copy(live, target, binding, embedder, progress, chunk)
             counts["collection"] = name
     finally:
         live.close()

@@ -14,7 +14,7 @@ import calendar
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import numpy as np
@@ -25,7 +25,8 @@ from engram.stores.base import Criteria, Store
 from engram.types import FIRST_EPOCH, LAST_EPOCH, Hit, MemoryRecord
 
 __all__ = [
-    "SearchConfig", "search_config", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context", "time_refs", "search",
+    "SearchConfig", "search_config", "FUSIONS", "TimeRef", "parse_weights", "rrf", "fuse", "spread_context",
+    "time_refs", "search",
 ]
 
 K = TypeVar("K", bound=Hashable)
@@ -60,7 +61,8 @@ class SearchConfig:
         if self.pool <= 0 or self.rrf_k <= 0:
             raise ConfigError("pool and rrf_k must be positive")
         if len(self.time_slack_days) != 2 or any(not 0 <= d <= 366 for d in self.time_slack_days):
-            raise ConfigError(f"time_slack_days takes (days before, days after), each in [0, 366], got {self.time_slack_days!r}")
+            raise ConfigError("time_slack_days takes (days before, days after), each in [0, 366], "
+                              f"got {self.time_slack_days!r}")
 
 
 def search_config(settings: Settings) -> SearchConfig:
@@ -112,8 +114,10 @@ def spread_context(scores: Mapping[K, float], neighbours: Mapping[K, Sequence[tu
     at that distance (a neighbour without a score counts 0). Divided by 1 + sum(weights): stays in [0, 1]."""
     total = 1.0 + sum(weights)
     out = {}
-    for key, score in scores.items():
-        for weight, (before, after) in zip(weights, neighbours.get(key, ())):
+    for key, own in scores.items():
+        score = own
+        # a key without neighbours is absent from `neighbours`: only its own score counts
+        for weight, (before, after) in zip(weights, neighbours.get(key, ()), strict=False):
             score += weight * max(scores.get(before, 0.0) if before is not None else 0.0,
                                   scores.get(after, 0.0) if after is not None else 0.0)
         out[key] = score / total
@@ -124,8 +128,9 @@ _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name
 _ABBREVIATIONS = {abbr.lower(): i for i, abbr in enumerate(calendar.month_abbr) if abbr} | {"sept": 9}
 _ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
 _YEAR = r"(1[89]\d\d|2[01]\d\d)"
+_MONTH_WORDS = "|".join(sorted(_MONTHS.keys() | _ABBREVIATIONS.keys(), key=len, reverse=True))
 _DATE = re.compile(
-    rf"\b(?:{_ORDINAL}\s+(?:of\s+)?)?({'|'.join(sorted(_MONTHS.keys() | _ABBREVIATIONS.keys(), key=len, reverse=True))})"
+    rf"\b(?:{_ORDINAL}\s+(?:of\s+)?)?({_MONTH_WORDS})"
     rf"\b\.?(?:\s+{_ORDINAL}\b)?(?:,?\s+{_YEAR}\b)?",
     re.IGNORECASE,
 )
@@ -150,8 +155,8 @@ class TimeRef:
 
     def _span(self, year: int) -> tuple[datetime, datetime]:
         if self.month is None:
-            return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year + 1, 1, 1, tzinfo=timezone.utc)
-        start = datetime(year, self.month, 1, tzinfo=timezone.utc)
+            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        start = datetime(year, self.month, 1, tzinfo=UTC)
         if self.day is not None:
             start = start.replace(day=min(self.day, calendar.monthrange(year, self.month)[1]))
             return start, start + timedelta(days=1)
@@ -166,7 +171,7 @@ def time_refs(query: str, words: tuple[str, ...] = SearchConfig.time_words) -> l
         word = match[2].lower()
         day = match[1] or match[3]
         year = match[4]
-        if (word in _ABBREVIATIONS and word not in _MONTHS or word == "may") and not (day or year) \
+        if ((word in _ABBREVIATIONS and word not in _MONTHS) or word == "may") and not (day or year) \
                 and not _before_word(query[:match.start()], words):
             continue
         month = _MONTHS.get(word) or _ABBREVIATIONS[word]
@@ -207,7 +212,7 @@ def search(
         near = _neighbours(store.neighbours(list(records), criteria, len(config.context)), records)
     missing = [v for v in records if v not in similarity]
     if missing:  # every candidate gets a true cosine, so `threshold` means the same for all
-        for version, cosine in zip(missing, store.vectors(missing) @ vector):  # type: ignore[arg-type]
+        for version, cosine in zip(missing, store.vectors(missing) @ vector, strict=True):
             similarity[version] = float(cosine)
     scores = _fused(config, dense, keyword, similarity)
     refs = time_refs(query, config.time_words) if config.time_weight else []

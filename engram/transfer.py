@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -150,7 +150,7 @@ def _locomo_turns(conv: dict[str, Any], scope: Scope, label: str) -> Iterator[It
         if not isinstance(turns, list):
             raise InvalidInput(f"{where}: expected a list of turns")
         try:
-            when = datetime.strptime(str(date), LOCOMO_DATE).replace(tzinfo=timezone.utc).timestamp()
+            when = datetime.strptime(str(date), LOCOMO_DATE).replace(tzinfo=UTC).timestamp()
         except ValueError:
             raise InvalidInput(f"{where}_date_time: {date!r} is not like '1:56 pm on 8 May, 2023'") from None
         for i, turn in enumerate(turns):
@@ -261,7 +261,7 @@ def _markdown(owner: str | None, records: list[MemoryRecord]) -> str:
     for record in records:  # a memory sits under its first category; the others are shown on its line
         groups.setdefault(record.categories[0] if record.categories else None, []).append(record)
     title = "memories without a user id" if owner is None else f"Memories of {_one_line(owner)}"
-    lines = [f"# {title}", "", f"{len(records)} memories, exported {_day(datetime.now(timezone.utc).timestamp())}."]
+    lines = [f"# {title}", "", f"{len(records)} memories, exported {_day(datetime.now(UTC).timestamp())}."]
     for category in sorted(groups, key=lambda c: (c is None, c or "")):
         lines += ["", f"## {'Uncategorised' if category is None else category.capitalize()}", ""]
         for record in sorted(groups[category], key=lambda r: r.valid_from):

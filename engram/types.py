@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from engram.compat import owner_id
@@ -21,7 +21,7 @@ __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "S
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     ADD = "ADD"
     UPDATE = "UPDATE"
     DELETE = "DELETE"
@@ -61,7 +61,7 @@ def to_epoch(value: Any, what: str = "time") -> float:
             raise InvalidInput(f"{what}: {shown(value)} has no usable UTC offset") from None
     elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())  # "Z" included, since Python 3.11
         except ValueError:
             raise InvalidInput(f"{what}: {shown(value)} is not an ISO 8601 date/time") from None
         return to_epoch(parsed, what)
@@ -137,7 +137,7 @@ class Scope:
 
     @classmethod
     def build(cls, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-              filters: dict[str, Any] | None = None) -> "Scope":
+              filters: dict[str, Any] | None = None) -> Scope:
         """Scope from keyword arguments and/or the same keys at the top of `filters`; one is required. Integer
         and UUID ids are taken as their strings (Mem0 accepts integer ids)."""
         if filters is not None and not isinstance(filters, dict):
@@ -162,7 +162,7 @@ class Scope:
     def items(self) -> list[tuple[str, str]]:
         return [(name, getattr(self, name)) for name in SCOPE_FIELDS if getattr(self, name) is not None]
 
-    def contains(self, record: "MemoryRecord") -> bool:
+    def contains(self, record: MemoryRecord) -> bool:
         return all(getattr(record, name) == value for name, value in self.items())
 
 
@@ -227,8 +227,7 @@ class MemoryRecord:
             "expiration_date": last_day(self.expires_at),
             "expires_at": iso(self.expires_at),
         }
-        for name, value in self.scope.items():
-            out[name] = value
+        out.update(self.scope.items())
         if self.role:
             out["role"] = self.role
         return out

@@ -20,7 +20,7 @@ def turn(*tools: tuple[str, dict], response: str, save: bool) -> list[str]:
     """The LLM answers of one agent turn: a ReAct step per tool call, `finish`, then the final answer."""
     steps = [dspy_reply(next_thought=f"use {name}", next_tool_name=name, next_tool_args=args) for name, args in tools]
     steps.append(dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}))
-    return steps + [dspy_reply(reasoning="answering", response=response, save_memory=save)]
+    return [*steps, dspy_reply(reasoning="answering", response=response, save_memory=save)]
 
 
 def facts(*texts: str) -> str:
@@ -64,8 +64,10 @@ def test_a_fact_from_session_one_answers_session_two_in_a_new_process(agent: Age
     assert second["response"] == "Your dog is called Rex."
     assert second["trace"][0]["tool"] == "search_memories"
     assert "User has a dog named Rex" in json.dumps(second["trace"][0]["observation"])
-    assert [m["memory"] for m in second["memories_used"]][0] == "User has a dog named Rex"
-    final_prompt = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    assert second["memories_used"][0]["memory"] == "User has a dog named Rex"
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    final_prompt = json.dumps(body["messages"])
     assert "User has a dog named Rex" in final_prompt  # the model really saw the search result
 
 
@@ -119,7 +121,9 @@ def test_transcript_is_bounded_and_sessions_resume(home, embedder, fake_openai: 
         for i in range(3):
             fake_openai.script_chat(*turn(response=f"answer {i}", save=False))
             agent.reply("alice", f"question {i}", session_id="s")
-        prompt = fake_openai.chat_requests[-1].body["messages"][-1]["content"]
+        body = fake_openai.chat_requests[-1].body
+        assert body is not None
+        prompt = body["messages"][-1]["content"]
         transcript = prompt.split("[[ ## transcript ## ]]")[1].split("[[ ## message ## ]]")[0]
         assert transcript.split() == "user: question 1 assistant: answer 1".split()  # only the last 2 turns
         assert [t.content for t in memory.store.turns("s", agent_scope("alice"))][:2] == ["question 0", "answer 0"]
@@ -170,5 +174,6 @@ def test_the_saved_mark_and_the_memories_land_in_one_write(agent: Agent, fake_op
     assert agent.memory.get_all(user_id="alice")["results"] == []  # nothing stored without the mark
     monkeypatch.undo()
     fake_openai.script_chat(facts("User is vegan"))
-    assert [r["memory"] for r in agent._save(agent_scope("alice"), "s")["results"]] == ["User is vegan"]
+    saved = agent._save(agent_scope("alice"), "s")
+    assert saved is not None and [r["memory"] for r in saved["results"]] == ["User is vegan"]
     assert all(t.saved for t in agent.memory.store.turns("s", agent_scope("alice")))

@@ -142,7 +142,8 @@ def test_refused_before_anything_is_written(tmp_path: Path, models_dir: Path, em
     assert "line 2" in refused("edited.jsonl", "".join([lines[0], json.dumps(row) + "\n", *lines[2:]]))
     row = json.loads(lines[1])
     row["version"]["colour"] = "red"
-    assert "unknown MemoryRecord field" in refused("newer.jsonl", "".join([lines[0], json.dumps(row) + "\n", *lines[2:]]))
+    newer = "".join([lines[0], json.dumps(row) + "\n", *lines[2:]])
+    assert "unknown MemoryRecord field" in refused("newer.jsonl", newer)
     header = json.loads(lines[0]) | {"embedder": "openai:text-embedding-3-small"}
     assert "engram reembed" in refused("other.jsonl", "".join([json.dumps(header) + "\n", *lines[1:]]))
     assert "without --user" in refused("user.jsonl", "".join(lines), "--user", "carol")

@@ -31,7 +31,8 @@ def test_backup_then_restore_into_a_new_data_directory(tmp_path: Path, models_di
     assert "peanuts" in cli(target, "search", "what can't she eat?", "-u", "alice").stdout
 
 
-def test_a_backup_made_during_writes_is_a_consistent_snapshot(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
+def test_a_backup_made_during_writes_is_a_consistent_snapshot(tmp_path: Path, models_dir: Path,
+                                                               embedder: Embedder) -> None:
     home = new_home(tmp_path, models_dir, "home")
     stop, started = threading.Event(), threading.Event()
 

@@ -129,7 +129,7 @@ def test_delete_all_asks_first(home: Path) -> None:
 
 # -- errors ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (["add", "no scope"], "at least one of user_id"),
     (["add", "x", "-u", "a", "--infer", "--metadata", "[1]"], "metadata must be a dict"),
     (["add", "x", "-u", "a", "--metadata", "{bad"], "--metadata is not valid JSON"),
@@ -158,7 +158,8 @@ def test_other_engram_errors_exit_1(home: Path) -> None:
 def test_error_from_the_installed_script(home: Path) -> None:
     """The console script itself: red message, exit code, no traceback."""
     script = Path(sys.executable).with_name("engram")
-    done = subprocess.run([str(script), "--home", str(home), "get", "nope"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(script), "--home", str(home), "get", "nope"], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: no memory with id")
     assert "Traceback" not in done.stderr
 
@@ -221,7 +222,7 @@ def same_memories(a: Path, b: Path) -> bool:
 
 def test_import_bad_line_exits_2_and_writes_nothing(home: Path, tmp_path: Path) -> None:
     rows: list[Any] = [{"memory": f"fact {i}", "user_id": "u"} for i in range(100)]
-    path = write_jsonl(tmp_path / "bad.jsonl", rows[:50] + ['{"memory": "broken", "user_id": '] + rows[50:])
+    path = write_jsonl(tmp_path / "bad.jsonl", [*rows[:50], '{"memory": "broken", "user_id": ', *rows[50:]])
     result = run(home, "import", str(path), code=2)
     assert "line 51" in result.stderr and "not valid JSON" in result.stderr
     assert not (home / "engram.db").exists() or count_rows(home) == 0

@@ -58,8 +58,8 @@ def test_libraries_do_not_depend_on_the_cli() -> None:
     for path in PACKAGE.rglob("*.py"):
         if CLI not in path.parents:
             assert not any(m == "engram.cli" or m.startswith("engram.cli.") for m in imports(path)), path
-    code = "import sys, engram.eval.run, engram.eval.report, engram.transfer, engram.migrate; " \
-           "print(sorted(m for m in sys.modules if m.startswith('engram.cli')))"
+    code = ("import sys, engram.eval.run, engram.eval.report, engram.transfer, engram.migrate; "
+            "print(sorted(m for m in sys.modules if m.startswith('engram.cli')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
     assert done.returncode == 0, done.stderr

@@ -125,7 +125,8 @@ def test_ambiguous_and_too_short_ids(home: Path) -> None:
         for mid in twins:
             r = MemoryRecord(id=mid, text=f"fact {mid[-1]}", hash=content_hash(f"fact {mid[-1]}"), user_id="u",
                              created_at=1.0, updated_at=1.0, valid_from=1.0, batch_id=f"0b{mid[-1]}", position=0)
-            memory.store.apply(ChangeSet(inserts=[(r, vector)], events=[Event(mid, Op.ADD, f"bat{mid}", 1.0, new_text=r.text)]))
+            memory.store.apply(ChangeSet(inserts=[(r, vector)],
+                                         events=[Event(mid, Op.ADD, f"bat{mid}", 1.0, new_text=r.text)]))
     message = error(home, "get", "abcdef01")
     assert "2 memory ids" in message and twins[0] in message and twins[1] in message
     assert cli_json(home, "get", "abcdef01-0000-4000-8000-00000000000b")["memory"] == "fact b"
@@ -152,7 +153,8 @@ def test_ids_do_not_wrap_in_tables_at_80_columns(home: Path) -> None:
 def test_chat_commands_take_short_ids_of_the_users_own_memories_only(home: Path) -> None:
     mine = added(home, "I like green tea", "-u", "alice")
     theirs = added(home, "I like black coffee", "-u", "bob")
-    out = cli(home, "chat", "-u", "alice", "-s", "s1", input=f"/history {mine[:8]}\n/forget {theirs[:8]}\n/quit\n").stdout
+    commands = f"/history {mine[:8]}\n/forget {theirs[:8]}\n/quit\n"
+    out = cli(home, "chat", "-u", "alice", "-s", "s1", input=commands).stdout
     assert "ADD" in out and "I like green tea" in out
     assert f"no memory '{theirs[:8]}' for alice" in out
     out = cli(home, "chat", "-u", "alice", "-s", "s1", input=f"/forget {mine[:8]}\n/quit\n").stdout
@@ -196,7 +198,8 @@ def test_help_shows_no_type_after_plain_flags(home: Path) -> None:
 def test_counts_are_singular_or_plural(home: Path, tmp_path: Path) -> None:
     added(home, "I like green tea", "-u", "alice")
     assert "exported 1 memory to" in cli(home, "export", "--format", "jsonl", "--out", str(tmp_path / "a.jsonl")).stderr
-    assert "wrote 1 Markdown file to" in cli(home, "export", "--format", "markdown", "--out", str(tmp_path / "md")).stderr
+    markdown = cli(home, "export", "--format", "markdown", "--out", str(tmp_path / "md"))
+    assert "wrote 1 Markdown file to" in markdown.stderr
     fresh = tmp_path / "fresh"
     (fresh / "models").parent.mkdir()
     (fresh / "models").symlink_to((home / "models").resolve())

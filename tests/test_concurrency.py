@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +28,8 @@ def qdrant(home: Path) -> Store:
     return QdrantStore(path=home / "qdrant")
 
 
+T = TypeVar("T")
+
 STORES: dict[str, Callable[[Path], Store]] = {"sqlite": lambda home: SQLiteStore(home / "engram.db"), "qdrant": qdrant}
 
 
@@ -36,11 +39,11 @@ def shared(request, home: Path, embedder: Embedder) -> Iterator[Memory]:
         yield m
 
 
-def together(count: int, call: Callable[[int], object]) -> list[object]:
+def together(count: int, call: Callable[[int], T]) -> list[T]:
     """`call(i)` in `count` threads released at the same moment."""
     barrier = threading.Barrier(count)
 
-    def run(i: int) -> object:
+    def run(i: int) -> T:
         barrier.wait()
         return call(i)
 
@@ -51,9 +54,13 @@ def together(count: int, call: Callable[[int], object]) -> list[object]:
 def test_the_same_text_from_8_threads_is_stored_once(shared: Memory) -> None:
     for round_ in range(5):
         text = f"the spare key is under pot number {round_}"
-        results = together(8, lambda i, text=text: shared.add(text, user_id="u", infer=False)["results"][0])
-        assert sorted(r["event"] for r in results) == ["ADD"] + ["NOOP"] * 7  # type: ignore[index]
-        assert len({r["id"] for r in results}) == 1  # type: ignore[index]
+
+        def add(i: int, text: str = text) -> dict[str, Any]:
+            return shared.add(text, user_id="u", infer=False)["results"][0]
+
+        results = together(8, add)
+        assert sorted(r["event"] for r in results) == ["ADD"] + ["NOOP"] * 7
+        assert len({r["id"] for r in results}) == 1
     assert len(shared.get_all(user_id="u")["results"]) == 5
 
 
@@ -94,7 +101,7 @@ def test_concurrent_updates_lose_nothing_and_history_tells_the_truth(shared: Mem
     together(8, lambda t: [shared.update(mid, f"version {t}-{k}") for k in range(4)])
     chain = true_history(shared, mid)
     assert sorted(chain[1:]) == sorted(texts)  # every update landed, once
-    assert shared.get(mid)["memory"] == chain[-1]
+    assert shared.get(mid, strict=True)["memory"] == chain[-1]
 
 
 UPDATER = textwrap.dedent("""
@@ -126,13 +133,14 @@ def test_updates_from_4_processes_of_2_threads_lose_nothing(home: Path) -> None:
 
 def test_expected_version_is_compare_and_set(shared: Memory) -> None:
     mid = shared.add("I live in Paris", user_id="u", infer=False)["results"][0]["id"]
-    seen = shared.get(mid)["version"]
+    seen = shared.get(mid, strict=True)["version"]
     after = shared.update(mid, "I live in Lyon", expected_version=seen)
     with pytest.raises(Conflict):
         shared.update(mid, "I live in Rome", expected_version=seen)
     with pytest.raises(Conflict):
         shared.delete(mid, expected_version=seen)
-    assert shared.get(mid)["memory"] == "I live in Lyon" and shared.get(mid)["version"] == after["version"]
+    now = shared.get(mid, strict=True)
+    assert now["memory"] == "I live in Lyon" and now["version"] == after["version"]
     shared.delete(mid, expected_version=after["version"])
     assert [e["event"] for e in shared.history(mid)] == ["ADD", "UPDATE", "DELETE"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,13 +30,14 @@ def test_precedence_file_then_env_then_arguments(tmp_path: Path) -> None:
 def test_explicit_config_file_and_openai_key_fallback(tmp_path: Path) -> None:
     path = tmp_path / "elsewhere.toml"
     path.write_text('[engram]\nembedder = "openai"\nembedder_dimensions = 256\n')
-    settings = Settings.load(env={"ENGRAM_CONFIG": str(path), "OPENAI_API_KEY": "sk-test", "ENGRAM_HOME": str(tmp_path)})
+    settings = Settings.load(env={"ENGRAM_CONFIG": str(path), "OPENAI_API_KEY": "sk-test",
+                                  "ENGRAM_HOME": str(tmp_path)})
     assert (settings.embedder, settings.embedder_dimensions, settings.embedder_api_key) == ("openai", 256, "sk-test")
     embedder = embedder_from(settings)
     assert embedder.name == "openai:text-embedding-3-small:256" and embedder.dimension == 256
 
 
-@pytest.mark.parametrize("env, kwargs, message", [
+@pytest.mark.parametrize(("env", "kwargs", "message"), [
     ({"ENGRAM_SEARCH_LIMIT": "many"}, {}, "search_limit"),
     ({"ENGRAM_SEARCH_LIMIT": "-1"}, {}, "positive"),
     ({}, {"colour": "red"}, "unknown setting"),
@@ -55,8 +57,9 @@ def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
 
 
-CHOICES = {"store": "sqlite, qdrant", "embedder": "local, openai", "embedder_backend": "auto, onnx, sentence-transformers",
-           "search_fusion": "score, rrf, dense, keyword", "reconcile_mode": "predict, react"}
+CHOICES = {"store": "sqlite, qdrant", "embedder": "local, openai",
+           "embedder_backend": "auto, onnx, sentence-transformers", "search_fusion": "score, rrf, dense, keyword",
+           "reconcile_mode": "predict, react"}
 
 
 @pytest.mark.parametrize("name", sorted(CHOICES))
@@ -69,17 +72,19 @@ def test_enumerated_settings_are_checked_choices_wherever_they_come_from(tmp_pat
     (tmp_path / "config.toml").write_text(f'{name} = "typo"\n')
     with pytest.raises(ConfigError, match=message):
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
+    typo: dict[str, Any] = {name: "typo"}
     with pytest.raises(ConfigError, match=message):  # built directly, or changed with dataclasses.replace
-        Settings(**{name: "typo"})
+        Settings(**typo)
     with pytest.raises(ConfigError, match=message):
-        replace(Settings(), **{name: "typo"})
+        replace(Settings(), **typo)
 
 
 def test_a_typo_in_reconcile_mode_no_longer_runs_predict(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="reconcile_mode"):
         Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_RECONCILE_MODE": "reactt"})
     first = CHOICES["reconcile_mode"].split(", ")[-1]
-    assert Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_RECONCILE_MODE": f" {first.upper()} "}).reconcile_mode == first
+    env = {"ENGRAM_HOME": str(tmp_path), "ENGRAM_RECONCILE_MODE": f" {first.upper()} "}
+    assert Settings.load(env=env).reconcile_mode == first
 
 
 def test_search_behaviour_comes_from_settings(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -32,7 +33,7 @@ def make_embedder(fake_openai: FakeOpenAI) -> Iterator[MakeEmbedder]:
         embedder.close()
 
 
-def vectors_body(*rows: list[float], order: list[int] | None = None) -> dict:
+def vectors_body(*rows: list[Any], order: list[int] | None = None) -> dict:
     indices = order if order is not None else list(range(len(rows)))
     return {"object": "list", "model": "emb-test",
             "data": [{"object": "embedding", "index": i, "embedding": rows[i]} for i in indices]}
@@ -107,7 +108,7 @@ def test_retryable_status_then_success(make_embedder, fake_openai, status) -> No
 
 def test_gives_up_after_max_retries(make_embedder, fake_openai) -> None:
     fake_openai.script_embeddings(*[Reply(status=429, content="rate limited, slow down")] * 5)
-    with pytest.raises(EmbedderError, match="HTTP 429.*after 3 attempts: rate limited, slow down"):
+    with pytest.raises(EmbedderError, match=r"HTTP 429.*after 3 attempts: rate limited, slow down"):
         make_embedder(max_retries=2).embed(["x"])
     assert fake_openai.count("/embeddings") == 3
 
@@ -174,9 +175,9 @@ def test_timeouts_are_retried(make_embedder, fake_openai) -> None:
 def test_connect_errors_are_retried_then_translated() -> None:
     with FakeOpenAI() as gone:
         url = gone.base_url  # nothing listens here once the server has stopped
-    with OpenAIEmbedder("emb-test", base_url=url, max_retries=2, backoff=0.001) as embedder:
-        with pytest.raises(EmbedderError, match="ConnectError.*after 3 attempts") as raised:
-            embedder.embed(["x"])
+    with OpenAIEmbedder("emb-test", base_url=url, max_retries=2, backoff=0.001) as embedder, \
+            pytest.raises(EmbedderError, match=r"ConnectError.*after 3 attempts") as raised:
+        embedder.embed(["x"])
     assert isinstance(raised.value.__cause__, httpx.ConnectError)
 
 

@@ -42,7 +42,8 @@ def test_recall_at_k() -> None:
 def test_ndcg_at_10() -> None:
     evidence = ("a", "b")
     ideal = 1 + 1 / math.log2(3)
-    assert ndcg_at_k(evidence, [("x",), ("a",), ("b",)], 10) == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / ideal)
+    expected = (1 / math.log2(3) + 1 / math.log2(4)) / ideal
+    assert ndcg_at_k(evidence, [("x",), ("a",), ("b",)], 10) == pytest.approx(expected)
     assert ndcg_at_k(evidence, [("a",), ("b",)], 10) == pytest.approx(1.0)
     assert ndcg_at_k(evidence, [("a", "b")], 10) == pytest.approx(1 / ideal)  # one item credits one position
     assert ndcg_at_k(evidence, [("a",), ("a",)], 10) == pytest.approx(1 / ideal)  # the same turn twice counts once
@@ -236,7 +237,8 @@ def test_the_report_records_the_search_settings_actually_used(tmp_path: Path, ho
 
     from engram.retrieval import search_config
 
-    settings = Settings.load(env={}, home=home, search_fusion="keyword", search_keyword_weight=0.7, search_context="0.3")
+    settings = Settings.load(env={}, home=home, search_fusion="keyword", search_keyword_weight=0.7,
+                             search_context="0.3")
     report = evaluate_locomo(tiny_locomo(tmp_path / "tiny.json"), settings, embedder=embedder)
     used = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(search_config(settings)).items()}
     recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in report["search"].items() if k != "source"}

@@ -138,9 +138,8 @@ def test_delay_is_applied(fake_openai, http) -> None:
 def test_stop_wakes_a_delayed_answer(http) -> None:
     server = FakeOpenAI().start()
     server.script_chat(Reply(content="late", delay=30))
-    with httpx.Client(timeout=0.1) as quick:
-        with pytest.raises(httpx.ReadTimeout):
-            chat(quick, server)
+    with httpx.Client(timeout=0.1) as quick, pytest.raises(httpx.ReadTimeout):
+        chat(quick, server)
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 2
@@ -162,7 +161,7 @@ def test_requests_are_recorded(fake_openai, http) -> None:
     assert fake_openai.requests[2].body is None
     assert fake_openai.count("/embeddings") == 1 and fake_openai.count("/chat/completions") == 1
     with pytest.raises(AttributeError):
-        recorded.path = "/elsewhere"  # type: ignore[misc]
+        recorded.path = "/elsewhere"
 
 
 def test_paths_without_v1_prefix(fake_openai, http) -> None:
@@ -199,7 +198,7 @@ def test_embeddings_are_deterministic_unit_vectors(fake_openai, http) -> None:
 def test_embeddings_share_words_means_similar(fake_openai, http) -> None:
     body = embed(http, fake_openai, ["user likes green tea", "user likes black tea", "server port config"]).json()
     a, b, c = (item["embedding"] for item in body["data"])
-    dot = lambda x, y: sum(p * q for p, q in zip(x, y))  # noqa: E731
+    dot = lambda x, y: sum(p * q for p, q in zip(x, y, strict=True))  # noqa: E731
     assert dot(a, b) > 0.5 > dot(a, c)
 
 
@@ -237,18 +236,19 @@ def test_concurrent_requests_are_all_recorded(fake_openai) -> None:
 def test_lifecycle() -> None:
     server = FakeOpenAI()
     with pytest.raises(RuntimeError):
-        server.base_url
+        _ = server.base_url
     server.start()
     with pytest.raises(RuntimeError):
         server.start()
     server.stop()
     server.stop()  # idempotent
     with pytest.raises(RuntimeError):
-        server.base_url
+        _ = server.base_url
 
 
 def rerank(http: httpx.Client, server: FakeOpenAI, query: str, documents, **extra) -> httpx.Response:
-    return http.post(f"{server.base_url}/rerank", json={"model": "rr-test", "query": query, "documents": documents, **extra})
+    return http.post(f"{server.base_url}/rerank",
+                     json={"model": "rr-test", "query": query, "documents": documents, **extra})
 
 
 def test_rerank_scores_by_shared_words_best_first_cut_to_top_n(fake_openai, http) -> None:

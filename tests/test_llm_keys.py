@@ -6,6 +6,7 @@ conftest clears OPENAI_API_KEY, so "no key configured" here means none at all.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -37,7 +38,8 @@ def test_ollama_needs_no_key(home, embedder, fake_openai: FakeOpenAI) -> None:
     except LLMError:
         paths = [r.path for r in fake_openai.requests]
         if paths and not any(p.endswith("/chat/completions") for p in paths):
-            pytest.skip(f"this DSPy sends ollama_chat to Ollama's own API ({paths[0]}), which FakeOpenAI does not speak")
+            pytest.skip(f"this DSPy sends ollama_chat to Ollama's own API ({paths[0]}), "
+                        "which FakeOpenAI does not speak")
         raise
     assert events == [("ADD", "User likes tea")]
 
@@ -45,7 +47,7 @@ def test_ollama_needs_no_key(home, embedder, fake_openai: FakeOpenAI) -> None:
 def test_a_missing_openai_key_names_the_settings(home, embedder, fake_openai: FakeOpenAI) -> None:
     for base in (None, "https://api.openai.com/v1"):
         settings = Settings.load(home=home, llm_model="openai/gpt-4o-mini", llm_api_base=base)
-        with pytest.raises(ConfigError, match="llm_api_key.*OPENAI_API_KEY"):
+        with pytest.raises(ConfigError, match=r"llm_api_key.*OPENAI_API_KEY"):
             LLM(settings)
         with Memory(settings, embedder=embedder) as m, pytest.raises(ConfigError, match="llm_api_key"):
             m.add("I like tea", user_id="u")
@@ -65,7 +67,8 @@ def test_a_refused_key_is_an_llm_error_that_names_the_setting(home, embedder, fa
 
 
 def test_engram_profile_with_a_keyless_llm(home, fake_openai: FakeOpenAI) -> None:
-    env = {"ENGRAM_HOME": str(home), "ENGRAM_LLM_MODEL": "openai/local-model", "ENGRAM_LLM_API_BASE": fake_openai.base_url}
+    env = {"ENGRAM_HOME": str(home), "ENGRAM_LLM_MODEL": "openai/local-model",
+           "ENGRAM_LLM_API_BASE": fake_openai.base_url}
     runner = CliRunner(env=env)
     assert runner.invoke(app, ["add", "I live in Lyon", "-u", "bob"]).exit_code == 0
     fake_openai.script_chat(dspy_reply(profile="- User lives in Lyon"))
@@ -78,8 +81,9 @@ def test_the_openai_embedder_needs_no_key_except_at_openai(fake_openai: FakeOpen
     with OpenAIEmbedder("emb", base_url=fake_openai.base_url) as keyless:
         assert keyless.embed(["x"]).shape == (1, 64)
     assert "authorization" not in fake_openai.requests[-1].headers
-    for settings in ({}, {"embedder_base_url": "https://api.openai.com/v1/"}):
-        with pytest.raises(ConfigError, match="embedder_api_key.*OPENAI_API_KEY"):
+    at_openai: tuple[dict[str, Any], ...] = ({}, {"embedder_base_url": "https://api.openai.com/v1/"})
+    for settings in at_openai:
+        with pytest.raises(ConfigError, match=r"embedder_api_key.*OPENAI_API_KEY"):
             Memory(Settings.load(embedder="openai", **settings))
     with pytest.raises(ConfigError, match="api_key"):
         OpenAIEmbedder("text-embedding-3-small")
@@ -88,6 +92,6 @@ def test_the_openai_embedder_needs_no_key_except_at_openai(fake_openai: FakeOpen
 def test_an_embedder_refused_without_a_key_says_which_setting(fake_openai: FakeOpenAI) -> None:
     fake_openai.script_embeddings(Reply(status=401, content="a key is needed"))
     with OpenAIEmbedder("emb", base_url=fake_openai.base_url, max_retries=0) as keyless, \
-            pytest.raises(EmbedderError, match="a key is needed.*no API key was sent.*embedder_api_key"):
+            pytest.raises(EmbedderError, match=r"a key is needed.*no API key was sent.*embedder_api_key"):
         keyless.embed(["x"])
 

@@ -25,21 +25,23 @@ def test_add_takes_a_list_of_plain_strings_as_user_messages(memory: Memory) -> N
 
 
 def test_integer_and_uuid_owner_ids_are_stored_as_strings(memory: Memory) -> None:
+    # The ids are typed `str`; Mem0 callers pass ints and UUIDs anyway, hence the ignores.
     import uuid
 
-    memory.add("I like tea", user_id=42, infer=False)
+    memory.add("I like tea", user_id=42, infer=False)  # type: ignore[arg-type]
     assert [m["user_id"] for m in memory.get_all(user_id="42")["results"]] == ["42"]
     assert [m["memory"] for m in memory.search("tea", filters={"user_id": 42})["results"]] == ["I like tea"]
     run = uuid.uuid4()
-    memory.add("I like jazz", user_id=42, run_id=run, infer=False)
-    assert [m["run_id"] for m in memory.get_all(user_id=42, run_id=str(run))["results"]] == [str(run)]
-    assert memory.delete_all(user_id=42)["count"] == 2
+    memory.add("I like jazz", user_id=42, run_id=run, infer=False)  # type: ignore[arg-type]
+    found = memory.get_all(user_id=42, run_id=str(run))["results"]  # type: ignore[arg-type]
+    assert [m["run_id"] for m in found] == [str(run)]
+    assert memory.delete_all(user_id=42)["count"] == 2  # type: ignore[arg-type]
     for bad in (True, 4.5, b"alice", ["alice"]):
         with pytest.raises(InvalidInput):
-            memory.add("x", user_id=bad, infer=False)
+            memory.add("x", user_id=bad, infer=False)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kwargs, word", [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
+@pytest.mark.parametrize(("kwargs", "word"), [({"memory_type": "procedural_memory", "agent_id": "a"}, "procedural"),
                                           ({"prompt": "Only remember food preferences"}, "prompt")])
 def test_add_refuses_what_engram_does_not_implement_clearly(memory: Memory, kwargs: dict, word: str) -> None:
     with pytest.raises(InvalidInput, match=word):
@@ -79,7 +81,7 @@ def test_get_and_history_of_an_unknown_id_are_none_and_empty(memory: Memory) -> 
 
 def test_an_unknown_id_raises_what_mem0_code_catches(memory: Memory) -> None:
     for call in (lambda: memory.delete("no-such-id"), lambda: memory.update("no-such-id", text="x")):
-        with pytest.raises(ValueError):  # Mem0 raises ValueError; engram's NotFound is one
+        with pytest.raises(ValueError, match="no-such-id"):  # Mem0 raises ValueError; engram's NotFound is one
             call()
 
 
@@ -136,8 +138,9 @@ def test_expired_memories_leave_search_and_listings_but_not_history(memory: Memo
     assert {m["id"] for m in shown} == {gone, kept, plain}
     assert gone in {m["id"] for m in memory.search("tea festival", user_id="alice", show_expired=True)["results"]}
     row = memory.get(gone)  # as in Mem0, get() still returns it, with its date
-    assert row is not None and row["expiration_date"] == "2020-01-31" and row["expires_at"].startswith("2020-02-01T00:00")
-    assert memory.get(plain)["expiration_date"] is None  # type: ignore[index]
+    assert row is not None and row["expiration_date"] == "2020-01-31"
+    assert row["expires_at"].startswith("2020-02-01T00:00")
+    assert memory.get(plain, strict=True)["expiration_date"] is None
     assert [e["event"] for e in memory.history(gone)] == ["ADD"]
 
 
@@ -194,22 +197,26 @@ def test_an_inferred_add_gives_its_expiry_to_what_it_writes(memory: Memory) -> N
     out = memory.add("I like tea. I am in Rome this week.", user_id="alice", expiration_date="2020-01-01")
     assert out["results"] and all(r["event"] == "ADD" for r in out["results"])
     assert memory.get_all(user_id="alice")["results"] == []
-    assert {m["expiration_date"] for m in memory.get_all(user_id="alice", show_expired=True)["results"]} == {"2020-01-01"}
+    shown = memory.get_all(user_id="alice", show_expired=True)["results"]
+    assert {m["expiration_date"] for m in shown} == {"2020-01-01"}
 
 
-def test_an_inferred_update_keeps_the_expiry_and_expired_memories_are_no_candidates(home, embedder, fake_openai) -> None:
+def test_an_inferred_update_keeps_the_expiry_and_expired_memories_are_no_candidates(home, embedder,
+                                                                                    fake_openai) -> None:
     import json
 
     from engram.testing import dspy_reply
 
     def facts(*texts: str) -> str:
-        return dspy_reply(facts=[{"text": t, "category": "personal", "about": "user", "happened_at": None} for t in texts])
+        return dspy_reply(facts=[{"text": t, "category": "personal", "about": "user", "happened_at": None}
+                                 for t in texts])
 
     with Memory(home=home, embedder=embedder, llm_model="openai/fake", llm_api_base=fake_openai.base_url,
                 llm_api_key="sk-test", llm_retries=0) as m:
         fake_openai.script_chat(facts("User is in Rome"), facts("User is at a hotel in Rome"),
                                 dspy_reply(operations=[{"fact": 0, "op": "UPDATE", "memory_id": 0,
-                                                        "text": "User is at a hotel in Rome", "reason": "more precise"}]))
+                                                        "text": "User is at a hotel in Rome",
+                                                        "reason": "more precise"}]))
         [rome] = [r["id"] for r in m.add("I'm in Rome", user_id="u", expiration_date="2999-01-01")["results"]]
         out = m.add("I'm at a hotel in Rome", user_id="u")
         assert [(r["event"], r["id"]) for r in out["results"]] == [("UPDATE", rome)]
@@ -245,20 +252,23 @@ def test_from_config_reads_qdrant_an_openai_embedder_and_an_openai_llm(home, tmp
                                                           "embedding_model_dims": 64, "on_disk": True}},
         "embedder": {"provider": "openai", "config": {"model": "fake-embed", "api_key": "sk-e",
                                                       "openai_base_url": fake_openai.base_url, "embedding_dims": 64}},
-        "llm": {"provider": "openai", "config": {"model": "fake-chat", "api_key": "sk-l", "openai_base_url":
-                                                 fake_openai.base_url, "temperature": 0.2, "max_tokens": 500, "top_p": 0.1}},
+        "llm": {"provider": "openai", "config": {"model": "fake-chat", "api_key": "sk-l",
+                                                 "openai_base_url": fake_openai.base_url, "temperature": 0.2,
+                                                 "max_tokens": 500, "top_p": 0.1}},
     }
     with Memory.from_config(config, home=home, llm_retries=0) as m:
         assert isinstance(m.store, QdrantStore) and m.settings.qdrant_collection == "mem0_test"
-        assert (m.settings.llm_model, m.settings.llm_api_base, m.settings.llm_temperature, m.settings.llm_max_tokens) == (
+        s = m.settings
+        assert (s.llm_model, s.llm_api_base, s.llm_temperature, s.llm_max_tokens) == (
             "openai/fake-chat", fake_openai.base_url, 0.2, 500)
         fake_openai.script_chat(dspy_reply(facts=[{"text": "User likes tea", "category": "preferences",
                                                    "about": "user", "happened_at": None}]))
         assert [r["memory"] for r in m.add("I like tea", user_id="alice")["results"]] == ["User likes tea"]
-        assert [r["memory"] for r in m.search("tea", filters={"user_id": "alice"}, top_k=1)["results"]] == ["User likes tea"]
+        found = m.search("tea", filters={"user_id": "alice"}, top_k=1)["results"]
+        assert [r["memory"] for r in found] == ["User likes tea"]
     chat, embeddings = fake_openai.chat_requests[0], fake_openai.embedding_requests[0]
-    assert chat.headers["authorization"] == "Bearer sk-l" and chat.body["model"] == "fake-chat"  # type: ignore[index]
-    assert embeddings.headers["authorization"] == "Bearer sk-e" and embeddings.body["dimensions"] == 64  # type: ignore[index]
+    assert chat.headers["authorization"] == "Bearer sk-l" and chat.body["model"] == "fake-chat"
+    assert embeddings.headers["authorization"] == "Bearer sk-e" and embeddings.body["dimensions"] == 64
 
 
 def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_openai) -> None:
@@ -274,10 +284,10 @@ def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_open
         top = m.search("chess", user_id="alice", top_k=1, rerank=True)["results"]
         assert top[0]["memory"] == "I play chess" and top[0]["rerank_score"] == 1.0
     [request] = fake_openai.rerank_requests
-    assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"  # type: ignore[index]
+    assert request.body["model"] == "rerank-english-v3.0" and request.headers["authorization"] == "Bearer co-key"
 
 
-@pytest.mark.parametrize("config, expected", [
+@pytest.mark.parametrize(("config", "expected"), [
     ({"vector_store": {"provider": "qdrant", "config": {"host": "qdrant", "port": 6334, "api_key": "k"}}},
      {"store": "qdrant", "qdrant_url": "http://qdrant:6334", "qdrant_api_key": "k"}),
     ({"vector_store": {"provider": "qdrant", "config": {"url": "https://q.example:6333", "path": "/ignored"}}},
@@ -287,7 +297,8 @@ def test_from_config_takes_a_qdrant_client_and_a_cohere_reranker(home, fake_open
                                                     "embedding_dims": 1024}}},
      {"embedder": "openai", "embedder_model": "mxbai-embed-large", "embedder_base_url": "http://o:11434/v1"}),
     ({"embedder": {"provider": "huggingface", "config": {"huggingface_base_url": "http://tei:8080/v1"}}},
-     {"embedder": "openai", "embedder_base_url": "http://tei:8080/v1", "embedder_model": "tei", "embedder_api_key": "hf"}),
+     {"embedder": "openai", "embedder_base_url": "http://tei:8080/v1", "embedder_model": "tei",
+      "embedder_api_key": "hf"}),
     ({"embedder": {"provider": "huggingface", "config": {"model": "sentence-transformers/all-MiniLM-L6-v2"}}},
      {"embedder": "local"}),
     ({"embedder": {"provider": "huggingface"}}, {"embedder": "local"}),
@@ -308,7 +319,7 @@ def test_mem0_config_sections_become_engram_settings(config: dict, expected: dic
     assert found == expected
 
 
-@pytest.mark.parametrize("config, problem", [
+@pytest.mark.parametrize(("config", "problem"), [
     ({"vector_store": {"provider": "chroma", "config": {}}}, "vector_store provider 'chroma' is not available"),
     ({"embedder": {"provider": "gemini"}}, "embedder provider 'gemini'"),
     ({"llm": {"provider": "anthropic", "config": {"model": "claude"}}}, "llm provider 'anthropic'.*litellm"),
@@ -346,7 +357,8 @@ def test_async_memory_writes_out_every_public_method_with_memorys_signature() ->
         mine, theirs = inspect.signature(getattr(AsyncMemory, name)), inspect.signature(getattr(Memory, name))
         assert list(mine.parameters.values()) == list(theirs.parameters.values()), name
         assert inspect.iscoroutinefunction(getattr(AsyncMemory, name)), name
-    assert inspect.signature(AsyncMemory.from_config).parameters.keys() == inspect.signature(Memory.from_config).parameters.keys()
+    parameters = inspect.signature(Memory.from_config).parameters.keys()
+    assert inspect.signature(AsyncMemory.from_config).parameters.keys() == parameters
 
 
 def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
@@ -356,7 +368,8 @@ def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
 
     async def scenario() -> list:
         async with AsyncMemory(home=home, embedder=embedder) as m:
-            [mid] = [r["id"] for r in (await m.add(["I like tea"], user_id=7, infer=False))["results"]]
+            added = await m.add(["I like tea"], user_id=7, infer=False)  # type: ignore[arg-type]  # as Mem0 callers do
+            [mid] = [r["id"] for r in added["results"]]
             await m.update(mid, text="I like green tea", metadata={"k": 1})
             found = await m.search("tea", filters={"user_id": "7"}, top_k=1, rerank=True)
             await m.update(mid, None, None, "2020-01-01")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from engram import (
-    AsyncMemory, CorruptStore, EmbedderMismatch, InvalidFilter, InvalidInput, Memory, NotFound,
+    AsyncMemory,
+    CorruptStore,
+    EmbedderMismatch,
+    InvalidFilter,
+    InvalidInput,
+    Memory,
+    NotFound,
     ScopeRequired,
 )
 
@@ -87,8 +93,7 @@ def test_threshold_drops_dissimilar_memories(memory: Memory) -> None:
 
 
 def test_scope_is_required_everywhere_and_may_come_from_filters(memory: Memory) -> None:
-    for call in (lambda: memory.add("x", infer=False), lambda: memory.search("x"), lambda: memory.get_all(),
-                 lambda: memory.delete_all()):
+    for call in (lambda: memory.add("x", infer=False), lambda: memory.search("x"), memory.get_all, memory.delete_all):
         with pytest.raises(ScopeRequired):
             call()
     memory.add("I like tea", filters={"user_id": "u"}, infer=False)
@@ -102,12 +107,13 @@ def test_agent_and_run_scopes_narrow_a_user(memory: Memory) -> None:
     memory.add("fact for bot B", user_id="u", agent_id="b", infer=False)
     memory.add("fact in a run", user_id="u", agent_id="a", run_id="r1", infer=False)
     assert len(memory.get_all(user_id="u")["results"]) == 3
-    assert {m["memory"] for m in memory.get_all(user_id="u", agent_id="a")["results"]} == {"fact for bot A", "fact in a run"}
+    of_bot = memory.get_all(user_id="u", agent_id="a")["results"]
+    assert {m["memory"] for m in of_bot} == {"fact for bot A", "fact in a run"}
     assert [m["memory"] for m in memory.get_all(run_id="r1")["results"]] == ["fact in a run"]
     assert [m["memory"] for m in memory.search("fact", agent_id="b")["results"]] == ["fact for bot B"]
 
 
-@pytest.mark.parametrize("filters, expected", [
+@pytest.mark.parametrize(("filters", "expected"), [
     ({"city": "Paris"}, {"p1", "p3"}),
     ({"city": {"ne": "Paris"}}, {"p2", "p4"}),
     ({"rank": {"gte": 2, "lt": 4}}, {"p2", "p3"}),
@@ -145,32 +151,36 @@ def test_bad_filters_are_clear_errors(memory: Memory, bad: object) -> None:
 def test_categories_and_time_filters(memory: Memory) -> None:
     memory.add("went to the dentist", user_id="u", infer=False, categories=["Health"], timestamp="2023-05-01T10:00:00Z")
     memory.add("got promoted", user_id="u", infer=False, categories=["work"], timestamp="2024-02-01T10:00:00Z")
-    assert [m["memory"] for m in memory.get_all(user_id="u", categories=["health"])["results"]] == ["went to the dentist"]
+    health = memory.get_all(user_id="u", categories=["health"])["results"]
+    assert [m["memory"] for m in health] == ["went to the dentist"]
     since = memory.get_all(user_id="u", filters={"valid_from": {"gte": "2024-01-01"}})["results"]
     assert [m["memory"] for m in since] == ["got promoted"]
     assert since[0]["valid_from"].startswith("2024-02-01T10:00:00")
-    recent = memory.get_all(user_id="u", filters={"created_at": {"gte": datetime.now(timezone.utc).replace(year=2000)}})
+    recent = memory.get_all(user_id="u", filters={"created_at": {"gte": datetime.now(UTC).replace(year=2000)}})
     assert len(recent["results"]) == 2
 
 
 def test_update_keeps_id_closes_old_version_and_records_history(memory: Memory) -> None:
     mid = memory.add("I like coffee", user_id="u", infer=False, timestamp="2024-01-01T00:00:00Z")["results"][0]["id"]
-    assert memory.update(mid, "I like tea", timestamp="2024-06-01T00:00:00Z")["message"] == "Memory updated successfully!"
-    assert memory.get(mid)["memory"] == "I like tea"
+    updated = memory.update(mid, "I like tea", timestamp="2024-06-01T00:00:00Z")
+    assert updated["message"] == "Memory updated successfully!"
+    assert memory.get(mid, strict=True)["memory"] == "I like tea"
     assert [m["memory"] for m in memory.search("drink", user_id="u")["results"]] == ["I like tea"]
     before = memory.get_all(user_id="u", as_of="2024-03-01T00:00:00Z")["results"]
     assert [(m["id"], m["memory"]) for m in before] == [(mid, "I like coffee")]
-    assert [m["memory"] for m in memory.search("coffee", user_id="u", as_of="2024-03-01")["results"]] == ["I like coffee"]
+    then = memory.search("coffee", user_id="u", as_of="2024-03-01")["results"]
+    assert [m["memory"] for m in then] == ["I like coffee"]
     events = memory.history(mid)
     assert [(e["event"], e["old_memory"], e["new_memory"]) for e in events] == [
         ("ADD", None, "I like coffee"), ("UPDATE", "I like coffee", "I like tea")]
 
 
 def test_update_to_existing_text_in_scope_is_refused(memory: Memory) -> None:
-    ids = [r["id"] for r in memory.add([{"content": "a cat"}, {"content": "a dog"}], user_id="u", infer=False)["results"]]
+    added = memory.add([{"content": "a cat"}, {"content": "a dog"}], user_id="u", infer=False)
+    ids = [r["id"] for r in added["results"]]
     with pytest.raises(InvalidInput, match="already says"):
         memory.update(ids[0], "A dog")
-    assert memory.get(ids[0])["memory"] == "a cat"
+    assert memory.get(ids[0], strict=True)["memory"] == "a cat"
 
 
 def test_delete_hides_but_keeps_history(memory: Memory) -> None:
@@ -203,15 +213,16 @@ def test_unknown_ids_are_not_found(memory: Memory) -> None:
         with pytest.raises(NotFound):
             call("no-such-id")
     with pytest.raises(InvalidInput):
-        memory.get(42)  # type: ignore[arg-type]
+        memory.get(42)  # type: ignore[call-overload]  # an id that is not a string is the point
 
 
-@pytest.mark.parametrize("bad", ["", "   ", None, 42, ["ok", 3], [{"role": "user"}], [{"role": "robot", "content": "x"}],
-                                 "x" * 5000, [], {"content": ["a"]}, "nul\x00byte"])
+@pytest.mark.parametrize("bad", ["", "   ", None, 42, ["ok", 3], [{"role": "user"}],
+                                 [{"role": "robot", "content": "x"}], "x" * 5000, [], {"content": ["a"]},
+                                 "nul\x00byte"])
 def test_bad_content_is_refused_and_nothing_is_written(memory: Memory, bad: object) -> None:
     memory.add("existing", user_id="u", infer=False)
     with pytest.raises(InvalidInput):
-        memory.add([{"content": "good one"}, bad] if isinstance(bad, dict) else bad, user_id="u", infer=False)  # type: ignore[arg-type]
+        memory.add([{"content": "good one"}, bad] if isinstance(bad, dict) else bad, user_id="u", infer=False)
     assert rows(memory) == 1
 
 
@@ -252,9 +263,9 @@ def test_vectors_of_another_embedder_are_refused(memory: Memory, fake_openai) ->
     from engram.embed.openai import OpenAIEmbedder
 
     with OpenAIEmbedder("fake", base_url=fake_openai.base_url, dimensions=64) as other, \
-            Memory(home=memory.settings.home, embedder=other) as m2:
-        with pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
-            m2.search("tea", user_id="u")
+            Memory(home=memory.settings.home, embedder=other) as m2, \
+            pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
+        m2.search("tea", user_id="u")
 
 
 def test_two_instances_on_one_file_stay_coherent(memory: Memory, embedder) -> None:

@@ -206,10 +206,10 @@ def _written_paths(name: str, args: str, rest: str, cwd: Path) -> list[Path]:
         if name != "creat" and not any(flag in args for flag in _WRITE_FLAGS):
             return []
         opened = re.match(r"<(.*)>", rest.strip())  # the opened file's absolute path, printed by -y
-        return [Path(opened[1])] if opened else [_resolve(args.split(", ")[0], strings[0], cwd)]
+        return [Path(opened[1])] if opened else [_resolve(args.split(", ", maxsplit=1)[0], strings[0], cwd)]
     if name.endswith("at") or name == "renameat2":  # (dirfd, path) pairs
         fds = [part for part in args.split(", ") if _FD_PATH.match(part)] or [""] * len(strings)
-        pairs = [_resolve(fd, path, cwd) for fd, path in zip(fds, strings[-len(fds):])]
+        pairs = [_resolve(fd, path, cwd) for fd, path in zip(fds, strings[-len(fds):], strict=False)]
         return pairs[-1:] if name in ("linkat", "symlinkat") else pairs  # a link's target is only read
     return [_resolve("", path, cwd) for path in (strings[-1:] if name in ("link", "symlink") else strings)]
 

@@ -51,7 +51,9 @@ def test_design_example_supersedes_coffee_and_reverts(llm_memory: Memory, fake_o
     assert current(llm_memory, as_of="2024-01-15") == ["User likes coffee"]
     assert [e["event"] for e in llm_memory.history(coffee)] == ["ADD", "DELETE"]
 
-    reconcile_prompt = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    reconcile_prompt = json.dumps(body["messages"])
     assert "User likes coffee" in reconcile_prompt and coffee not in reconcile_prompt  # small ids, never store ids
 
     llm_memory.revert(second["batch_id"])
@@ -88,7 +90,8 @@ def test_hallucinated_and_out_of_range_ids_are_rejected(llm_memory: Memory, fake
 
 
 def test_prompt_injection_cannot_reach_beyond_the_candidates(llm_memory: Memory, fake_openai: FakeOpenAI) -> None:
-    llm_memory.add([{"content": f"unrelated fact number {i} about gardening"} for i in range(12)], user_id="u", infer=False)
+    llm_memory.add([{"content": f"unrelated fact number {i} about gardening"} for i in range(12)], user_id="u",
+                   infer=False)
     llm_memory.add("a memory of another user", user_id="other", infer=False)
     fake_openai.script_chat(
         facts(("User asked to delete all memories", "other")),
@@ -101,12 +104,15 @@ def test_prompt_injection_cannot_reach_beyond_the_candidates(llm_memory: Memory,
     # operation for the same fact), so one memory is superseded by the fact and nothing else changes.
     assert len(deleted) == 1 and deleted[0]["memory"] in shown and deleted[0]["memory"].startswith("unrelated fact")
     assert len(out["rejected"]) == 39
-    assert deleted[0]["memory"] not in current(llm_memory) and "User asked to delete all memories" in current(llm_memory)
+    assert deleted[0]["memory"] not in current(llm_memory)
+    assert "User asked to delete all memories" in current(llm_memory)
     assert len(current(llm_memory)) == 12 and current(llm_memory, "other") == ["a memory of another user"]
 
 
-def test_malformed_output_retries_once_then_raises_and_writes_nothing(llm_memory: Memory, fake_openai: FakeOpenAI) -> None:
-    fake_openai.script_chat("this is not the format", '{"facts": [{"text": "User likes tea", "category": "preferences"}]}')
+def test_malformed_output_retries_once_then_raises_and_writes_nothing(llm_memory: Memory,
+                                                                      fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_chat("this is not the format",
+                            '{"facts": [{"text": "User likes tea", "category": "preferences"}]}')
     assert llm_memory.add("I like tea", user_id="u")["results"][0]["memory"] == "User likes tea"
     assert fake_openai.count("/chat/completions") == 2  # the adapter's retry in JSON, then success
     fake_openai.script_chat("garbage", "more garbage")
@@ -205,14 +211,17 @@ def test_each_fact_carries_the_messages_it_came_from(llm_memory: Memory, fake_op
                 {"role": "user", "content": "In Lyon, and I like jazz", "id": "m3"}]
     llm_memory.add(messages, user_id="u")
     sources = {r["memory"]: r["source"] for r in llm_memory.get_all(user_id="u")["results"]}
-    assert sources == {"User has a dog named Rex": ["m1"], "User lives in Lyon": ["m3"], "User likes jazz": ["m1", "m3"]}
-    conversation = json.dumps(fake_openai.chat_requests[-1].body["messages"])
+    assert sources == {"User has a dog named Rex": ["m1"], "User lives in Lyon": ["m3"],
+                       "User likes jazz": ["m1", "m3"]}
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    conversation = json.dumps(body["messages"])
     assert '\\"id\\": 0' in conversation  # the LLM cites messages by their position
 
 
 def test_offline_facts_carry_their_own_message(memory: Memory) -> None:
-    memory.add([{"role": "user", "content": "I like tea", "id": "a"}, {"role": "user", "content": "I play chess", "id": "b"}],
-               user_id="u")
+    memory.add([{"role": "user", "content": "I like tea", "id": "a"},
+                {"role": "user", "content": "I play chess", "id": "b"}], user_id="u")
     assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
         "User likes tea": ["a"], "User plays chess": ["b"]}
 
@@ -222,7 +231,8 @@ def cite_what_each_piece_says(body: dict) -> str:
     prompt = body["messages"][-1]["content"]
     shown = json.loads(prompt.split("[[ ## conversation ## ]]", 1)[1].split("[[ ## ", 1)[0])
     found = {"User likes tea": "I like tea", "User has a dog named Rex": "dog named Rex"}
-    return dspy_reply(facts=[{"text": fact, "category": "personal", "sources": [m["id"] for m in shown if words in m["content"]]}
+    return dspy_reply(facts=[{"text": fact, "category": "personal",
+                              "sources": [m["id"] for m in shown if words in m["content"]]}
                              for fact, words in found.items() if any(words in m["content"] for m in shown)])
 
 
@@ -232,16 +242,18 @@ def test_a_long_transcript_is_extracted_in_pieces_each_fact_citing_its_messages(
     transcript = [
         {"id": "m0", "role": "user", "content": "I like tea. " + filler * 80},  # 5,132: over max_memory_chars
         {"id": "m1", "role": "assistant", "content": filler * 40},
-        {"id": "m2", "role": "user", "content": "I have a dog named Rex. " + filler * 180 + "I like tea. And a dog named Rex."},
+        {"id": "m2", "role": "user",
+         "content": "I have a dog named Rex. " + filler * 180 + "I like tea. And a dog named Rex."},
     ]
     fake_openai.script_chat(*[cite_what_each_piece_says] * 4)
     out = llm_memory.add(transcript, user_id="u")
     requests = fake_openai.chat_requests
     assert out["usage"]["llm_calls"] == len(requests) == 3  # m0 + m1, then m2 in two pieces; nothing to reconcile
-    pieces = [json.loads(r.body["messages"][-1]["content"].split("[[ ## conversation ## ]]", 1)[1]
-                         .split("[[ ## ", 1)[0]) for r in requests]
+    prompts = [r.body["messages"][-1]["content"] for r in requests if r.body is not None]
+    pieces = [json.loads(p.split("[[ ## conversation ## ]]", 1)[1].split("[[ ## ", 1)[0]) for p in prompts]
     assert all(sum(len(m["content"]) for m in piece) <= 8000 for piece in pieces)
-    assert [m["content"].split(".")[0] for m in pieces[2]] == ["The weather was mild and we talked about nothing in particular"]
+    assert [m["content"].split(".")[0] for m in pieces[2]] == [
+        "The weather was mild and we talked about nothing in particular"]
     sent = " ".join(m["content"] for piece in pieces for m in piece)  # every word once, in order, cut between sentences
     assert sent == " ".join(m["content"].strip() for m in transcript)
     assert sorted((r["memory"], r["source"]) for r in llm_memory.get_all(user_id="u")["results"]) == [
@@ -256,6 +268,6 @@ def test_input_beyond_max_input_chars_is_refused_before_any_call(home, embedder,
             m.add([{"content": "x" * 6_000}, {"content": "y" * 4_001}], user_id="u")
         with pytest.raises(InvalidInput, match="max_input_chars"):
             m.add("z" * 10_001, user_id="u")
-        with pytest.raises(InvalidInput, match="limit is 4000 .setting max_memory_chars"):
+        with pytest.raises(InvalidInput, match=r"limit is 4000 .setting max_memory_chars"):
             m.add("z" * 4_001, user_id="u", infer=False)  # a memory's own limit still holds
         assert fake_openai.requests == [] and m.get_all(user_id="u")["results"] == []

@@ -10,7 +10,7 @@ from engram.inputs import Message
 from engram.offline import third_person
 
 
-@pytest.mark.parametrize("said, fact", [
+@pytest.mark.parametrize(("said", "fact"), [
     ("I like tea", "User likes tea"),
     ("I'm allergic to peanuts", "User is allergic to peanuts"),
     ("I also really enjoy jazz", "User also really enjoys jazz"),
@@ -62,7 +62,7 @@ def test_revert_refuses_when_a_later_change_would_be_lost(memory: Memory) -> Non
     memory.update(mid, "User lives in Rome, near the Colosseum")
     with pytest.raises(InvalidInput, match="changed after"):
         memory.revert(batch["batch_id"])
-    assert memory.get(mid)["memory"] == "User lives in Rome, near the Colosseum"
+    assert memory.get(mid, strict=True)["memory"] == "User lives in Rome, near the Colosseum"
     with pytest.raises(NotFound):
         memory.revert("no-such-batch")
 
@@ -77,10 +77,11 @@ def test_revert_of_delete_all_restores_everything(memory: Memory) -> None:
 
 def test_clauses_with_their_own_subject_become_separate_facts(memory: Memory) -> None:
     out = memory.add("I'm a nurse and I work nights, but my husband works days", user_id="u")
-    assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights", "User's husband works days"]
+    assert [r["memory"] for r in out["results"]] == ["User is a nurse", "User works nights",
+                                                    "User's husband works days"]
 
 
-@pytest.mark.parametrize("stored, said, superseded", [
+@pytest.mark.parametrize(("stored", "said", "superseded"), [
     (["I like tea", "I like coffee"], "actually, no I like tea more", "User likes coffee"),
     (["I like coffee", "I like tea"], "actually, no I like tea more", "User likes coffee"),  # order does not matter
     (["I like coffee", "I like tea"], "no, I prefer coffee", "User likes tea"),
@@ -120,6 +121,7 @@ def test_pieces_cut_long_messages_between_sentences_and_keep_their_ids() -> None
 def test_a_long_message_is_read_whole_without_an_llm(memory: Memory) -> None:
     filler = "The weather was mild and we talked about nothing in particular. " * 100  # 6,400 characters
     out = memory.add([{"id": "t1", "content": "I like tea. " + filler + "I have a dog named Rex."}], user_id="u")
-    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"), ("ADD", "User has a dog named Rex")]
+    assert [(r["event"], r["memory"]) for r in out["results"]] == [("ADD", "User likes tea"),
+                                                                  ("ADD", "User has a dog named Rex")]
     assert {r["memory"]: r["source"] for r in memory.get_all(user_id="u")["results"]} == {
         "User likes tea": ["t1"], "User has a dog named Rex": ["t1"]}

@@ -20,7 +20,8 @@ WRITER = textwrap.dedent("""
 
 def test_a_second_process_writes_and_the_cache_follows(memory: Memory) -> None:
     memory.add("my cat is called Miso", user_id="u", infer=False)
-    assert [r["memory"] for r in memory.search("where is the key?", user_id="u")["results"]] == ["my cat is called Miso"]
+    found = memory.search("where is the key?", user_id="u")["results"]
+    assert [r["memory"] for r in found] == ["my cat is called Miso"]
     subprocess.run([sys.executable, "-c", WRITER, str(memory.settings.home)], check=True, timeout=120)
     found = memory.search("where is the key?", user_id="u")["results"]
     assert [r["memory"] for r in found] == ["the spare key is under the blue flowerpot"]

@@ -9,13 +9,14 @@ import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from qdrant_client import QdrantClient, models
 
-from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, InvalidFilter, NotFound, StoreError
+from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, InvalidFilter, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria
 from engram.stores.qdrant import QdrantStore
@@ -178,7 +179,7 @@ def test_a_failing_write_undoes_its_pending_points(tmp_path: Path) -> None:
 def test_server_mode_crash_is_rolled_back_by_a_later_process_once_abandoned() -> None:
     client = QdrantClient(location=":memory:")
     writer = shared(client)
-    changes, old, new = update_and_delete(writer)
+    changes, old, _new = update_and_delete(writer)
     writer.journal.fault = crash_at("pending")
     with pytest.raises(Crash):
         writer.apply(changes)
@@ -203,7 +204,7 @@ def test_a_concurrent_write_to_the_same_memory_waits_or_fails_never_mixes() -> N
     client = QdrantClient(location=":memory:")
     first, second = shared(client), shared(client)
     [memory] = add(first, "likes coffee")
-    outcome = {}
+    outcome: dict[str, str] = {}
 
     def meanwhile(name: str) -> None:  # while `first` has its intent open, `second` updates the same memory
         if name == "pending" and not outcome:
@@ -214,7 +215,8 @@ def test_a_concurrent_write_to_the_same_memory_waits_or_fails_never_mixes() -> N
             except StoreError as exc:
                 outcome["second"] = str(exc)
     first.journal.fault = meanwhile
-    first.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))], closes=[Close(memory.id, 200.0)],
+    first.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))],
+                          closes=[Close(memory.id, 200.0)],
                           events=[Event(memory.id, Op.UPDATE, "b1", 200.0, new_text="likes tea")]))
     assert "other writers" in outcome["second"]
     assert texts(first) == ["likes tea"] and [e.op for e in first.history(memory.id)] == [Op.ADD, Op.UPDATE]
@@ -248,7 +250,8 @@ def test_a_writer_declared_dead_retries_instead_of_committing() -> None:
             shared(client, abandon_after=0.0)
     stall.done = False  # type: ignore[attr-defined]
     slow.journal.fault = stall
-    slow.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))], closes=[Close(memory.id, 200.0)],
+    slow.apply(ChangeSet(inserts=[(record("likes tea", mid=memory.id, t=200.0), vec(4))],
+                         closes=[Close(memory.id, 200.0)],
                          events=[Event(memory.id, Op.UPDATE, "b1", 200.0, new_text="likes tea")]))
     assert texts(slow) == ["likes tea"] and [e.op for e in slow.history(memory.id)] == [Op.ADD, Op.UPDATE]
     assert leftovers(slow) == (0, 0, 0)
@@ -264,7 +267,7 @@ def test_two_current_versions_are_refused() -> None:
 
 # -- filters: exactly Cond.matches, in Qdrant ------------------------------------------------------------------
 
-METADATA = [
+METADATA: list[dict[str, Any]] = [
     {}, {"n": 1}, {"n": 1.0}, {"n": 2.5}, {"n": True}, {"n": "1"}, {"n": None}, {"n": [1, "a", None]}, {"n": []},
     {"n": [{"b": 1}], "a": {"b": 1, "c": None}}, {"n": [[1, 2]], "a": {"b": [1, 2]}}, {"a": {"b": "Straße"}},
     {"tag": ["Tea", "coffee"], "a b": "x"}, {"x.y": 1, "x": {"y": 2}}, {"tag": "PARIS", "n": False},
@@ -392,8 +395,9 @@ def test_client_errors_become_store_errors(tmp_path: Path) -> None:
 
 def test_a_directory_held_by_another_process_is_a_clear_store_error(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from qdrant_client import QdrantClient; "
-         f"c = QdrantClient(path={str(tmp_path / 'q')!r}); print('ready', flush=True); sys.stdin.read()"],
+        [sys.executable, "-c", ("import sys; from qdrant_client import QdrantClient; "
+                                f"c = QdrantClient(path={str(tmp_path / 'q')!r}); print('ready', flush=True); "
+                                "sys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
@@ -444,8 +448,10 @@ def _history_of_changes(store) -> list[str]:
         [("likes coffee", "u", None), ("lives in Paris", "u", "bot"), ("plays chess", "v", None)]))
     store.apply(ChangeSet(inserts=[(r, vec(i)) for i, r in enumerate((a, b, c))],
                           events=[Event(r.id, Op.ADD, "add", 100.0, new_text=r.text) for r in (a, b, c)]))
-    [a2] = store.apply(ChangeSet(inserts=[(record("likes tea", mid=a.id, t=200.0), vec(7))], closes=[Close(a.id, 200.0)],
-                                 events=[Event(a.id, Op.UPDATE, "upd", 200.0, old_text="likes coffee", new_text="likes tea")]))
+    [a2] = store.apply(ChangeSet(inserts=[(record("likes tea", mid=a.id, t=200.0), vec(7))],
+                                 closes=[Close(a.id, 200.0)],
+                                 events=[Event(a.id, Op.UPDATE, "upd", 200.0, old_text="likes coffee",
+                                               new_text="likes tea")]))
     store.apply(ChangeSet(closes=[Close(b.id, 300.0, superseded_by=a.id)],
                           events=[Event(b.id, Op.DELETE, "del", 300.0, old_text="lives in Paris")]))
     old_a = store.history(a.id)[1].old_version
@@ -456,7 +462,7 @@ def _history_of_changes(store) -> list[str]:
 
 def _snapshot(store, ids: list[str]) -> dict:
     versions = {r.version: r for r, _ in store.dump()}
-    out = {}
+    out: dict[str, Any] = {}
     for memory_id in ids:
         mine = sorted((replace_version(r), tuple(np.round(store.vectors([r.version])[0], 6)))
                       for r in versions.values() if r.id == memory_id)
@@ -482,7 +488,8 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
     ids = _history_of_changes(source)
     from engram.types import Turn
 
-    source.append_turns("s1", Scope(user_id="u"), [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
+    source.append_turns("s1", Scope(user_id="u"),
+                        [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
     qdrant = QdrantStore(path=tmp_path / "q")
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
@@ -533,7 +540,7 @@ def test_migrate_checks_the_embedder_and_verifies_the_copy(tmp_path: Path) -> No
     migrate(source, told)  # SQLite tells its binding: the caller need not
     assert told.binding() == source.binding() == ("test", DIM)
     with pytest.raises(InvalidInput):  # a source that cannot tell it: the caller must
-        migrate(type("Untold", (), {"binding": lambda self: None})(), QdrantStore(path=":memory:"))  # type: ignore[arg-type]
+        migrate(type("Untold", (), {"binding": lambda self: None})(), QdrantStore(path=":memory:"))
     with pytest.raises(EmbedderMismatch):
         migrate(source, QdrantStore(path=":memory:"), embedder=("other", DIM))
 
@@ -625,7 +632,8 @@ def test_points_written_before_expiry_existed_never_expire() -> None:
     store = shared(QdrantClient(location=":memory:"))
     [old, new] = add(store, "written long ago", "written now")
     store.client.delete_payload(store.names.memories, keys=["expires_at"], points=[old.version])  # type: ignore[list-item]
-    store.apply(ChangeSet(closes=[Close(new.id, 200.0)], inserts=[(replace(new, version=None, expires_at=150.0), vec(5))]))
+    store.apply(ChangeSet(closes=[Close(new.id, 200.0)],
+                          inserts=[(replace(new, version=None, expires_at=150.0), vec(5))]))
     assert "expires_at" not in store.client.retrieve(store.names.memories, [old.version])[0].payload  # type: ignore[list-item, operator]
     assert [r.text for r in store.select(Criteria(U, read_at=1000.0))] == ["written long ago"]
     assert {r.text for r in store.select(Criteria(U, read_at=1000.0, show_expired=True))} == {

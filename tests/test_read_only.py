@@ -74,7 +74,8 @@ def test_list_search_and_export_read_a_read_only_directory(stored: tuple[Path, F
     make_read_only(home)
     listed = engram_cli(home, fake, "list", "-u", "alice", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert sorted(m["memory"] for m in json.loads(listed.stdout)["results"]) == ["I drink green tea every morning", "I live in Lyon"]
+    assert sorted(m["memory"] for m in json.loads(listed.stdout)["results"]) == ["I drink green tea every morning",
+                                                                                 "I live in Lyon"]
     found = engram_cli(home, fake, "search", "green tea", "-u", "alice", "--json")
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["results"][0]["memory"] == "I drink green tea every morning"
@@ -115,7 +116,7 @@ def test_the_store_opens_read_only_in_process_when_it_may_not_write(tmp_path: Pa
     SQLiteStore(tmp_path / "engram.db").close()
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(StoreError, match="holds no database yet, and its directory .* is read-only"):
+        with pytest.raises(StoreError, match=r"holds no database yet, and its directory .* is read-only"):
             SQLiteStore(tmp_path / "other.db")
         store = SQLiteStore(tmp_path / "engram.db")
         assert store.read_only == f"its directory {tmp_path} is read-only"

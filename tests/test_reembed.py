@@ -19,7 +19,8 @@ DIM = 32
 
 def openai_env(fake: FakeOpenAI) -> dict[str, str]:
     return {"ENGRAM_EMBEDDER": "openai", "ENGRAM_EMBEDDER_BASE_URL": fake.base_url,
-            "ENGRAM_EMBEDDER_MODEL": "fake-embed", "ENGRAM_EMBEDDER_API_KEY": "k", "ENGRAM_EMBEDDER_DIMENSIONS": str(DIM)}
+            "ENGRAM_EMBEDDER_MODEL": "fake-embed", "ENGRAM_EMBEDDER_API_KEY": "k",
+            "ENGRAM_EMBEDDER_DIMENSIONS": str(DIM)}
 
 
 def to_openai(home: Path, fake: FakeOpenAI, *args: str, code: int = 0) -> str:
@@ -76,7 +77,8 @@ def test_an_interrupted_reembed_resumes_and_the_store_is_untouched_meanwhile(
     fake_openai.script_embeddings(Reply(), Reply(status=400, content="no"))
     assert "error:" in to_openai(home, fake_openai, "--chunk", "2", code=1)
     assert len(fake_openai.embedding_requests) == 2
-    assert {k: v.tobytes() for k, v in vectors(home / "engram.db").items()} == {k: v.tobytes() for k, v in before.items()}
+    after = vectors(home / "engram.db")
+    assert {k: v.tobytes() for k, v in after.items()} == {k: v.tobytes() for k, v in before.items()}
     assert "peanuts" in cli(home, "search", "what can't she eat?", "-u", "alice").stdout  # still MiniLM, working
     assert [p.name for p in home.iterdir() if "reembed" in p.name]  # the copy so far is kept for the rerun
     with Memory(home=home, embedder=embedder) as memory:  # a write between the two runs
@@ -127,7 +129,7 @@ def test_qdrant_is_copied_into_a_new_collection(tmp_path: Path, models_dir: Path
     assert "peanuts" in cli(home, "search", "what can't she eat?", "-u", "alice", env=qdrant).stdout  # the old one
 
 
-@pytest.mark.parametrize("setup, message", [("empty", "nothing to re-embed"), ("same", "already holds vectors")])
+@pytest.mark.parametrize(("setup", "message"), [("empty", "nothing to re-embed"), ("same", "already holds vectors")])
 def test_what_is_refused(tmp_path: Path, models_dir: Path, embedder: Embedder, setup: str, message: str) -> None:
     home = new_home(tmp_path, models_dir, "home")
     if setup == "same":

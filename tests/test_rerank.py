@@ -37,7 +37,7 @@ def test_ordered_attaches_scores_best_first_and_keeps_ties_in_search_order() -> 
     assert [(h.record.text, h.rerank_score) for h in out] == [("b", 0.9), ("a", 0.2), ("c", 0.2)]
 
 
-@pytest.mark.parametrize("body, problem", [
+@pytest.mark.parametrize(("body", "problem"), [
     ({}, "no 'results'"), ({"results": "x"}, "no 'results'"),
     ({"results": [{"index": 0, "relevance_score": 0.1}, {"index": 0, "relevance_score": 0.2}]}, "repeated index 0"),
     ({"results": [{"index": 2, "relevance_score": 0.1}]}, "bad or repeated index 2"),
@@ -56,7 +56,7 @@ def test_an_endpoint_answer_is_read_by_index() -> None:
     assert scores_from_endpoint(body, 2) == [-1.5, 3.0]
 
 
-@pytest.mark.parametrize("raw, problem", [
+@pytest.mark.parametrize(("raw", "problem"), [
     ([(0, 5), (2, 1)], "id 2"), ([(0, 5), (-1, 1)], "id -1"), ([(0, 5), ("1", 1)], "id '1'"),
     ([(0, 5), (0, 1)], "twice"), ([(0, 5), (1, 11)], "score 11"), ([(0, 5), (1, math.inf)], "score inf"),
     ([(0, 5), (1, math.nan)], "score nan"), ([(0, 5), (1, None)], "score None"), ([(0, 5)], "1 of 2 memories unscored"),
@@ -99,7 +99,7 @@ def test_the_reranker_decides_the_order(served: Memory, fake_openai: FakeOpenAI)
     assert [r["memory"] for r in out] == ["I play chess on Sundays"]
 
 
-@pytest.mark.parametrize("answer, problem", [
+@pytest.mark.parametrize(("answer", "problem"), [
     (Reply(status=500, content="down"), "HTTP 500.*after 2 attempts: down"),
     (Reply(status=400, content="bad model"), "HTTP 400.*bad model"),
     (Reply(body="not json"), "malformed"),
@@ -130,10 +130,10 @@ def test_settings_build_the_reranker_at_the_edge(home, embedder, fake_openai: Fa
         assert isinstance(m.reranker, HTTPReranker)
         m.add(TEAS, user_id="u", infer=False)
         assert m.search("chess", user_id="u", top_k=1, rerank=True)["results"][0]["rerank_score"] == 1.0
-    for bad, problem in [({"reranker": "cohere"}, "unknown reranker 'cohere'"), ({"reranker": "http"}, "reranker_model"),
-                         ({"reranker": "llm"}, "llm_model or reranker_model")]:
+    for reranker, problem in [("cohere", "unknown reranker 'cohere'"), ("http", "reranker_model"),
+                              ("llm", "llm_model or reranker_model")]:
         with pytest.raises(ConfigError, match=problem):
-            Memory(Settings.load(home=home, **bad), embedder=embedder)
+            Memory(Settings.load(home=home, reranker=reranker), embedder=embedder)
     with pytest.raises(ConfigError, match="reranker= takes a Reranker"):
         Memory(home=home, embedder=embedder, reranker="http")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="http"):
@@ -157,11 +157,12 @@ def scores_by_text(body: dict, wanted: dict[str, float]) -> list[dict]:
     import re
 
     prompt = json.dumps(body["messages"])
-    return [{"id": int(i), "score": wanted[text]} for i, text in re.findall(r'\\"id\\": (\d+), \\"text\\": \\"([^\\]+)\\"', prompt)]
+    shown = re.findall(r'\\"id\\": (\d+), \\"text\\": \\"([^\\]+)\\"', prompt)
+    return [{"id": int(i), "score": wanted[text]} for i, text in shown]
 
 
 def test_the_llm_reranker_scores_every_candidate_in_one_call(judged: Memory, fake_openai: FakeOpenAI) -> None:
-    wanted = {TEAS[0]: 2, TEAS[1]: 9, TEAS[2]: 5}
+    wanted: dict[str, float] = {TEAS[0]: 2, TEAS[1]: 9, TEAS[2]: 5}
     fake_openai.script_chat(lambda body: dspy_reply(scores=scores_by_text(body, wanted)))
     out = judged.search("tea", user_id="u", top_k=2, rerank=True)["results"]
     assert [(r["memory"], r["rerank_score"]) for r in out] == [(TEAS[1], 0.9), (TEAS[2], 0.5)]
@@ -171,7 +172,7 @@ def test_the_llm_reranker_scores_every_candidate_in_one_call(judged: Memory, fak
     assert isinstance(judged.reranker, LLMReranker)
 
 
-@pytest.mark.parametrize("scores, problem", [
+@pytest.mark.parametrize(("scores", "problem"), [
     ([{"id": 0, "score": 5}, {"id": 1, "score": 5}], "unscored"),
     ([{"id": 0, "score": 5}, {"id": 1, "score": 5}, {"id": 7, "score": 5}], "id 7"),
     ([{"id": 0, "score": 5}, {"id": 1, "score": 5}, {"id": 2, "score": 50}], "score 50"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from engram.types import Scope
 
 
 def ts(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def test_rrf_first_everywhere_scores_one() -> None:
@@ -36,7 +36,8 @@ def test_fuse_weights_normalised_scores() -> None:
 
 def test_spread_context_adds_the_better_neighbour_per_distance() -> None:
     scores = {"q": 0.9, "reply": 0.1, "far": 0.5, "lone": 0.3}
-    near = {"reply": [("q", None), (None, "far")], "q": [(None, "reply"), (None, None)]}
+    near: dict[str, list[tuple[str | None, str | None]]] = {"reply": [("q", None), (None, "far")],
+                                                            "q": [(None, "reply"), (None, None)]}
     out = spread_context(scores, near, (0.4, 0.2))
     assert out["reply"] == pytest.approx((0.1 + 0.4 * 0.9 + 0.2 * 0.5) / 1.6)
     assert out["q"] == pytest.approx((0.9 + 0.4 * 0.1) / 1.6)
@@ -53,7 +54,7 @@ def test_search_config_is_checked_and_weights_parse() -> None:
         parse_weights("a,b")
 
 
-@pytest.mark.parametrize("query, refs", [
+@pytest.mark.parametrize(("query", "refs"), [
     ("Where did we go sailing in June?", [TimeRef(None, 6, None)]),
     ("Which flat did Ada rent on 1 February, 2023?", [TimeRef(2023, 2, 1)]),
     ("what happened on May 23, 2023", [TimeRef(2023, 5, 23)]),
@@ -103,12 +104,14 @@ def test_neighbours_stay_inside_one_add_call_and_skip_deleted(chat: Memory) -> N
     rows = {r.text: r for r in chat.store.select(criteria)}
     question, reply = rows["Did you finally see the dentist on Tuesday?"], rows["Yes, and no cavities at all!"]
     lone = rows["The clinic opens at nine"]
-    found = chat.store.neighbours([question.version, reply.version, lone.version], criteria, 2)
-    assert [(b and b.text, a and a.text) for b, a in found[question.version]] == [(None, reply.text), (None, None)]
-    assert [(b and b.text, a and a.text) for b, a in found[reply.version]] == [(question.text, None), (None, None)]
-    assert found[lone.version] == [(None, None), (None, None)]
+    q, r, n = question.version, reply.version, lone.version
+    assert q is not None and r is not None and n is not None  # stored rows have their version
+    found = chat.store.neighbours([q, r, n], criteria, 2)
+    assert [(b and b.text, a and a.text) for b, a in found[q]] == [(None, reply.text), (None, None)]
+    assert [(b and b.text, a and a.text) for b, a in found[r]] == [(question.text, None), (None, None)]
+    assert found[n] == [(None, None), (None, None)]
     chat.delete(reply.id)
-    assert chat.store.neighbours([question.version], criteria, 1)[question.version] == [(None, None)]
+    assert chat.store.neighbours([q], criteria, 1)[q] == [(None, None)]
 
 
 def test_named_times_prefer_memories_from_then(memory: Memory) -> None:
@@ -134,4 +137,4 @@ def test_the_named_time_words_and_window_are_settings() -> None:
     [(start, end)] = TimeRef(2023, 5, 23).windows(range(2000, 2030), (0.0, 0.0))
     assert end - start == 86_400
     with pytest.raises(ConfigError):
-        SearchConfig(time_slack_days=(1.0,))
+        SearchConfig(time_slack_days=(1.0,))  # type: ignore[arg-type]  # the wrong length is the point

@@ -30,7 +30,8 @@ OPENER = textwrap.dedent("""
 def test_eight_processes_creating_one_new_database_all_succeed(tmp_path: Path) -> None:
     for round_ in range(3):
         path, start = tmp_path / f"new{round_}.db", time.time() + 3
-        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(start)], stderr=subprocess.PIPE, text=True)
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(start)], stderr=subprocess.PIPE,
+                                  text=True)
                  for _ in range(8)]
         errors = [p.communicate(timeout=60)[1] for p in procs]
         assert [p.returncode for p in procs] == [0] * 8, errors
@@ -51,7 +52,8 @@ def test_a_write_never_walks_every_cached_scope(tmp_path: Path) -> None:
     for user in range(1000):
         cache.get((f"user{user}", None, None), 0, lambda: ScopeMatrix([], np.zeros((0, 4), np.float32), 0))
     cache._entries = NoWalking(cache._entries)
-    record = MemoryRecord(id="m", text="likes tea", hash="h", user_id="user7", created_at=1.0, updated_at=1.0, valid_from=1.0)
+    record = MemoryRecord(id="m", text="likes tea", hash="h", user_id="user7", created_at=1.0, updated_at=1.0,
+                          valid_from=1.0)
     store.apply(ChangeSet(inserts=[(record, np.ones(4, np.float32) / 2)], owner=Scope("user7")))
     assert cache.keys_touching([record]) == {("user7", None, None)}
     store.close()
@@ -74,12 +76,14 @@ def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_
 
     store.apply(ChangeSet(inserts=[(rec(0), np.ones(4, np.float32) / 2)]))
     criteria = Criteria(Scope("u"))
-    mask, writes = Matrix.mask, []
+    mask = Matrix.mask
+    writes: list[threading.Thread] = []
 
     def mask_then_write(self, c):
         keep = mask(self, c)
         if not writes:
-            writer = threading.Thread(target=lambda: store.apply(ChangeSet(inserts=[(rec(1), np.ones(4, np.float32) / 2)])))
+            second = ChangeSet(inserts=[(rec(1), np.ones(4, np.float32) / 2)])
+            writer = threading.Thread(target=lambda: store.apply(second))
             writes.append(writer)
             writer.start()
             writer.join(timeout=1.0)  # lands now, unless reads and writes of one handle exclude each other
@@ -111,7 +115,8 @@ def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Pat
         db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
     db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", "e"), ("dimension", "4")])
     db.execute("INSERT INTO memories (id, text, hash, user_id, created_at, updated_at, valid_from, vector, batch_id, "
-               "position) VALUES ('m1', 'likes tea', 'h', 'u', 1, 1, 1, ?, 'b', 0)", (np.ones(4, np.float32).tobytes(),))
+               "position) VALUES ('m1', 'likes tea', 'h', 'u', 1, 1, 1, ?, 'b', 0)",
+               (np.ones(4, np.float32).tobytes(),))
     db.close()
     store = SQLiteStore(path)
     try:

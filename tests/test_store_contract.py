@@ -65,7 +65,7 @@ def vec(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def record(text: str, user: str = "u", *, agent: str | None = None, t: float = 100.0, meta: dict | None = None,
+def record(text: str, user: str | None = "u", *, agent: str | None = None, t: float = 100.0, meta: dict | None = None,
            cats: tuple[str, ...] = (), mid: str | None = None) -> MemoryRecord:
     return MemoryRecord(id=mid or str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=user, agent_id=agent,
                         categories=cats, metadata=meta or {}, created_at=t, updated_at=t, valid_from=t)
@@ -93,7 +93,8 @@ def test_update_is_close_plus_new_version(store: Store) -> None:
     [old] = add(store, record("likes coffee", t=100.0))
     new = record("likes tea", t=200.0, mid=old.id)
     store.apply(ChangeSet(inserts=[(new, vec(9))], closes=[Close(old.id, 200.0)],
-                          events=[Event(old.id, Op.UPDATE, "b2", 200.0, old_text="likes coffee", new_text="likes tea")]))
+                          events=[Event(old.id, Op.UPDATE, "b2", 200.0, old_text="likes coffee",
+                                        new_text="likes tea")]))
     assert store.get(old.id).text == "likes tea"  # type: ignore[union-attr]
     scope = Scope(user_id="u")
     assert [r.text for r in store.select(Criteria(scope))] == ["likes tea"]
@@ -118,7 +119,8 @@ def test_find_hashes_is_exact_scope_and_current_only(store: Store) -> None:
     a, b, _ = add(store, record("same", "u"), record("same", "u", agent="bot"), record("same", "v"))
     found = store.find_hashes(Scope(user_id="u"), [content_hash("same"), content_hash("other")])
     assert {r.id for r in found.values()} == {a.id}
-    assert store.find_hashes(Scope(user_id="u", agent_id="bot"), [content_hash("same")])[content_hash("same")].id == b.id
+    same = content_hash("same")
+    assert store.find_hashes(Scope(user_id="u", agent_id="bot"), [same])[same].id == b.id
     store.apply(ChangeSet(closes=[Close(a.id, 500.0)]))
     assert store.find_hashes(Scope(user_id="u"), [content_hash("same")]) == {}
 
@@ -135,8 +137,9 @@ def test_reads_follow_the_reference_semantics(store: Store) -> None:
         current[r.id] = store.get(r.id)  # type: ignore[assignment]
     criteria_list = [
         Criteria(Scope(user_id="u")), Criteria(Scope(user_id="v", agent_id="a")), Criteria(Scope(agent_id="b")),
-        Criteria(Scope(user_id="u"), parse_filters({"n": {"gte": 20}})), Criteria(Scope(user_id="u"), categories=("work",)),
-        Criteria(Scope(user_id="v"), as_of=5.5), Criteria(Scope(user_id="u"), parse_filters({"OR": [{"n": 3}, {"n": 4}]})),
+        Criteria(Scope(user_id="u"), parse_filters({"n": {"gte": 20}})),
+        Criteria(Scope(user_id="u"), categories=("work",)), Criteria(Scope(user_id="v"), as_of=5.5),
+        Criteria(Scope(user_id="u"), parse_filters({"OR": [{"n": 3}, {"n": 4}]})),
     ]
     query = rng.normal(size=DIM).astype(np.float32)
     query /= np.linalg.norm(query)
@@ -194,6 +197,7 @@ def test_reads_after_local_writes_match_a_fresh_reader(store: Store, make_store,
             live.append(r.id)
         elif action == 1:
             old = store.get(live[rng.integers(len(live))])
+            assert old is not None
             store.apply(ChangeSet(inserts=[(record(f"fact {step} v2", user=old.user_id, agent=old.agent_id, t=step,
                                                    mid=old.id), vec(step))], closes=[Close(old.id, float(step))]))
         else:
@@ -213,7 +217,8 @@ def test_reopen_and_versioned_close_undo_an_update(store: Store) -> None:
     [old] = add(store, record("likes coffee", t=100.0))
     [new] = store.apply(ChangeSet(inserts=[(record("likes tea", t=200.0, mid=old.id), vec(5))],
                                   closes=[Close(old.id, 200.0)],
-                                  events=[Event(old.id, Op.UPDATE, "b9", 200.0, old_text="likes coffee", new_text="likes tea")]))
+                                  events=[Event(old.id, Op.UPDATE, "b9", 200.0, old_text="likes coffee",
+                                                new_text="likes tea")]))
     scope = Criteria(Scope(user_id="u"))
     store.select(scope)  # cached before the revert: the revert must patch or invalidate it
     with pytest.raises(Conflict):  # the guard: version `old` is not the current one
@@ -223,7 +228,8 @@ def test_reopen_and_versioned_close_undo_an_update(store: Store) -> None:
     with pytest.raises(NotFound):
         store.apply(ChangeSet(reopens=[123_456]))
     store.apply(ChangeSet(closes=[Close(old.id, new.valid_from, version=new.version)], reopens=[old.version],  # type: ignore[list-item]
-                          events=[Event(old.id, Op.REVERT, "r1", 300.0, old_text="likes tea", new_text="likes coffee")]))
+                          events=[Event(old.id, Op.REVERT, "r1", 300.0, old_text="likes tea",
+                                        new_text="likes coffee")]))
     assert [r.text for r in store.select(scope)] == ["likes coffee"]
     assert [r.text for r, _ in store.keyword("coffee", scope, 5)] == ["likes coffee"]
     assert store.keyword("tea", scope, 5) == []
@@ -280,18 +286,22 @@ def test_neighbours_follow_the_recorded_batch_and_position_not_timestamps(store:
     found = store.neighbours([first[0].version, other[0].version, new_b.version], criteria, 1)  # type: ignore[list-item]
     assert all(pairs == [(None, None)] for pairs in found.values())
     backwards = add(store, *[replace(record(f"step {i}", t=30.0), batch_id="b-rev", position=2 - i) for i in range(3)])
-    middle = store.neighbours([backwards[1].version], criteria, 1)[backwards[1].version]  # type: ignore[index]
+    version = backwards[1].version
+    assert version is not None
+    middle = store.neighbours([version], criteria, 1)[version]
     assert [(b and b.text, a and a.text) for b, a in middle] == [("step 2", "step 0")]
 
 
 def test_keyword_search_returns_k_whenever_k_exist(store: Store) -> None:
     """Rows of the same user that a narrower scope, a filter or a time excludes must not crowd out the k asked for."""
     crowd = [record(f"coffee {i}", agent="a1") for i in range(300)]  # short texts: the best BM25 scores
-    wanted = [record(f"coffee with a long story around it number {i}", agent="a2", meta={"keep": True}) for i in range(5)]
+    wanted = [record(f"coffee with a long story around it number {i}", agent="a2", meta={"keep": True})
+              for i in range(5)]
     for start in range(0, len(crowd), 100):
         add(store, *crowd[start:start + 100])
     add(store, *wanted)
-    for criteria in (Criteria(Scope(user_id="u", agent_id="a2")), Criteria(Scope(user_id="u"), parse_filters({"keep": True})),
+    for criteria in (Criteria(Scope(user_id="u", agent_id="a2")),
+                     Criteria(Scope(user_id="u"), parse_filters({"keep": True})),
                      Criteria(Scope(user_id="u", agent_id="a2"), as_of=150.0)):
         assert len(store.keyword("coffee", criteria, 5)) == 5, criteria
 
@@ -311,7 +321,8 @@ def test_a_change_set_marks_chat_turns_saved_in_the_same_write(store: Store) -> 
     assert [r.text for r in store.select(Criteria(scope))] == ["likes tea"]
 
 
-def test_a_second_handles_reset_never_lets_vectors_of_two_sizes_mix(make_store: Callable[[Path], Store], tmp_path: Path) -> None:
+def test_a_second_handles_reset_never_lets_vectors_of_two_sizes_mix(make_store: Callable[[Path], Store],
+                                                                    tmp_path: Path) -> None:
     first, second = make_store(tmp_path), make_store(tmp_path)
     first.bind_embedder("test-embedder", DIM)
     add(first, record("likes tea"))
@@ -328,7 +339,8 @@ def test_a_second_handles_reset_never_lets_vectors_of_two_sizes_mix(make_store: 
         store.close()
 
 
-def test_a_reset_by_another_handle_is_bound_again_by_the_next_writer(make_store: Callable[[Path], Store], tmp_path: Path) -> None:
+def test_a_reset_by_another_handle_is_bound_again_by_the_next_writer(make_store: Callable[[Path], Store],
+                                                                     tmp_path: Path) -> None:
     first, second = make_store(tmp_path), make_store(tmp_path)
     first.bind_embedder("test-embedder", DIM)
     second.bind_embedder("test-embedder", DIM)
@@ -343,7 +355,8 @@ def test_expired_records_leave_every_read_unless_shown(store: Store) -> None:
     """An expired record stays current (not closed) but reads leave it out, judged at `as_of` when given, else
     at the moment of the read; `show_expired` brings it back. Each backend filters natively."""
     texts = ["tea forever", "tea until 500", "tea until 2000"]
-    never, soon, later = add(store, *[replace(record(t, t=100.0), expires_at=e) for t, e in zip(texts, (None, 500.0, 2000.0))])
+    never, soon, later = add(store, *[replace(record(t, t=100.0), expires_at=e)
+                                      for t, e in zip(texts, (None, 500.0, 2000.0), strict=True)])
     assert store.get(soon.id).expires_at == 500.0 and store.get(never.id).expires_at is None  # type: ignore[union-attr]
     scope = Scope(user_id="u")
     query = vec(3)
@@ -415,7 +428,8 @@ def test_a_copy_keeps_versions_and_event_places(store: Store) -> None:
     assert sorted((r.version, r.is_current) for r, _ in store.dump()) == [(3, True), (7, False)]
     clash = replace(record("likes milk", mid="m-other"), version=7)
     with pytest.raises(StoreError):
-        store.apply(ChangeSet(inserts=[(clash, vec(3))], events=[Event("m-other", Op.ADD, "b3", 1.0)], keep_versions=True))
+        store.apply(ChangeSet(inserts=[(clash, vec(3))], events=[Event("m-other", Op.ADD, "b3", 1.0)],
+                              keep_versions=True))
     assert store.get("m-other") is None and store.history("m-other") == []
     [plain] = add(store, record("likes milk"))
     assert plain.version not in (3, 7)

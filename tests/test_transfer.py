@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from engram import InvalidInput, Memory
 from engram.transfer import (
-    detect_format, export_jsonl, export_markdown, import_items, read_jsonl, read_locomo, safe_filename,
+    detect_format,
+    export_jsonl,
+    export_markdown,
+    import_items,
+    read_jsonl,
+    read_locomo,
+    safe_filename,
 )
 
 
-def write_lines(path: Path, rows: list[object]) -> Path:
+def write_lines(path: Path, rows: Sequence[object]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -52,11 +59,11 @@ def test_read_jsonl_accepts_export_shape_and_aliases(tmp_path: Path) -> None:
     first, second, third = read_jsonl(path)
     assert (first.content, first.scope.user_id) == ("likes tea", "u")
     assert (first.metadata, first.categories) == ({"k": 1}, ("food",))
-    assert first.timestamp == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp()  # valid_from wins
+    assert first.timestamp == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()  # valid_from wins
     assert (first.source, first.role) == ("m1", "assistant")
     assert (second.content, second.scope.agent_id, second.timestamp) == ("plays chess", "bot", 1700000000.0)
     assert (third.content, third.scope.run_id) == ("runs daily", "r1")
-    assert third.timestamp == datetime(2024, 5, 6, tzinfo=timezone.utc).timestamp()
+    assert third.timestamp == datetime(2024, 5, 6, tzinfo=UTC).timestamp()
 
 
 def test_read_jsonl_user_id_replaces_and_fills_scope(tmp_path: Path) -> None:
@@ -64,7 +71,7 @@ def test_read_jsonl_user_id_replaces_and_fills_scope(tmp_path: Path) -> None:
     assert [i.scope.user_id for i in read_jsonl(path, user_id="new")] == ["new", "new"]
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(("line", "message"), [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
     ('{"memory": "x"}', "no user_id"),
@@ -103,8 +110,8 @@ def test_read_locomo_turns_become_timed_messages(tmp_path: Path) -> None:
         {"role": "user", "content": "Ann: Rex learned to sit.", "name": "Ann", "id": "D2:1"},
     ]
     assert {i.scope.user_id for i in items} == {"conv-x"}
-    may8 = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc).timestamp()
-    june1 = datetime(2023, 6, 1, 9, 5, tzinfo=timezone.utc).timestamp()
+    may8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC).timestamp()
+    june1 = datetime(2023, 6, 1, 9, 5, tzinfo=UTC).timestamp()
     assert [i.timestamp for i in items] == [may8, may8, june1]
 
 
@@ -116,15 +123,15 @@ def test_read_locomo_single_object_and_user_override(tmp_path: Path) -> None:
 
 
 def test_read_locomo_sessions_in_numeric_order(tmp_path: Path) -> None:
-    conv = {"sample_id": "c", "conversation": {
-        f"session_{n}_date_time": f"1:00 pm on {n} May, 2023" for n in (10, 2)}}
-    conv["conversation"].update({f"session_{n}": [{"speaker": "A", "text": f"turn {n}"}] for n in (10, 2)})
+    conversation: dict[str, object] = {f"session_{n}_date_time": f"1:00 pm on {n} May, 2023" for n in (10, 2)}
+    conversation.update({f"session_{n}": [{"speaker": "A", "text": f"turn {n}"}] for n in (10, 2)})
+    conv = {"sample_id": "c", "conversation": conversation}
     path = tmp_path / "c.json"
     path.write_text(json.dumps(conv))
     assert [i.content for i in read_locomo(path)] == ["A: turn 2", "A: turn 10"]
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     ({"session_1_date_time": "yesterday"}, "session_1_date_time"),
     ({"session_1": [{"speaker": "Ann"}]}, "speaker' and 'text'"),
     ({"session_1": "not a list"}, "list of turns"),
@@ -190,15 +197,15 @@ def test_import_locomo_keeps_dates_and_dia_ids(memory: Memory, tmp_path: Path) -
 
 def seed(memory: Memory) -> dict[str, str]:
     ids = {}
-    for text, scope, cats in [
-        ("likes tea", {"user_id": "alice"}, ["food"]),
-        ("lives in Lisbon", {"user_id": "alice"}, None),
-        ("plays chess", {"user_id": "alice", "agent_id": "coach"}, ["hobby", "games"]),
-        ("runs daily", {"user_id": "bob"}, ["sport"]),
-        ("speaks French", {"agent_id": "tutor"}, None),
-        ("old news", {"user_id": "bob"}, None),
+    for text, user, agent, cats in [
+        ("likes tea", "alice", None, ["food"]),
+        ("lives in Lisbon", "alice", None, None),
+        ("plays chess", "alice", "coach", ["hobby", "games"]),
+        ("runs daily", "bob", None, ["sport"]),
+        ("speaks French", None, "tutor", None),
+        ("old news", "bob", None, None),
     ]:
-        ids[text] = memory.add(text, infer=False, categories=cats, **scope)["results"][0]["id"]
+        ids[text] = memory.add(text, infer=False, categories=cats, user_id=user, agent_id=agent)["results"][0]["id"]
     memory.update(ids["lives in Lisbon"], "lives in Porto")
     memory.delete(ids["old news"])
     return ids

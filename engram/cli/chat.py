@@ -64,7 +64,8 @@ def chat(ctx: typer.Context, user: RequiredUser,
                 continue
             console.print(f"[bold green]engram ›[/bold green] {escape(reply.response)}")
             if reply.memories_used:
-                console.print("[dim]used: " + "; ".join(escape(m["memory"]) for m in reply.memories_used[:5]) + "[/dim]")
+                used = "; ".join(escape(m["memory"]) for m in reply.memories_used[:5])
+                console.print(f"[dim]used: {used}[/dim]")
             saves.append(reply.saved)
         with console.status("saving what is left of this session…"):
             saves.append(agent.end_session(user, session_id))
@@ -131,7 +132,8 @@ def _report_saves(console: Console, saves: list[Future]) -> None:
     for future in [f for f in saves if f.done()]:
         saves.remove(future)
         if future.exception() is not None:
-            console.print(f"[red]saving failed:[/red] {escape(str(future.exception()))} [dim](kept; retried later)[/dim]")
+            console.print(f"[red]saving failed:[/red] {escape(str(future.exception()))} "
+                          "[dim](kept; retried later)[/dim]")
         elif future.result():
             for row in future.result()["results"]:
                 console.print("[dim]saved:[/dim] " + event_line(row), highlight=False)

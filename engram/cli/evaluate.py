@@ -46,7 +46,8 @@ class _Bars:
 def locomo(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="LoCoMo JSON file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.json and recall.png.")] = Path("eval-out"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.json and recall.png.")
+                   ] = Path("eval-out"),
     infer: Annotated[bool, typer.Option("--infer", help="Memory mode: store what add(infer=True) extracts.")] = False,
     answer: Annotated[bool | None, typer.Option("--answer/--no-answer", help="Answer and judge with the LLM "
                       "(default: with --infer when an LLM is configured).")] = None,
@@ -58,8 +59,10 @@ def locomo(
     judge_model: Annotated[str | None, typer.Option(help="LLM for the judge (default: llm_model).")] = None,
     fusion: Annotated[str | None, typer.Option(help="Search override: score, rrf, dense or keyword.")] = None,
     keyword_weight: Annotated[float | None, typer.Option(help="Search override: keyword share, 0..1.")] = None,
-    context: Annotated[str | None, typer.Option(help='Search override: neighbour weights, e.g. "0.4,0.2"; "0" for none.')] = None,
-    time_weight: Annotated[float | None, typer.Option(help="Search override: bonus for named times; 0 for none.")] = None,
+    context: Annotated[str | None, typer.Option(help='Search override: neighbour weights, e.g. "0.4,0.2"; '
+                                                '"0" for none.')] = None,
+    time_weight: Annotated[float | None, typer.Option(help="Search override: bonus for named times; "
+                                                      "0 for none.")] = None,
     pool: Annotated[int | None, typer.Option(help="Search override: candidates per list.", min=1)] = None,
     home: Home = None,
 ) -> None:

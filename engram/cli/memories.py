@@ -39,7 +39,8 @@ __all__ = ["register"]
 
 _ID_HELP = "A memory id, or its first 8 or more characters."
 MemoryId = Annotated[str, typer.Argument(metavar="ID", help=_ID_HELP)]
-BatchId = Annotated[str, typer.Argument(metavar="BATCH", help="A batch id (add prints it), or its first 8 or more characters.")]
+BatchId = Annotated[str, typer.Argument(metavar="BATCH",
+                                        help="A batch id (add prints it), or its first 8 or more characters.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
         app.command(name, cls=EngramCommand)(command)
 
 
-def add(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")], user: User = None, agent: Agent = None, run: Run = None,
+def add(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")],
+        user: User = None, agent: Agent = None, run: Run = None,
         metadata: Annotated[str | None, typer.Option(help="Metadata as a JSON object.")] = None,
         category: Categories = None,
         timestamp: Annotated[str | None, typer.Option(help="When this was true (ISO 8601).")] = None,
@@ -66,7 +68,8 @@ def add(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")]
         result = memory.add(text, user_id=user, agent_id=agent, run_id=run, metadata=json_arg(metadata, "--metadata"),
                             categories=category or None, timestamp=timestamp, infer=infer, dry_run=dry_run)
     if as_json:
-        return print_json(result)
+        print_json(result)
+        return
     console = stdout()
     for row in result["results"]:
         console.print(event_line(row), highlight=False)
@@ -89,7 +92,8 @@ def revert(ctx: typer.Context, batch_id: BatchId, home: Home = None) -> None:
                        f"{escape(row['memory'] or '∅')}", highlight=False)
 
 
-def search(ctx: typer.Context, query: Annotated[str, typer.Argument(metavar="QUERY")], user: User = None, agent: Agent = None, run: Run = None,
+def search(ctx: typer.Context, query: Annotated[str, typer.Argument(metavar="QUERY")],
+           user: User = None, agent: Agent = None, run: Run = None,
            limit: Annotated[int | None, typer.Option("--limit", "-n", help="How many results.")] = None,
            threshold: Annotated[float | None, typer.Option(help="Minimum cosine similarity, 0..1.")] = None,
            filters: Annotated[str | None, typer.Option(help="Metadata filters as JSON.")] = None,
@@ -101,9 +105,11 @@ def search(ctx: typer.Context, query: Annotated[str, typer.Argument(metavar="QUE
         result = memory.search(query, user_id=user, agent_id=agent, run_id=run, limit=limit, threshold=threshold,
                                filters=json_arg(filters, "--filters"), categories=category or None, as_of=as_of)
     if as_json:
-        return print_json(result)
+        print_json(result)
+        return
     if not result["results"]:
-        return stdout().print("[dim]no matching memories[/dim]")
+        stdout().print("[dim]no matching memories[/dim]")
+        return
     stdout().print(memories_table(result["results"], scores=True))
 
 
@@ -114,9 +120,11 @@ def list_(ctx: typer.Context, user: User = None, agent: Agent = None, run: Run =
     with open_memory(ctx, home) as memory:
         result = memory.get_all(user_id=user, agent_id=agent, run_id=run, limit=limit, categories=category or None)
     if as_json:
-        return print_json(result)
+        print_json(result)
+        return
     if not result["results"]:
-        return stdout().print(f"[dim]no memories for {escape(scope_text(user, agent, run))}[/dim]")
+        stdout().print(f"[dim]no memories for {escape(scope_text(user, agent, run))}[/dim]")
+        return
     stdout().print(memories_table(result["results"], scores=False))
     if len(result["results"]) == limit:
         stderr().print(f"[dim]showing the newest {limit}; use --limit for more[/dim]")
@@ -128,7 +136,8 @@ def get(ctx: typer.Context, memory_id: MemoryId, as_json: AsJson = False,
     with open_memory(ctx, home) as memory:
         record = memory.get(resolve_id(memory, memory_id), strict=True)  # NotFound says when it was deleted
     if as_json:
-        return print_json(record)
+        print_json(record)
+        return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
@@ -160,7 +169,8 @@ def delete(ctx: typer.Context, memory_id: Annotated[str | None, typer.Argument(m
     with open_memory(ctx, home) as memory:
         if memory_id is not None:
             result = memory.delete(resolve_id(memory, memory_id))
-            return stdout().print(f"{escape(result['message'])} [dim]{short_id(result['id'])}[/dim]", highlight=False)
+            stdout().print(f"{escape(result['message'])} [dim]{short_id(result['id'])}[/dim]", highlight=False)
+            return
         if not (user or agent or run):
             raise InvalidInput("--all needs --user, --agent or --run")
         if not yes:
@@ -176,7 +186,8 @@ def history(ctx: typer.Context, memory_id: MemoryId, as_json: AsJson = False,
     with open_memory(ctx, home) as memory:
         events = memory.history(resolve_id(memory, memory_id), strict=True)
     if as_json:
-        return print_json(events)
+        print_json(events)
+        return
     table = Table(header_style="bold")
     for name in ("when", "event", "old", "new", "reason", "actor"):
         table.add_column(name, no_wrap=name in ("when", "event"))

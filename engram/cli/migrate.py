@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("migrate", cls=EngramCommand)(migrate_command)
 
 
-class StoreKind(str, Enum):
+class StoreKind(StrEnum):
     sqlite = "sqlite"
     qdrant = "qdrant"
 
@@ -89,10 +89,10 @@ def _target(settings: Settings, to: StoreKind, path: Path | None, url: str | Non
     name = collection or settings.qdrant_collection
     if url is not None:
         return QdrantStore(url=url, api_key=api_key, collection=name)
-    target_dir = (path or (Path(settings.qdrant_path) if settings.qdrant_path else settings.home / "qdrant")).expanduser()
-    if source_kind == "qdrant" and not settings.qdrant_url and name == settings.qdrant_collection:
-        configured = Path(settings.qdrant_path) if settings.qdrant_path else settings.home / "qdrant"
-        if target_dir.resolve() == configured.expanduser().resolve():
-            raise InvalidInput("the source and the target are the same Qdrant directory and collection; give --path "
-                               "or --collection")
+    configured = Path(settings.qdrant_path) if settings.qdrant_path else settings.home / "qdrant"
+    target_dir = (path or configured).expanduser()
+    same_source = source_kind == "qdrant" and not settings.qdrant_url and name == settings.qdrant_collection
+    if same_source and target_dir.resolve() == configured.expanduser().resolve():
+        raise InvalidInput("the source and the target are the same Qdrant directory and collection; give --path "
+                           "or --collection")
     return QdrantStore(path=target_dir, collection=name)

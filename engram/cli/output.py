@@ -106,6 +106,6 @@ def memories_table(rows: list[dict[str, Any]], *, scores: bool) -> Table:
     shown = short_ids([row["id"] for row in rows])
     for row in rows:
         cells = [escape(row["memory"]), shown[row["id"]], when(row.get("valid_from"))]
-        cells = ([f"{row['score']:.3f}"] + cells) if scores else cells + [", ".join(row.get("categories", []))]
+        cells = [f"{row['score']:.3f}", *cells] if scores else [*cells, ", ".join(row.get("categories", []))]
         table.add_row(*cells)
     return table

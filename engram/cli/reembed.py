@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-class EmbedderKind(str, Enum):
+class EmbedderKind(StrEnum):
     local = "local"
     openai = "openai"
 
@@ -68,7 +68,7 @@ def reembed(
 
 def _how(wanted: Settings, collection: str | None) -> str:
     """The environment that selects the new embedder (the same keys go in config.toml)."""
-    pairs = [("ENGRAM_EMBEDDER", wanted.embedder)]
+    pairs: list[tuple[str, str]] = [("ENGRAM_EMBEDDER", wanted.embedder)]
     if wanted.embedder == "openai":
         pairs += [("ENGRAM_EMBEDDER_MODEL", wanted.embedder_model or "text-embedding-3-small"),
                   ("ENGRAM_EMBEDDER_BASE_URL", wanted.embedder_base_url)]

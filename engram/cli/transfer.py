@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -32,14 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-class ImportFormat(str, Enum):
+class ImportFormat(StrEnum):
     auto = "auto"
     full = "full"
     jsonl = "jsonl"
     locomo = "locomo"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     full = "full"
     jsonl = "jsonl"
     markdown = "markdown"
@@ -64,7 +64,8 @@ def import_(ctx: typer.Context,
 
     kind = transfer.detect_format(path) if format_ is ImportFormat.auto else format_.value
     if kind == "full":
-        return _import_full(ctx, path, user, chunk, home)
+        _import_full(ctx, path, user, chunk, home)
+        return
     items = transfer.read_jsonl(path, user) if kind == "jsonl" else transfer.read_locomo(path, user)
     with open_memory(ctx, home, embeds=True) as memory, progress_bar("importing") as (bar, task):
         bar.update(task, total=len(items))
@@ -91,8 +92,9 @@ def _import_full(ctx: typer.Context, path: Path, user: str | None, chunk: int, h
             counts = migrate(source, memory.store, lambda done, total: bar.update(task, completed=done, total=total),
                              embedder=binding, chunk=chunk, keep_ids=True)
     stdout().print(
-        f"imported {summary(counts)} from {escape(str(path))}, verified; copied now: [green]{count(counts['copied_versions'], 'version')}, "
-        f"{count(counts['copied_events'], 'event')}, {count(counts['copied_turns'], 'chat turn')}[/green]",
+        f"imported {summary(counts)} from {escape(str(path))}, verified; copied now: "
+        f"[green]{count(counts['copied_versions'], 'version')}, {count(counts['copied_events'], 'event')}, "
+        f"{count(counts['copied_turns'], 'chat turn')}[/green]",
         highlight=False)
 
 
@@ -113,7 +115,8 @@ def export(ctx: typer.Context,
     with open_memory(ctx, home) as memory:
         if format_ is ExportFormat.markdown:
             files = transfer.export_markdown(memory, out, user_id=user)
-            return stderr().print(f"wrote {count(len(files), 'Markdown file')} to {escape(str(out))}", highlight=False)
+            stderr().print(f"wrote {count(len(files), 'Markdown file')} to {escape(str(out))}", highlight=False)
+            return
         write = _full(memory, scope) if format_ is ExportFormat.full else _current(memory, scope)
         said = write(sys.stdout) if str(out) == "-" else _write_file(out, write)
     stderr().print(f"exported {said} to {escape(str(out))}", highlight=False)

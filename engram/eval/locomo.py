@@ -235,7 +235,8 @@ def run_conversation(conv: Conversation, settings: Settings, embedder: Embedder,
             results.append(retrieve(memory, question, limit, config))
             progress.advance()
     if answer is not None:
-        progress.start(f"{conv.sample_id} answer", sum(q.category != 5 and q.answer is not None for q in conv.questions))
+        answerable = sum(q.category != 5 and q.answer is not None for q in conv.questions)
+        progress.start(f"{conv.sample_id} answer", answerable)
         usage.update(answer(results, progress))
     sources = sum(len(record.source) for record in stored) / len(stored) if stored else 0.0
     return ConversationResult(conv.sample_id, len(conv.turns), len(stored), ingest_seconds, results, usage, sources)

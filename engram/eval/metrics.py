@@ -13,7 +13,7 @@ __all__ = ["parse_evidence", "recall_at_k", "ndcg_at_k", "tokens", "token_f1", "
 _DIA_ID = re.compile(r"D(\d+):(\d+)")
 _SPLIT = re.compile(r"[\s;,]+")
 _ARTICLES = frozenset({"a", "an", "the", "and"})
-_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
+_PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation, " "))
 
 
 def parse_evidence(evidence: Iterable[str]) -> tuple[str, ...]:

@@ -14,8 +14,13 @@ from engram.eval.metrics import percentile
 
 __all__ = ["summarise", "write_report", "table", "usage_table", "plot"]
 
+
+def _in_category(category: int) -> Callable[[QuestionResult], bool]:
+    return lambda r: r.question.category == category
+
+
 GROUPS: tuple[tuple[str, Callable[[QuestionResult], bool]], ...] = (
-    *((f"{c} {name}", (lambda c: lambda r: r.question.category == c)(c)) for c, name in CATEGORIES.items()),
+    *((f"{c} {name}", _in_category(c)) for c, name in CATEGORIES.items()),
     ("all", lambda r: True),
     ("all without 5", lambda r: r.question.category != 5),
 )
@@ -129,8 +134,8 @@ def usage_table(report: dict[str, Any]) -> Any | None:
         cells = []
         for stage in stages:
             spent = conv["usage"].get(stage) or {}
-            cells.append(f"{spent.get('calls', 0):.0f} / {spent.get('prompt_tokens', 0) + spent.get('completion_tokens', 0):.0f}"
-                         f" / {spent.get('seconds', 0):.1f}")
+            tokens = spent.get("prompt_tokens", 0) + spent.get("completion_tokens", 0)
+            cells.append(f"{spent.get('calls', 0):.0f} / {tokens:.0f} / {spent.get('seconds', 0):.1f}")
         grid.add_row(sample_id, f"{conv['turns']} → {conv['memories']}", *cells)
     return grid
 

@@ -35,7 +35,8 @@ def evaluate_locomo(path: str | Path, settings: Settings, *, infer: bool = False
 
     answer = bool(infer and settings.llm_model) if answer is None else answer
     if answer and not settings.llm_model:
-        raise ConfigError("answering needs an LLM: set llm_model (ENGRAM_LLM_MODEL), and llm_api_base for a local server")
+        raise ConfigError("answering needs an LLM: set llm_model (ENGRAM_LLM_MODEL), "
+                          "and llm_api_base for a local server")
     convs = load_locomo(path, conversations)
     embedder = embedder or embedder_from(settings)
     answerer = None

@@ -10,5 +10,6 @@ def dspy_reply(**fields: object) -> str:
     not strings. Script it on FakeOpenAI to answer a DSPy program's call."""
     import json
 
-    parts = [f"[[ ## {name} ## ]]\n{value if isinstance(value, str) else json.dumps(value)}" for name, value in fields.items()]
-    return "\n\n".join(parts + ["[[ ## completed ## ]]"])
+    parts = [f"[[ ## {name} ## ]]\n{value if isinstance(value, str) else json.dumps(value)}"
+             for name, value in fields.items()]
+    return "\n\n".join([*parts, "[[ ## completed ## ]]"])

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["FakeOpenAI", "Reply", "RecordedRequest", "hash_embedding", "NO_CHAT_LEFT"]
 
@@ -71,7 +71,7 @@ class Reply:
     usage: dict | None = None
 
 
-Script = Union[str, dict, Reply, Callable[[dict], Any]]
+Script = str | dict | Reply | Callable[[dict], Any]
 
 
 @dataclass(frozen=True)
@@ -397,10 +397,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     timeout = 5.0  # a client that connects and sends nothing must not hold stop() forever
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:  # the names http.server dispatches to
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
@@ -429,5 +429,5 @@ class _Handler(BaseHTTPRequestHandler):
             return None, f"the body is not valid JSON: {exc}"
         return (body, None) if isinstance(body, dict) else (None, "the body must be a JSON object")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read server.requests; per-request lines on stderr are noise
