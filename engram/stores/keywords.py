@@ -59,7 +59,7 @@ class ScopeTerms:
             self._merge()
 
     def scores(self, query: Iterable[int], admitted: np.ndarray) -> np.ndarray:
-        """BM25 of every row for the query's term indices (0 where no term matches). `admitted` marks the rows
+        """BM25 of every row for the query's term indices, one per query word (0 where no term matches). `admitted` marks the rows
         that count for the statistics (document count, frequencies, average length) and may score."""
         scores = np.zeros(self.rows, dtype=np.float64)
         total = int(admitted.sum())
@@ -67,7 +67,7 @@ class ScopeTerms:
             return scores
         lengths = self.lengths
         average = float(lengths[admitted].mean())
-        for term in dict.fromkeys(query):
+        for term in query:
             rows, counts = self._postings(term)
             keep = admitted[rows]
             rows, tf = rows[keep], counts[keep].astype(np.float64)

@@ -10,7 +10,7 @@ import numpy as np
 from engram.filters import ALL
 from engram.stores.base import Criteria
 from engram.stores.keywords import Document, ScopeTerms, unpack
-from engram.stores.sparse import encode_query, term_counts
+from engram.stores.sparse import query_terms, term_counts
 from engram.types import MemoryRecord, Scope
 
 __all__ = ["ScopeMatrix", "MatrixCache"]
@@ -46,10 +46,10 @@ class ScopeMatrix:
 
     def keyword(self, text: str, keep: np.ndarray, k: int) -> list[tuple[MemoryRecord, float]]:
         """The k admitted rows with the best BM25 for `text` (rows matching no query word are not hits)."""
-        query = encode_query(text)
-        if query is None or k <= 0 or not keep.any():
+        query = query_terms(text)
+        if not query or k <= 0 or not keep.any():
             return []
-        scores = self.terms.scores(query[0], keep)
+        scores = self.terms.scores(query, keep)
         rows = np.flatnonzero(scores > 0)
         if rows.size > k:
             rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]

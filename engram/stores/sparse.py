@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
-__all__ = ["STOPWORDS", "tokens", "stem", "term_index", "term_counts", "encode_document", "encode_query", "SparseVector"]
+__all__ = ["STOPWORDS", "tokens", "stem", "term_index", "term_counts", "query_terms", "encode_document", "encode_query", "SparseVector"]
 
 SparseVector = tuple[list[int], list[float]]
 
@@ -72,6 +72,12 @@ def term_counts(text: str) -> tuple[list[int], list[int], int]:
     counts = Counter(map(term_index, words))
     indices = sorted(counts)
     return indices, [counts[i] for i in indices], len(words)
+
+
+def query_terms(text: str) -> list[int]:
+    """One stem index per distinct topical word of a query, in order: two words with one stem ("used", "uses")
+    count twice, as FTS5 scored an OR of the words."""
+    return _topical(list(dict.fromkeys(tokens(text))))
 
 
 def encode_query(text: str) -> SparseVector | None:
