@@ -198,6 +198,7 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
         if len(item.content.strip()) > limit:
             raise InvalidInput(f"{item.origin}: {len(item.content.strip())} characters; the limit is {limit}")
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
+    items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
     for scope, groups in _writes(_chunks(items, chunk), per_write):
         batches = [RawBatch(parse_messages([item.message() for item in group], limit), _when(group[0]),
                             uuid.uuid4().hex, group[0].metadata, group[0].categories) for group in groups]
