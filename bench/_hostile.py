@@ -51,13 +51,10 @@ def user_ids(rng: random.Random, extra: int = 16) -> list[str]:
     return list(dict.fromkeys(u for u in found if u.strip()))
 
 
-def query(rng: random.Random, others: list[str], tokens: list[str]) -> str:
-    """A search query: words, other users' ids, FTS5 / SQL syntax, a store's scope tokens, in a random mix."""
+def query(rng: random.Random, others: list[str]) -> str:
+    """A search query: words, other users' ids, FTS5 / SQL syntax, in a random mix."""
     parts = [rng.choice(WORDS)]
-    parts += [rng.choice([rng.choice(others), rng.choice(_FTS), rng.choice(WORDS), *tokens[:1]])
-              for _ in range(rng.randrange(3))]
-    if tokens and rng.random() < 0.2:
-        parts.append(rng.choice(tokens))
+    parts += [rng.choice([rng.choice(others), rng.choice(_FTS), rng.choice(WORDS)]) for _ in range(rng.randrange(3))]
     rng.shuffle(parts)
     return " ".join(parts)
 

@@ -117,8 +117,8 @@ class Trials:
 
 
 class _Run:
-    def __init__(self, m: Memory, world: World, rng: random.Random, trials: Trials, tokens: list[str]) -> None:
-        self.m, self.world, self.rng, self.t, self.tokens = m, world, rng, trials, tokens
+    def __init__(self, m: Memory, world: World, rng: random.Random, trials: Trials) -> None:
+        self.m, self.world, self.rng, self.t = m, world, rng, trials
 
     def leak(self, what: str) -> None:
         self.t.leaks.append(f"trial {self.t.count}: {what}")
@@ -161,7 +161,7 @@ class _Run:
         if self.rng.random() < 0.1:
             extra["categories"] = ["secret"]
         if op == "search":
-            text = query(self.rng, self.world.users, self.tokens)
+            text = query(self.rng, self.world.users)
             out = self.m.search(text, **kwargs, **extra)["results"]
         else:
             out = self.m.get_all(**kwargs, **extra)["results"]
@@ -241,14 +241,7 @@ def run_reads(kind: str, home: Path, seed: int, count: int) -> Trials:
     with open_memory(kind, home) as m:
         world = populate(m, rng)
         trials.owners = len(set(world.owner.values()))
-        tokens = []
-        if kind == "sqlite":
-            from engram.stores.sqlite import (
-                _scope_token,  # a query naming another user's FTS scope token
-            )
-
-            tokens = [_scope_token("user_id", u) + c for u in rng.sample(world.users, 8) for c in ("", "c")]
-        run = _Run(m, world, rng, trials, tokens)
+        run = _Run(m, world, rng, trials)
         run.state()
         checked = 0
         while trials.count < count:

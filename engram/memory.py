@@ -30,6 +30,7 @@ from engram.inputs import (
     parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
+from engram.raw import RawBatch, raw_changes
 from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
@@ -160,7 +161,8 @@ class Memory:
                 _set_expiry(changes, expires_at, {d.target.id: d.target for d in proposed.decisions if d.target})
                 extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
             else:
-                changes, results = self._raw_changes(scope, parsed, when, batch, metadata, categories)
+                changes, [results] = raw_changes(self.store, self._bound_embedder(), scope,
+                                                 [RawBatch(parsed, when, batch, metadata, categories)])
                 _set_expiry(changes, expires_at, {})
             changes.saved = saved
             if dry_run or not changes:
@@ -178,30 +180,13 @@ class Memory:
                  extra.get("usage", "infer=False"))
         return {"results": results, "batch_id": batch, **extra, **({"dry_run": True} if dry_run else {})}
 
-    def _raw_changes(self, scope: Scope, parsed: list[Message], when: float, batch: str, meta: dict[str, Any],
-                     cats: tuple[str, ...]) -> tuple[ChangeSet, list[dict[str, Any]]]:
-        wanted: dict[str, Message] = {}
-        for message in parsed:
-            if message.role != "system":  # instructions to the model are not facts about anyone
-                wanted.setdefault(content_hash(message.content), message)
-        known = self.store.find_hashes(scope, list(wanted)) if wanted else {}  # spares embedding them
-        fresh = [(digest, m) for digest, m in wanted.items() if digest not in known]
-        vectors = self._bound_embedder().embed([m.content for _, m in fresh])
-        stamp = now()
-        changes = ChangeSet(owner=scope)
-        for position, ((digest, message), vector) in enumerate(zip(fresh, vectors, strict=True)):
-            source = (message.id,) if message.id else ()
-            record = MemoryRecord(
-                id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
-                agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=cats, metadata=meta,
-                source=source, created_at=stamp, updated_at=stamp, valid_from=when, batch_id=batch, position=position,
-            )
-            changes.inserts.append((record, vector))
-            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=record.text, source=source,
-                                        actor="user"))
-        results = [{"id": r.id, "memory": r.text, "event": Op.ADD.value} for r, _ in changes.inserts]
-        results += [{"id": known[d].id, "memory": known[d].text, "event": Op.NOOP.value} for d in wanted if d in known]
-        return changes, results
+    def _add_raw(self, scope: Scope, batches: list[RawBatch]) -> list[list[dict[str, Any]]]:
+        """Several add(infer=False) batches of one scope in one write (an import); each batch's results."""
+        changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches)
+        if changes:
+            stored = self.store.apply(changes)
+            results = [_known_already(r, changes, stored) for r in results]
+        return results
 
     def revert(self, batch_id: str) -> dict[str, Any]:
         """Undo a whole add (or delete_all): what it added is closed, what it superseded is current again."""

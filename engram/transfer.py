@@ -1,8 +1,8 @@
 """Moving memories in and out: JSONL (engram's own export, or similar shapes), LoCoMo conversations, Markdown.
 
 Readers check a whole file before returning, so a bad line is reported before anything is written. Imports go
-through `Memory.add(..., infer=False)` in chunks, one transaction per chunk: a killed import leaves whole
-memories only, and running it again adds just what is missing (exact duplicates come back as NOOP).
+as `Memory.add(..., infer=False)` stores them, many batches to a transaction: a killed import leaves whole
+batches only, and running it again adds just what is missing (exact duplicates come back as NOOP).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from engram import private
 from engram.errors import InvalidInput
-from engram.inputs import check_categories, check_metadata
-from engram.types import Op, Scope, iso, to_epoch
+from engram.inputs import check_categories, check_metadata, parse_messages
+from engram.raw import RawBatch
+from engram.types import Op, Scope, iso, now, to_epoch
 
 if TYPE_CHECKING:
     from engram.memory import Memory
@@ -183,30 +185,48 @@ def detect_format(path: str | Path) -> str:
 
 # -- importing -------------------------------------------------------------------------------------------------
 
-def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64,
+def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_write: int = 1024,
                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Write items through `memory.add(..., infer=False)`, one call (one transaction) per chunk of consecutive
-    items that share scope, timestamp, metadata and categories. Returns {"ADD": n, "NOOP": n}, which add up to
-    the number of items (an exact duplicate of a memory in the same scope is a NOOP)."""
+    """Store items as add(..., infer=False) would, one batch per chunk of consecutive items sharing scope,
+    timestamp, metadata and categories (at most `chunk`), and consecutive batches of one scope written together
+    (up to `per_write` items: one embedding call, one transaction). Returns {"ADD": n, "NOOP": n}, which add up
+    to the number of items (a text the scope holds already is a NOOP): an interrupted import run again skips
+    what it wrote, without embedding it again."""
     items = list(items)
     limit = memory.settings.max_memory_chars
-    for item in items:  # add() checks this too, but only chunk by chunk: fail before the first write instead
+    for item in items:  # fail before the first write
         if len(item.content.strip()) > limit:
             raise InvalidInput(f"{item.origin}: {len(item.content.strip())} characters; the limit is {limit}")
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
-    for group in _chunks(items, chunk):
-        first = group[0]
-        result = memory.add(
-            [item.message() for item in group], user_id=first.scope.user_id, agent_id=first.scope.agent_id,
-            run_id=first.scope.run_id, infer=False, timestamp=first.timestamp, metadata=first.metadata,
-            categories=list(first.categories),
-        )
-        for row in result["results"]:
-            counts[row["event"]] = counts.get(row["event"], 0) + 1
-        counts[Op.NOOP.value] += len(group) - len(result["results"])  # repeats within the chunk: add() folds them
-        if progress is not None:
-            progress(len(group))
+    items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
+    for scope, groups in _writes(_chunks(items, chunk), per_write):
+        batches = [RawBatch(parse_messages([item.message() for item in group], limit), _when(group[0]),
+                            uuid.uuid4().hex, group[0].metadata, group[0].categories) for group in groups]
+        for group, results in zip(groups, memory._add_raw(scope, batches)):
+            for row in results:
+                counts[row["event"]] += 1
+            counts[Op.NOOP.value] += len(group) - len(results)  # repeats within a batch: folded into one
+            if progress is not None:
+                progress(len(group))
     return counts
+
+
+def _when(item: Item) -> float:
+    return now() if item.timestamp is None else item.timestamp
+
+
+def _writes(groups: Iterator[list[Item]], size: int) -> Iterator[tuple[Scope, list[list[Item]]]]:
+    """Consecutive groups of one scope, up to `size` items a write."""
+    if size <= 0:
+        raise InvalidInput(f"per_write must be a positive integer, got {size!r}")
+    run: list[list[Item]] = []
+    for group in groups:
+        if run and (run[0][0].scope != group[0].scope or sum(map(len, run)) + len(group) > size):
+            yield run[0][0].scope, run
+            run = []
+        run.append(group)
+    if run:
+        yield run[0][0].scope, run
 
 
 def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:

@@ -21,7 +21,6 @@ from engram.types import Scope, Turn
 # itself, not of its contents; engram_meta's write_seq is that counter too.
 TABLES = {
     "memories": "SELECT rowid, * FROM memories ORDER BY rowid",
-    "memories_fts": "SELECT rowid, text, scope FROM memories_fts ORDER BY rowid",
     "history": "SELECT * FROM history ORDER BY seq",
     "sessions": "SELECT * FROM sessions ORDER BY id",
     "turns": "SELECT * FROM turns ORDER BY seq",

@@ -44,9 +44,7 @@ def check_consistent(home: Path) -> int:
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         total = db.execute("SELECT count(*) FROM memories").fetchone()[0]
-        assert db.execute("SELECT count(*) FROM memories WHERE rowid NOT IN (SELECT rowid FROM memories_fts)"
-                          ).fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM memories_fts").fetchone()[0] == total
+        assert db.execute("SELECT count(*) FROM memories WHERE terms IS NULL").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM memories m WHERE NOT EXISTS (SELECT 1 FROM history h "
                           "WHERE h.memory_id = m.id AND h.op = 'ADD')").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM history").fetchone()[0] == total

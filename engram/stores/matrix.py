@@ -9,6 +9,8 @@ import numpy as np
 
 from engram.filters import ALL
 from engram.stores.base import Criteria
+from engram.stores.keywords import Document, ScopeTerms, unpack
+from engram.stores.sparse import query_terms, term_counts
 from engram.types import MemoryRecord, Scope
 
 __all__ = ["ScopeMatrix", "MatrixCache"]
@@ -17,18 +19,42 @@ __all__ = ["ScopeMatrix", "MatrixCache"]
 class ScopeMatrix:
     """Every version (current and closed) of one query scope, with its vectors, as loaded at `version`."""
 
-    def __init__(self, records: list[MemoryRecord], vectors: np.ndarray, version: int) -> None:
+    def __init__(self, records: list[MemoryRecord], vectors: np.ndarray, version: int,
+                 documents: list[bytes | None] | None = None) -> None:
         self.records = records
         self.vectors = vectors
         self.version = version
         self.position = {record.version: i for i, record in enumerate(records)}
         self._batches: dict[str | None, list[int]] | None = None  # batch id -> rows, built on first use
+        self._documents = documents  # each row's packed sparse vector as stored (None: encode its text)
+        self._terms: ScopeTerms | None = None  # the keyword index, built on first use
         self.valid_from = np.array([r.valid_from for r in records], dtype=np.float64)
         self.valid_to = np.array([np.inf if r.valid_to is None else r.valid_to for r in records], dtype=np.float64)
         self.expires_at = np.array([_expiry(r) for r in records], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def terms(self) -> ScopeTerms:
+        """The rows' keyword postings (engram.stores.keywords)."""
+        if self._terms is None:
+            stored = self._documents or [None] * len(self.records)
+            self._terms = ScopeTerms([_document(blob, record) for blob, record in zip(stored, self.records)])
+            self._documents = None
+        return self._terms
+
+    def keyword(self, text: str, keep: np.ndarray, k: int) -> list[tuple[MemoryRecord, float]]:
+        """The k admitted rows with the best BM25 for `text` (rows matching no query word are not hits)."""
+        query = query_terms(text)
+        if not query or k <= 0 or not keep.any():
+            return []
+        scores = self.terms.scores(query, keep)
+        rows = np.flatnonzero(scores > 0)
+        if rows.size > k:
+            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+        rows = rows[np.lexsort((rows, -scores[rows]))]  # best first; ties in write order
+        return [(self.records[i], float(scores[i])) for i in rows]
 
     def batch(self, batch_id: str) -> list[MemoryRecord]:
         """This scope's versions written by one batch (one add() call, update, ...)."""
@@ -57,6 +83,10 @@ class ScopeMatrix:
             self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
             self.valid_to = np.concatenate([self.valid_to, [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
             self.expires_at = np.concatenate([self.expires_at, [_expiry(r) for r, _ in mine]])
+            if self._terms is not None:
+                self._terms.append([_document(None, r) for r, _ in mine])
+            elif self._documents is not None:
+                self._documents.extend(None for _ in mine)
             if self._batches is not None:
                 for i, (record, _) in enumerate(mine):
                     self._batches.setdefault(record.batch_id, []).append(start + i)
@@ -92,6 +122,13 @@ class ScopeMatrix:
         else:
             best = np.argsort(-scores, kind="stable")
         return [(self.records[rows[i]], float(scores[i])) for i in best]
+
+
+def _document(blob: bytes | None, record: MemoryRecord) -> Document:
+    if blob is not None:
+        return unpack(blob)
+    indices, counts, length = term_counts(record.text)
+    return np.asarray(indices, dtype=np.uint32), np.asarray(counts, dtype=np.uint32), length
 
 
 def _expiry(record: MemoryRecord) -> float:

@@ -105,6 +105,15 @@ def m004_expiry(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE memories ADD COLUMN expires_at REAL")
 
 
+@migration
+def m006_keyword_terms(db: sqlite3.Connection) -> None:
+    # Keyword search reads each version's sparse vector (engram.stores.keywords) with its scope's rows, so its
+    # cost follows the scope's size; the FTS5 index, whose posting lists spanned every user, goes. Versions
+    # written before this migration have NULL here and are encoded from their text when their scope loads.
+    db.execute("ALTER TABLE memories ADD COLUMN terms BLOB")
+    db.execute("DROP TABLE memories_fts")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

@@ -12,8 +12,9 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 
-__all__ = ["STOPWORDS", "tokens", "stem", "encode_document", "encode_query", "SparseVector"]
+__all__ = ["STOPWORDS", "tokens", "stem", "term_index", "term_counts", "query_terms", "encode_document", "encode_query", "SparseVector"]
 
 SparseVector = tuple[list[int], list[float]]
 
@@ -44,22 +45,44 @@ def _index(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
 
 
+@lru_cache(maxsize=1 << 16)
+def term_index(word: str) -> int:
+    """The index of a token's stem (cached: stemming is most of an encoding's cost, and words repeat)."""
+    return _index(stem(word))
+
+
+def _topical(words: list[str]) -> list[int]:
+    return [term_index(w) for w in words if w not in STOPWORDS]
+
+
 def encode_document(text: str) -> SparseVector:
     """The stored vector: each topical stem's tf, saturated and normalised by the text's length (BM25)."""
     words = tokens(text)
-    counts = Counter(stem(w) for w in words if w not in STOPWORDS)
+    counts = Counter(_topical(words))
     norm = K1 * (1.0 - B + B * len(words) / AVERAGE_LENGTH)
-    weights: dict[int, float] = {}
-    for term, tf in counts.items():
-        index = _index(term)  # two stems sharing a hash (1 in 4 billion) simply share a weight
-        weights[index] = weights.get(index, 0.0) + tf * (K1 + 1.0) / (tf + norm)
-    indices = sorted(weights)
-    return indices, [weights[i] for i in indices]
+    # two stems sharing a hash (1 in 4 billion) simply share a weight
+    indices = sorted(counts)
+    return indices, [counts[i] * (K1 + 1.0) / (counts[i] + norm) for i in indices]
+
+
+def term_counts(text: str) -> tuple[list[int], list[int], int]:
+    """What BM25 needs of a document, as SQLite FTS5 indexes it: every stem's index (sorted; stopwords too, for
+    a query word may stem like one: "used" and "us"), their counts, and the length in tokens."""
+    words = tokens(text)
+    counts = Counter(map(term_index, words))
+    indices = sorted(counts)
+    return indices, [counts[i] for i in indices], len(words)
+
+
+def query_terms(text: str) -> list[int]:
+    """One stem index per distinct topical word of a query, in order: two words with one stem ("used", "uses")
+    count twice, as FTS5 scored an OR of the words."""
+    return _topical(list(dict.fromkeys(tokens(text))))
 
 
 def encode_query(text: str) -> SparseVector | None:
     """One unit weight per distinct topical stem of the query (IDF is applied by Qdrant); None if none."""
-    terms = {_index(stem(w)) for w in tokens(text) if w not in STOPWORDS}
+    terms = set(_topical(tokens(text)))
     if not terms:
         return None
     indices = sorted(terms)

@@ -1,17 +1,16 @@
-"""The embedded default store: one SQLite file (WAL) holding memories, vectors, an FTS5 index and history.
+"""The embedded default store: one SQLite file (WAL) holding memories, their dense and sparse vectors, and history.
 
-Dense search is exact: each query scope's vectors are loaded once into a numpy matrix and reused while the
+Search is exact and reads only the query scope: each scope's versions are loaded once into a numpy matrix
+(dense vectors, and keyword postings from their sparse vectors) and reused while the
 scope's version (bumped in the same transaction as every write touching it) is unchanged, which keeps the
 cache coherent with writes from this process and from any other process using the same file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
-import re
 import sqlite3
 import threading
 import time
@@ -29,7 +28,8 @@ from engram.private import create_file
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.schema import APP_ID, MIGRATIONS, migrate
-from engram.stores.sparse import STOPWORDS
+from engram.stores.keywords import pack
+from engram.stores.sparse import term_counts
 from engram.stores.sqlite_sessions import SessionTables
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
@@ -39,26 +39,6 @@ _COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
     "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at"
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def _scope_token(name: str, value: str) -> str:
-    return name[0] + hashlib.sha1(value.encode("utf-8")).hexdigest()[:16]
-
-
-def _fts_scope(record: MemoryRecord, current: bool) -> str:
-    """Each scope field's token, and the same token + "c" while current: one short posting list per query."""
-    tokens = [_scope_token(name, value) for name, value in record.scope.items()]
-    return " ".join(tokens + ([t + "c" for t in tokens] if current else []))
-
-
-def keyword_query(text: str) -> str | None:
-    """An FTS5 OR-query of the text's topical words, each quoted (so no user text is FTS syntax)."""
-    words = []
-    for word in _WORD.findall(text.casefold()):
-        if word not in STOPWORDS and word not in words:
-            words.append(word)
-    return " OR ".join(f'"{w}"' for w in words) or None
 
 
 class SQLiteStore(SessionTables, Store):
@@ -230,7 +210,6 @@ class SQLiteStore(SessionTables, Store):
             ended = replace(record, valid_to=max(close.valid_to, record.valid_from), superseded_by=close.superseded_by)
             db.execute("UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
                        (ended.valid_to, ended.superseded_by, record.version))
-            db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, False), record.version))
             closed[record.id] = record
             changed.append(ended)
         return closed, changed
@@ -245,7 +224,6 @@ class SQLiteStore(SessionTables, Store):
             if db.execute("SELECT 1 FROM memories WHERE id=? AND valid_to IS NULL", (record.id,)).fetchone():
                 raise StoreError(f"memory {record.id} already has a current version; cannot reopen {version}")
             db.execute("UPDATE memories SET valid_to=NULL, superseded_by=NULL WHERE rowid=?", (version,))
-            db.execute("UPDATE memories_fts SET scope=? WHERE rowid=?", (_fts_scope(record, True), version))
             changed.append(replace(record, valid_to=None, superseded_by=None))
         return changed
 
@@ -269,23 +247,20 @@ class SQLiteStore(SessionTables, Store):
             raise StoreError(f"vector of dimension {len(blob) // 4} given to a store bound to {dimension}")
         cursor = db.execute(
             "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector, terms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
                 json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
                 json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
                 record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at, blob,
+                pack(*term_counts(record.text)),
             ),
         )
         version = cursor.lastrowid
         if keep and record.version is not None and record.version != version:  # taken: a UNIQUE error, nothing written
             db.execute("UPDATE memories SET rowid=? WHERE rowid=?", (record.version, version))
             version = record.version
-        db.execute(
-            "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
-            (version, record.text, _fts_scope(record, record.valid_to is None)),
-        )
         return int(version)  # type: ignore[arg-type]
 
     @staticmethod
@@ -361,7 +336,7 @@ class SQLiteStore(SessionTables, Store):
     def _load(self, scope: Scope, version: int) -> ScopeMatrix:
         where = " AND ".join(f"{name}=?" for name, _ in scope.items())
         rows = self._read(
-            f"SELECT {_COLUMNS}, vector FROM memories WHERE {where} ORDER BY rowid",
+            f"SELECT {_COLUMNS}, terms, vector FROM memories WHERE {where} ORDER BY rowid",
             tuple(value for _, value in scope.items()),
         )
         dimension = len(rows[0][-1]) // 4 if rows else (self._binding[1] if self._binding else 1)
@@ -372,7 +347,7 @@ class SQLiteStore(SessionTables, Store):
             vectors = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
         except ValueError as exc:
             raise CorruptStore(f"{self.path} holds vectors of several dimensions: {exc}") from exc
-        return ScopeMatrix([_record(row[:-1]) for row in rows], vectors, version)
+        return ScopeMatrix([_record(row[:-2]) for row in rows], vectors, version, [row[-2] for row in rows])
 
     # Matrices are patched in place by this handle's writes: every read of one holds the lock, so a search in
     # one thread never sees a matrix half-grown by a write in another.
@@ -390,31 +365,10 @@ class SQLiteStore(SessionTables, Store):
             return matrix.top(np.asarray(vector, dtype=np.float32), matrix.mask(criteria), k)
 
     def keyword(self, text: str, criteria: Criteria, k: int) -> list[tuple[MemoryRecord, float]]:
-        """FTS5 restricted to the first scope field's token; rows of the scope's other agents/runs or failing
-        the criteria are dropped after, so pages are read until k are admitted or the matches run out."""
-        terms = keyword_query(text)
-        if terms is None or k <= 0:
-            return []
-        name, value = criteria.scope.items()[0]
-        restrict = _scope_token(name, value) + ("c" if criteria.as_of is None else "")
-        match = f"scope : {restrict} AND text : ({terms})"
-        hits: list[tuple[MemoryRecord, float]] = []
+        """BM25 over the query scope's own postings (engram.stores.keywords): the cost follows the scope."""
         with self._lock:
             matrix = self._matrix(criteria.scope)
-            keep = matrix.mask(criteria)
-            page, offset = max(4 * k, 100), 0
-            while len(hits) < k:
-                rows = self._read(
-                    "SELECT rowid, bm25(memories_fts, 1.0, 0.0) FROM memories_fts WHERE memories_fts MATCH ? "
-                    "ORDER BY bm25(memories_fts, 1.0, 0.0), rowid LIMIT ? OFFSET ?", (match, page, offset))
-                for rowid, rank in rows:
-                    position = matrix.position.get(rowid)
-                    if position is not None and keep[position]:
-                        hits.append((matrix.records[position], -float(rank)))
-                if len(rows) < page:
-                    break
-                offset, page = offset + page, page * 4
-        return hits[:k]
+            return matrix.keyword(text, matrix.mask(criteria), k)
 
     def neighbours(self, versions: list[int], criteria: Criteria,
                    window: int) -> dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]:
@@ -478,7 +432,7 @@ class SQLiteStore(SessionTables, Store):
     def reset(self) -> None:
         with self._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "memories_fts", "history", "turns", "sessions"):
+            for table in ("memories", "history", "turns", "sessions"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             self._bump(db, set(keys))

@@ -1,0 +1,71 @@
+"""Messages stored as they are (add(infer=False) and imports): one change set for one or many batches.
+
+An import writes many batches of one scope together: their known texts are found in one lookup, their new
+texts embedded in one call (longer runs waste less on padding) and written in one transaction, while each batch
+keeps its own id, time, metadata and categories, as if added one by one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from engram.embed.base import Embedder
+from engram.inputs import Message
+from engram.stores.base import ChangeSet, Store
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
+
+__all__ = ["RawBatch", "raw_changes"]
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """One add(infer=False): its messages, when they became true, and what every memory of it carries."""
+
+    messages: list[Message]
+    when: float
+    batch: str
+    metadata: dict[str, Any]
+    categories: tuple[str, ...]
+
+
+def raw_changes(store: Store, embedder: Embedder, scope: Scope,
+                batches: list[RawBatch]) -> tuple[ChangeSet, list[list[dict[str, Any]]]]:
+    """The change set writing every new message of `batches` (system messages are not facts; a text the scope
+    holds already, or an earlier batch of the same call, is a NOOP), and each batch's results."""
+    wanted: list[dict[str, Message]] = []
+    for raw in batches:
+        mine: dict[str, Message] = {}
+        for message in raw.messages:
+            if message.role != "system":  # instructions to the model are not facts about anyone
+                mine.setdefault(content_hash(message.content), message)
+        wanted.append(mine)
+    every = list(dict.fromkeys(digest for mine in wanted for digest in mine))
+    known: dict[str, Any] = store.find_hashes(scope, every) if every else {}  # spares embedding them
+    fresh = [digest for digest in every if digest not in known]
+    texts = {digest: message.content for mine in wanted for digest, message in mine.items()}
+    vectors = dict(zip(fresh, embedder.embed([texts[d] for d in fresh])))
+    stamp = now()
+    changes = ChangeSet(owner=scope)
+    results: list[list[dict[str, Any]]] = []
+    for raw, mine in zip(batches, wanted):
+        added, noop = [], []
+        for digest, message in mine.items():
+            if digest in known:
+                noop.append({"id": known[digest].id, "memory": known[digest].text, "event": Op.NOOP.value})
+                continue
+            source = (message.id,) if message.id else ()
+            record = MemoryRecord(
+                id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
+                agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=raw.categories,
+                metadata=raw.metadata, source=source, created_at=stamp, updated_at=stamp, valid_from=raw.when,
+                batch_id=raw.batch, position=len(added),
+            )
+            changes.inserts.append((record, vectors[digest]))
+            changes.events.append(Event(record.id, Op.ADD, raw.batch, stamp, new_text=record.text, source=source,
+                                        actor="user"))
+            known[digest] = record  # a later batch of this call holding the same text finds it here
+            added.append({"id": record.id, "memory": record.text, "event": Op.ADD.value})
+        results.append(added + noop)
+    return changes, results
