@@ -67,7 +67,11 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        return f"{shown_path(self.path)}:{self.line}"
+
+
+def shown_path(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
 def parse(path: Path) -> tuple[list[Block], list[str]]:
@@ -80,18 +84,18 @@ def parse(path: Path) -> tuple[list[Block], list[str]]:
         fence = FENCE.match(lines[i])
         if not fence:
             if lines[i].lstrip().startswith("<!-- doc-test") and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
-                problems.append(f"{path.relative_to(ROOT)}:{i + 1}: a doc-test marker must be right before a code fence")
+                problems.append(f"{shown_path(path)}:{i + 1}: a doc-test marker must be right before a code fence")
             i += 1
             continue
         end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), None)
         if end is None:
-            problems.append(f"{path.relative_to(ROOT)}:{i + 1}: a code fence is never closed")
+            problems.append(f"{shown_path(path)}:{i + 1}: a code fence is never closed")
             break
         lang = fence.group(1).lower()
         before = lines[i - 1].strip() if i else ""
         kind, options, problem = _marker(before, lang)
         if problem:
-            problems.append(f"{path.relative_to(ROOT)}:{i + 1}: {problem}")
+            problems.append(f"{shown_path(path)}:{i + 1}: {problem}")
         else:
             blocks.append(Block(path, i + 2, lang, "\n".join(lines[i + 1:end]) + "\n", kind, options))
         i = end + 1
@@ -153,16 +157,16 @@ def instrument(block: Block) -> tuple[ast.Module, dict[int, str]]:
     """The block's code, with a call `__doc_check__(value, line)` after each statement that shows its output,
     and the pattern text of each such line (README line numbers)."""
     tree = ast.parse(block.code, filename=block.where)
-    shown = _shown_outputs(block.code)
+    shown = _shown_outputs(block)
     simple = [node for node in ast.walk(tree) if isinstance(node, ast.stmt) and not _compound(node)]
     owner: dict[int, int] = {}  # statement line -> pattern line
     for line in shown:
         before = [s for s in simple if s.end_lineno is not None and s.end_lineno <= line]
         if not before:
-            raise AssertionError(f"{block.where}: a shown output at line {line} follows no statement")
+            raise AssertionError(f"{block.where}: the shown output of line {block.line + line - 1} follows nothing")
         statement = max(before, key=lambda s: (s.end_lineno, s.lineno))
         owner[statement.lineno] = line + block.line - 1
-    tree = _Checks(owner).visit(tree)
+    tree = _Checks(owner, shown_path(block.path)).visit(tree)
     ast.fix_missing_locations(tree)
     ast.increment_lineno(tree, block.line - 1)
     return tree, {line + block.line - 1: text for line, text in shown.items()}
@@ -173,11 +177,13 @@ def _compound(node: ast.stmt) -> bool:
                and isinstance(getattr(node, name)[0], ast.stmt) for name in ("body", "orelse", "finalbody"))
 
 
-def _shown_outputs(code: str) -> dict[int, str]:
-    """Line of each `-> PATTERN` comment -> the pattern, continued over the comment lines after it."""
+def _shown_outputs(block: Block) -> dict[int, str]:
+    """Line (in the block) of each `-> PATTERN` comment -> the pattern, continued over the comment lines after it."""
+    code = block.code
     comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(code).readline)
                 if tok.type == tokenize.COMMENT}
     lines = code.splitlines()
+    where = shown_path(block.path)
     shown: dict[int, str] = {}
     consumed: set[int] = set()
     for line, comment in comments.items():
@@ -187,11 +193,15 @@ def _shown_outputs(code: str) -> dict[int, str]:
         following = line + 1
         while not _complete(text):
             if following not in comments or lines[following - 1].strip() != comments[following]:
-                raise AssertionError(f"line {line}: the shown output {text!r} is not a complete expression")
+                raise AssertionError(f"{where}:{block.line + line - 1}: the shown output {text!r} is not complete")
             text += " " + comments[following].lstrip("#")
             consumed.add(following)
             following += 1
         shown[line] = text
+    for line, comment in comments.items():
+        if line not in shown and line not in consumed and comment.lstrip("# ").startswith(("{", "[")):
+            raise AssertionError(f"{where}:{block.line + line - 1}: {comment!r} looks like output; write it as "
+                                 "`# -> ...` so that it is checked")
     return shown
 
 
@@ -204,8 +214,8 @@ def _complete(text: str) -> bool:
 
 
 class _Checks(ast.NodeTransformer):
-    def __init__(self, owner: dict[int, int]) -> None:
-        self.owner = owner
+    def __init__(self, owner: dict[int, int], where: str) -> None:
+        self.owner, self.where = owner, where
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         super().generic_visit(node)
@@ -224,7 +234,7 @@ class _Checks(ast.NodeTransformer):
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
             check = ast.Expr(_call(ast.Name(statement.targets[0].id, ast.Load()), line))
             return [statement, ast.copy_location(check, statement)]
-        raise AssertionError(f"line {statement.lineno}: a shown output needs an expression or `name = ...`")
+        raise AssertionError(f"{self.where}:{line}: a shown output needs an expression or `name = ...` before it")
 
 
 def _call(value: ast.expr, line: int) -> ast.Call:

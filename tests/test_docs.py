@@ -35,6 +35,7 @@ from doc_blocks import (
     instrument,
     matches,
     output_matches,
+    parse,
     units,
 )
 
@@ -62,8 +63,8 @@ def test_every_block_is_run_or_marked() -> None:
     for unit in UNITS:
         first = unit[0]
         assert first.kind != "output", f"{first.where}: an output block must follow a shell block that runs"
-        assert all(b.kind != "output" or first.lang in SHELL for b in unit), f"{first.where}: output of Python " \
-            "is shown in comments (# -> ...), not in a block"
+        assert all(b.kind != "output" for b in unit) or (first.kind == "run" and first.lang in SHELL), \
+            f"{first.where}: an output block shows what a shell block that runs prints; Python shows it in # -> ..."
     checked = {u[0].kind for u in UNITS}
     assert checked <= {"run", "setup", "config", "compose", "filters", "layout", "skip"}
 
@@ -79,6 +80,64 @@ def test_the_shown_output_rules() -> None:
     assert output_matches("a\nb  \nc 1.5 ms\nd\n", "a\n...\nc ... ms\nd\n")
     assert output_matches("│ 1db311aa │ 0.5 │\n", "│ ...      │ 0.5   │\n") and not output_matches("ab\n", "a b\n")
     assert not output_matches("a\nb\n", "a\n") and not output_matches("a b\n", "a ...\nc\n")
+
+
+MARKED = """\
+<!-- doc-test: run session="tour" -->
+```python
+x = [1, 2]
+```
+Some text.
+<!-- doc-test: run session="tour" -->
+```python
+x  # -> [1, ...]
+```
+```sh
+echo hi
+```
+
+<!-- doc-test: output -->
+```text
+hi
+```
+```yaml
+a: 1
+```
+<!-- doc-test: skip reason="" -->
+```python
+```
+<!-- doc-test: frobnicate -->
+```python
+```
+<!-- doc-test: skip reason="needs a Qdrant server" -->
+
+```python
+```
+"""
+
+
+def test_markers_are_read_and_their_mistakes_reported(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(MARKED)
+    blocks, problems = parse(doc)
+    assert [[(b.line, b.kind) for b in unit] for unit in units(blocks)] == [
+        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")]]
+    assert [p.split(": ", 1)[1].split(" ")[:3] for p in problems] == [
+        ["a", "```yaml", "block"], ["a", "skipped", "block"], ["unknown", "doc-test", "kind"],
+        ["a", "doc-test", "marker"]]
+
+
+def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
+    def block(code: str) -> Block:
+        return Block(tmp_path / "doc.md", 10, "python", code, "run")
+
+    run_python(block("x = [1, 2]  # -> [1, ...]\nlen(x)\n# -> (\n#    2)\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:11 shows 3"):
+        run_python(block("x = [1, 2]\nlen(x)  # -> 3\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:11: .* looks like output"):
+        run_python(block("x = [1, 2]\n# [1, 2]\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:10: the shown output .* is not complete"):
+        run_python(block("x = [1, 2]  # -> [1,\n"), {})
 
 
 # -- Python -----------------------------------------------------------------------------------------------------
