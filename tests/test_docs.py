@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import typer
-import yaml
+import yaml  # type: ignore[import-untyped]
 from doc_blocks import (
     CHECK,
     ROOT,
@@ -216,14 +216,14 @@ def test_skipped_python_blocks_call_what_exists(unit: list[Block]) -> None:
     """Not run, but their imports work and every call they make fits the signature of what it calls."""
     tree = ast.parse(unit[0].code)
     namespace: dict[str, Any] = {}
-    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    imports: list[ast.stmt] = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     exec(compile(ast.Module(imports, []), unit[0].where, "exec"), namespace)  # noqa: S102
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    calls = [(node, node.func.id) for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     assert calls
-    for call in calls:
-        target = namespace.get(call.func.id)
-        assert target is not None, f"{unit[0].where}: {call.func.id} is not imported"
-        inspect.signature(target).bind(*call.args, **{k.arg: None for k in call.keywords if k.arg})
+    for call, name in calls:
+        assert name in namespace, f"{unit[0].where}: {name} is not imported"
+        inspect.signature(namespace[name]).bind(*call.args, **{k.arg: None for k in call.keywords if k.arg})
 
 
 # -- shell ------------------------------------------------------------------------------------------------------
