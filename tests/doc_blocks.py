@@ -4,8 +4,8 @@ A fenced block may be preceded, on the line right before its fence, by one marke
 
     <!-- doc-test: KIND key="value" ... -->
 
-Without a marker, a ```python block and a ```sh / ```bash / ```console block is `run`; any other block must
-carry one. The kinds (see tests/test_docs.py for what each check does):
+Without a marker, a ```python, ```sh or ```bash block is `run`; any other block must carry one. The kinds (see
+tests/test_docs.py for what each check does):
 
     run      executed. Python in a fresh namespace, shell with bash -euo pipefail and this tree's `engram`,
              both in a scratch data directory. Options: session="NAME" (consecutive blocks of one file with the
@@ -49,8 +49,8 @@ DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 KINDS: dict[str, set[str]] = {"run": {"session", "llm", "input"}, "output": set(), "setup": set(), "config": set(),
                               "compose": set(), "filters": set(), "layout": set(), "skip": {"reason"}}
-RUN_BY_DEFAULT = {"python", "sh", "bash", "console"}
-SHELL = {"sh", "bash", "console"}
+RUN_BY_DEFAULT = {"python", "sh", "bash"}
+SHELL = {"sh", "bash"}
 MARKER = re.compile(r'<!-- doc-test: ([a-z]+)((?: [a-z]+="[^"]*")*) -->')
 OPTION = re.compile(r' ([a-z]+)="([^"]*)"')
 FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
@@ -231,8 +231,9 @@ class _Checks(ast.NodeTransformer):
             return [statement]
         if isinstance(statement, ast.Expr):
             return [ast.copy_location(ast.Expr(_call(statement.value, line)), statement)]
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
-            check = ast.Expr(_call(ast.Name(statement.targets[0].id, ast.Load()), line))
+        targets = statement.targets if isinstance(statement, ast.Assign) else []
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            check = ast.Expr(_call(ast.Name(targets[0].id, ast.Load()), line))
             return [statement, ast.copy_location(check, statement)]
         raise AssertionError(f"{self.where}:{line}: a shown output needs an expression or `name = ...` before it")
 

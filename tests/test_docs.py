@@ -190,7 +190,8 @@ def close_all(namespace: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("unit", of_kind("run", {"python"}))
-def test_python_blocks_run_and_return_what_they_show(unit: list[Block], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_blocks_run_and_return_what_they_show(unit: list[Block], home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENGRAM_HOME", str(home))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(home)
@@ -249,17 +250,19 @@ def shell_env(tmp_path: Path, home: Path, models_dir: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("unit", of_kind("run", SHELL))
-def test_shell_blocks_run_and_print_what_they_show(unit: list[Block], shell_env: dict[str, str], tmp_path: Path) -> None:
+def test_shell_blocks_run_and_print_what_they_show(unit: list[Block], shell_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     printed = ""
     for block in unit:
         if block.kind == "output":
-            assert output_matches(printed, block.code), f"{block.where} shows\n{block.code}\nthe block printed\n{printed}"
+            assert output_matches(printed, block.code), f"{block.where} shows\n{block.code}\nbut it printed\n{printed}"
             continue
         stdin = codecs.decode(block.options.get("input", ""), "unicode_escape")
+        # A block that starts a server and never ends fails after 3 minutes rather than holding the suite.
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=work, env=shell_env, input=stdin,
-                              capture_output=True, text=True, timeout=600, check=False)
+                              capture_output=True, text=True, timeout=180, check=False)
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"{block.where}:\n{output[-4000:]}"
         assert "Traceback" not in output and "error:" not in output, f"{block.where}:\n{output[-4000:]}"
@@ -310,7 +313,8 @@ def check_setup_command(words: list[str]) -> None:
             else:
                 assert arg == "-e", f"pip argument {arg} is not checked"
     elif program == "engram":
-        assert args[0] in typer.main.get_command(app).commands, f"no engram command {args[0]}"  # type: ignore[attr-defined]
+        commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+        assert args[0] in commands, f"no engram command {args[0]}"
     else:
         raise AssertionError(f"setup command {words} is neither make, python -m, pip install nor engram")
 
