@@ -100,7 +100,8 @@ def measure(home: Path, db: Path, users: int, searched: int, adds: int, profile:
         if profiler:
             profiler.disable()
         warm = [both(lambda q=q, u=u: memory.search(q, user_id=f"user{u}", limit=10)) for q, u in zip(qs, picks)]
-        added = [both(lambda u=u, i=i: memory.add(f"a brand new fact number {i} about user{u}", user_id=f"user{u}",
+        run = uuid.uuid4().hex[:8]  # new texts each run: a known text is a NOOP, not an add
+        added = [both(lambda u=u, i=i: memory.add(f"a brand new fact {run}-{i} about user{u}", user_id=f"user{u}",
                                                     infer=False))
                  for i, u in enumerate(picks[:adds])]
         embed = [both(lambda q=q: memory.embedder.embed([q])) for q in qs]

@@ -377,25 +377,3 @@ def test_async_memory_runs_mem0_style_calls(home, embedder) -> None:
             return [found["results"][0]["memory"], gone["results"], await m.get("nope"), len(await m.history(mid))]
 
     assert asyncio.run(scenario()) == ["I like green tea", [], None, 3]
-
-
-# -- README ---------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("section", ["## The Python API", "## Coming from Mem0"])
-def test_the_readme_examples_of_these_sections_run_offline(home, tmp_path, monkeypatch, section: str) -> None:
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    text = readme[readme.index(section):]
-    text = text[:text.index("\n## ", len(section))]
-    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
-    assert blocks
-    monkeypatch.setenv("ENGRAM_HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    for block in blocks:
-        scope: dict = {}
-        exec(compile(block, f"README {section}", "exec"), scope)  # noqa: S102 - our own documentation
-        for value in scope.values():
-            if isinstance(value, Memory):
-                value.close()

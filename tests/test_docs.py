@@ -1,0 +1,411 @@
+"""Every code block of README.md and docs/*.md is run, or checked as what it is, and its shown output compared.
+
+The marker convention and the shown-output rules are in tests/doc_blocks.py. A block added without a way to
+check it fails `test_every_block_is_run_or_marked`.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import importlib.util
+import inspect
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from contextlib import ExitStack
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml  # type: ignore[import-untyped]
+from doc_blocks import (
+    CHECK,
+    ROOT,
+    SHELL,
+    Block,
+    all_blocks,
+    instrument,
+    matches,
+    output_matches,
+    parse,
+    units,
+)
+
+from engram import AsyncMemory, Memory, Settings
+from engram.agent import Agent
+from engram.cli import app
+from engram.filters import OPERATORS
+from engram.testing import FakeOpenAI, dspy_reply
+
+BLOCKS, PROBLEMS = all_blocks()
+UNITS = units(BLOCKS)
+MAX_SKIPPED = 3  # what this machine cannot run at all: a Qdrant server; keep it small
+
+
+def of_kind(kind: str, langs: set[str] | None = None) -> list[Any]:
+    found = [u for u in UNITS if u[0].kind == kind and (langs is None or u[0].lang in langs)]
+    return [pytest.param(u, id=u[0].where) for u in found]
+
+
+def test_every_block_is_run_or_marked() -> None:
+    assert PROBLEMS == []
+    assert len(BLOCKS) > 10, "the docs were not read"
+    skipped = [b.where for b in BLOCKS if b.kind == "skip"]
+    assert len(skipped) <= MAX_SKIPPED, f"too many skipped blocks: {skipped}"
+    for unit in UNITS:
+        first = unit[0]
+        assert first.kind != "output", f"{first.where}: an output block must follow a shell block that runs"
+        assert all(b.kind != "output" for b in unit) or (first.kind == "run" and first.lang in SHELL), \
+            f"{first.where}: an output block shows what a shell block that runs prints; Python shows it in # -> ..."
+    checked = {u[0].kind for u in UNITS}
+    assert checked <= {"run", "setup", "config", "compose", "filters", "layout", "skip"}
+
+
+def test_the_shown_output_rules() -> None:
+    row = {"id": "9e6e", "memory": "I like tea", "score": 0.5, "metadata": {"k": 1}}
+    assert matches({"results": [row, row]}, {"results": [{"memory": "I like tea", "score": ...}, ...]})
+    assert matches(row, {"id", "memory", ...}) and not matches(row, {"id", "memory"})
+    assert matches("User likes tea more than coffee", "User likes tea...")
+    assert not matches([row, row], [row]) and matches({"results": []}, {"results": [...]})
+    assert not matches({"results": []}, {"results": [..., ...]})  # at least one result, then any more
+    assert not matches(row, {"memory": "I like coffee"}) and not matches(None, "...")
+    assert output_matches("a\nb  \nc 1.5 ms\nd\n", "a\n...\nc ... ms\nd\n")
+    assert output_matches("│ 1db311aa │ 0.5 │\n", "│ ...      │ 0.5   │\n") and not output_matches("ab\n", "a b\n")
+    assert not output_matches("a\nb\n", "a\n") and not output_matches("a b\n", "a ...\nc\n")
+
+
+MARKED = """\
+<!-- doc-test: run session="tour" -->
+```python
+x = [1, 2]
+```
+Some text.
+<!-- doc-test: run session="tour" -->
+```python
+x  # -> [1, ...]
+```
+```sh
+echo hi
+```
+
+<!-- doc-test: output -->
+```text
+hi
+```
+```yaml
+a: 1
+```
+<!-- doc-test: skip reason="" -->
+```python
+```
+<!-- doc-test: frobnicate -->
+```python
+```
+<!-- doc-test: skip reason="needs a Qdrant server" -->
+
+```python
+```
+"""
+
+
+def test_markers_are_read_and_their_mistakes_reported(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(MARKED)
+    blocks, problems = parse(doc)
+    assert [[(b.line, b.kind) for b in unit] for unit in units(blocks)] == [
+        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")]]
+    assert [p.split(": ", 1)[1].split(" ")[:3] for p in problems] == [
+        ["a", "```yaml", "block"], ["a", "skipped", "block"], ["unknown", "doc-test", "kind"],
+        ["a", "doc-test", "marker"]]
+
+
+def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
+    def block(code: str) -> Block:
+        return Block(tmp_path / "doc.md", 10, "python", code, "run")
+
+    run_python(block("x = [1, 2]  # -> [1, ...]\nlen(x)\n# -> (\n#    2)\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:11 shows 3"):
+        run_python(block("x = [1, 2]\nlen(x)  # -> 3\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:11: .* looks like output"):
+        run_python(block("x = [1, 2]\n# [1, 2]\n"), {})
+    with pytest.raises(AssertionError, match=r"doc.md:10: the shown output .* is not complete"):
+        run_python(block("x = [1, 2]  # -> [1,\n"), {})
+
+
+# -- Python -----------------------------------------------------------------------------------------------------
+
+def facts(*items: tuple[str, str]) -> str:
+    return dspy_reply(facts=[{"text": t, "category": c, "about": "user", "happened_at": None} for t, c in items])
+
+
+def turn(*tools: tuple[str, dict], response: str, save: bool) -> list[str]:
+    """The LLM answers of one chat-agent turn: a ReAct step per tool call, `finish`, then the reply."""
+    steps = [dspy_reply(next_thought=f"use {name}", next_tool_name=name, next_tool_args=args) for name, args in tools]
+    steps.append(dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}))
+    return steps + [dspy_reply(reasoning="answering", response=response, save_memory=save)]
+
+
+# What the fake LLM answers, in order, to the blocks marked llm="NAME".
+LLM_SCRIPTS: dict[str, list[str]] = {
+    "inferred": [
+        facts(("User likes coffee", "preferences")),
+        facts(("User likes tea more than coffee", "preferences"), ("User likes football", "preferences")),
+        dspy_reply(operations=[
+            {"fact": 0, "op": "DELETE", "memory_id": 0, "text": None, "reason": "the user now prefers tea"},
+            {"fact": 1, "op": "ADD", "memory_id": None, "text": None, "reason": "new"}]),
+    ],
+    "chat": [
+        *turn(response="What a nice name!", save=True),
+        facts(("User has a dog named Rex", "personal")),
+        dspy_reply(profile="- User has a dog named Rex"),
+        *turn(("search_memories", {"query": "dog name"}), response="Your dog is called Rex.", save=False),
+    ],
+}
+
+
+def run_python(block: Block, namespace: dict[str, Any]) -> None:
+    tree, patterns = instrument(block)
+
+    def check(value: Any, line: int) -> Any:
+        pattern = eval(patterns[line], namespace)  # a pattern written in our own docs
+        assert matches(value, pattern), f"{block.path.name}:{line} shows {patterns[line].strip()}\ngot {value!r}"
+        return value
+
+    namespace[CHECK] = check
+    exec(compile(tree, str(block.path), "exec"), namespace)  # noqa: S102 - our own documentation
+
+
+def close_all(namespace: dict[str, Any]) -> None:
+    opened = [v for v in namespace.values() if isinstance(v, (Agent, Memory, AsyncMemory))]
+    for value in sorted(opened, key=lambda v: not isinstance(v, Agent)):  # an agent saves into its memory
+        value.close()
+
+
+@pytest.mark.parametrize("unit", of_kind("run", {"python"}))
+def test_python_blocks_run_and_return_what_they_show(unit: list[Block], home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGRAM_HOME", str(home))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    script = LLM_SCRIPTS[unit[0].options["llm"]] if "llm" in unit[0].options else None
+    with ExitStack() as stack:
+        if script is not None:
+            fake = stack.enter_context(FakeOpenAI())
+            fake.script_chat(*script)
+            monkeypatch.setenv("ENGRAM_LLM_API_BASE", fake.base_url)  # the endpoint, as a reader would set it
+            monkeypatch.setenv("ENGRAM_LLM_RETRIES", "0")
+        namespace: dict[str, Any] = {"__name__": "__docs__"}
+        try:
+            for block in unit:
+                run_python(block, namespace)
+        finally:
+            close_all(namespace)
+        if script is not None:
+            assert fake.errors == [] and fake.count("/chat/completions") == len(script)
+
+
+@pytest.mark.parametrize("unit", of_kind("skip", {"python"}))
+def test_skipped_python_blocks_call_what_exists(unit: list[Block]) -> None:
+    """Not run, but their imports work and every call they make fits the signature of what it calls."""
+    tree = ast.parse(unit[0].code)
+    namespace: dict[str, Any] = {}
+    imports: list[ast.stmt] = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    exec(compile(ast.Module(imports, []), unit[0].where, "exec"), namespace)  # noqa: S102
+    calls = [(node, node.func.id) for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    assert calls
+    for call, name in calls:
+        assert name in namespace, f"{unit[0].where}: {name} is not imported"
+        inspect.signature(namespace[name]).bind(*call.args, **{k.arg: None for k in call.keywords if k.arg})
+
+
+# -- shell ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def shell_env(tmp_path: Path, home: Path, models_dir: Path) -> dict[str, str]:
+    """This tree's engram first on PATH, a scratch HOME, and ENGRAM_HOME holding the session's exported model.
+
+    `mktemp -d` is wrapped too: the directory it makes holds that model already, so a block that makes a new data
+    directory does not spend ~13 s exporting it again; everything else about the directory is as mktemp made it.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shims = {"engram": f'exec "{sys.executable}" -m engram.cli "$@"',
+             "mktemp": f'made=$("{shutil.which("mktemp")}" "$@") || exit\n'
+                       f'case " $* " in *" -d "*) ln -s "{models_dir}" "$made/models";; esac\necho "$made"'}
+    for name, body in shims.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGRAM_", "OPENAI_"))}
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
+            "TMPDIR": str(tmp_path), "COLUMNS": "100", "ENGRAM_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("unit", of_kind("run", SHELL))
+def test_shell_blocks_run_and_print_what_they_show(unit: list[Block], shell_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    printed = ""
+    for block in unit:
+        if block.kind == "output":
+            assert output_matches(printed, block.code), f"{block.where} shows\n{block.code}\nbut it printed\n{printed}"
+            continue
+        stdin = codecs.decode(block.options.get("input", ""), "unicode_escape")
+        # A block that starts a server and never ends fails after 3 minutes rather than holding the suite.
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=work, env=shell_env, input=stdin,
+                              capture_output=True, text=True, timeout=180, check=False)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{block.where}:\n{output[-4000:]}"
+        assert "Traceback" not in output and "error:" not in output, f"{block.where}:\n{output[-4000:]}"
+        printed = done.stdout
+
+
+def engram_parses(args: list[str]) -> None:
+    """Parse an engram command line as the CLI would, without running it (a usage error when it would not)."""
+    command: Any = typer.main.get_command(app)
+    context = command.context_class(command, info_name="engram")
+    while args and args[0] in getattr(command, "commands", {}):
+        name, command, args = args[0], command.commands[args[0]], args[1:]
+        if hasattr(command, "commands"):
+            context = command.context_class(command, info_name=name, parent=context)
+        else:
+            command.make_context(name, args, parent=context).close()
+            return
+    raise AssertionError(f"no engram command in {args}")
+
+
+@pytest.mark.parametrize("unit", of_kind("skip", SHELL))
+def test_skipped_shell_blocks_are_command_lines_engram_takes(unit: list[Block]) -> None:
+    for line in unit[0].code.splitlines():
+        words = [w for w in shlex.split(line, comments=True) if not re.fullmatch(r"[A-Z_]+=.*", w)]
+        if words:
+            assert words[0] == "engram", f"{unit[0].where}: a skipped shell line must be an engram command: {line}"
+            engram_parses(words[1:])
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([\w.-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def check_setup_command(words: list[str]) -> None:
+    program, args = Path(words[0]).name, words[1:]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    if program == "make":
+        assert set(args) <= makefile_targets(), f"no such make target: {set(args) - makefile_targets()}"
+    elif program.startswith("python") and args[0] == "-m":
+        assert importlib.util.find_spec(args[1]) is not None, f"no module {args[1]}"
+    elif program == "pip" and args[0] == "install":
+        for arg in args[1:]:
+            extras = re.fullmatch(r"\.\[([\w,]+)\]", arg)
+            if extras:
+                assert set(extras.group(1).split(",")) <= set(pyproject["project"]["optional-dependencies"])
+            elif "==" in arg:
+                assert arg in (ROOT / "Makefile").read_text(), f"{arg} is not the Makefile's pin"
+            else:
+                assert arg == "-e", f"pip argument {arg} is not checked"
+    elif program == "engram":
+        commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+        assert args[0] in commands, f"no engram command {args[0]}"
+    else:
+        raise AssertionError(f"setup command {words} is neither make, python -m, pip install nor engram")
+
+
+@pytest.mark.parametrize("unit", of_kind("setup"))
+def test_setup_blocks_name_targets_extras_and_commands_that_exist(unit: list[Block]) -> None:
+    for line in unit[0].code.splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            end = words.index("&&") if "&&" in words else len(words)
+            check_setup_command(words[:end])
+            words = words[end + 1:]
+
+
+# -- configuration, compose files, filters, layout ---------------------------------------------------------------
+
+def flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        out.update(flat(value, f"{prefix}{key}_") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+@pytest.mark.parametrize("unit", of_kind("config"))
+def test_config_blocks_load_as_settings(unit: list[Block], tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(unit[0].code)
+    settings = Settings.load(env={"ENGRAM_CONFIG": str(path), "ENGRAM_HOME": str(tmp_path)})
+    for name, value in flat(tomllib.loads(unit[0].code)).items():
+        assert str(getattr(settings, name)) == str(value), name
+
+
+@pytest.mark.parametrize("unit", of_kind("compose"))
+def test_compose_blocks_set_engram_settings_and_qdrants_version(unit: list[Block], tmp_path: Path) -> None:
+    client = ".".join(version("qdrant-client").split(".")[:2])
+    services = yaml.safe_load(unit[0].code)["services"]
+    for name, service in services.items():
+        image = service.get("image", "")
+        if image.startswith("qdrant/qdrant:"):
+            assert image.split(":v")[1].startswith(client + "."), f"{name}: {image} is not qdrant-client {client}"
+        env = {k: str(v) for k, v in (service.get("environment") or {}).items() if k.startswith("ENGRAM_")}
+        settings = Settings.load(env={**env, "ENGRAM_HOME": str(tmp_path)})
+        for key, value in env.items():
+            assert str(getattr(settings, key.removeprefix("ENGRAM_").lower())) == value, key
+
+
+@pytest.fixture
+def sample(memory: Memory) -> Iterator[Memory]:
+    memory.add("I'm allergic to peanuts", user_id="alice", infer=False, categories=["health"],
+               metadata={"city": "Paris", "rank": 3, "note": "from the doctor"})
+    memory.add("I drink my coffee black", user_id="alice", infer=False, metadata={"city": "Rome", "rank": 1})
+    yield memory
+
+
+@pytest.mark.parametrize("unit", of_kind("filters"))
+def test_filter_examples_are_accepted_and_match(unit: list[Block], sample: Memory) -> None:
+    tree = ast.parse(unit[0].code)
+    for statement in tree.body:
+        assert isinstance(statement, ast.Assign) and ast.unparse(statement.targets[0]) == "filters", \
+            f"{unit[0].where}: every line is filters=..."
+        filters = ast.literal_eval(statement.value)
+        assert sample.get_all(user_id="alice", filters=filters)["results"], f"{filters} matches no sample memory"
+        sample.search("what does she eat or drink?", user_id="alice", filters=filters)
+    named = [c for c in re.findall(r"#(.*)", unit[0].code) if {"eq", "ne"} <= set(c.split())]
+    assert [set(c.split()) for c in named] == [set(OPERATORS)]
+
+
+def layout_paths(text: str) -> list[Path]:
+    """The paths the layout's first column names: unindented from the root, indented by two inside engram/
+    (deeper lines go on describing the entry above)."""
+    paths = []
+    for line in text.splitlines():
+        entry = re.fullmatch(r"( {2})?(\S+(?:, \S+)*)(?: {2,}.*)?", line)
+        if entry:
+            base = ROOT / "engram" if entry.group(1) else ROOT
+            paths += [base / name for name in entry.group(2).split(", ")]
+    return paths
+
+
+@pytest.mark.parametrize("unit", of_kind("layout"))
+def test_the_layout_names_what_exists_and_all_of_engram(unit: list[Block]) -> None:
+    text = unit[0].code
+    named = layout_paths(text)
+    assert ROOT / "engram" / "memory.py" in named
+    for path in named:
+        assert path.exists(), f"the layout names {path.relative_to(ROOT)}, which does not exist"
+    for name in re.findall(r"[\w-]+\.py\b", text):  # in the descriptions too
+        places = [ROOT / "engram", ROOT / "tests", ROOT / "bench"]
+        assert any(list(place.rglob(name)) for place in places), f"the layout names {name}, which does not exist"
+    engram_part = text.split("\ndocs/")[0]
+    parts = {p.name + ("/" if p.is_dir() else "") for p in (ROOT / "engram").iterdir()
+             if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").exists())}
+    left_out = {part for part in parts if not re.search(rf"(?<![\w/]){re.escape(part)}", engram_part)}
+    assert not left_out, f"the layout leaves out {sorted(left_out)} of engram/"
