@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import sentences  # noqa: E402
+from _common import sentences
 
-from engram import Memory  # noqa: E402
-from engram.transfer import import_items, read_jsonl  # noqa: E402
+from engram import Memory
+from engram.transfer import import_items, read_jsonl
 
 SPEAKERS = ["Caroline", "Melanie", "Jon", "Gina", "Maria", "John", "Tim", "Joanna", "Nate", "Evan"]
 
@@ -40,6 +40,11 @@ def write_turns(path: Path, n: int, conversations: int, session: int) -> None:
                    "source": f"D{turn // session + 1}:{turn % session + 1}",
                    "created_at": 1.68e9 + 86400.0 * (turn // session)}
             out.write(json.dumps(row) + "\n")
+
+
+def line(name: str, runs: list[float], shape: str, unit: str) -> None:
+    each = ", ".join(shape.format(r) for r in runs)
+    print(f"{name:<24}{shape.format(statistics.median(runs)):>9} {unit:<8} (runs: {each})")
 
 
 def main() -> None:
@@ -69,11 +74,11 @@ def main() -> None:
                 assert import_items(memory, items)["ADD"] == 0
                 again.append(args.n / (time.perf_counter() - started))
         print(f"== {args.n:,} turns, {args.conversations} conversations, sessions of {args.session} turns ==")
-        print(f"embedder alone          {statistics.median(raw):8,.0f} texts/s   (runs: {', '.join(f'{r:,.0f}' for r in raw)})")
-        print(f"engram import           {statistics.median(full):8,.0f} texts/s   (runs: {', '.join(f'{r:,.0f}' for r in full)})")
-        ratios = [f / r for f, r in zip(full, raw)]
-        print(f"import / embedder       {statistics.median(ratios):8.1%}       (per run: {', '.join(f'{r:.1%}' for r in ratios)})")
-        print(f"resumed import (known)  {statistics.median(again):8,.0f} texts/s")
+        ratios = [f / r for f, r in zip(full, raw, strict=True)]
+        line("embedder alone", raw, "{:,.0f}", "texts/s")
+        line("engram import", full, "{:,.0f}", "texts/s")
+        line("import / embedder", ratios, "{:.1%}", "")
+        line("resumed import (known)", again, "{:,.0f}", "texts/s")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import queries, sentences, summary  # noqa: E402
+from _common import queries, sentences, summary
 
-from engram import Memory  # noqa: E402
-from engram.stores.base import ChangeSet  # noqa: E402
-from engram.types import MemoryRecord, content_hash  # noqa: E402
+from engram import Memory
+from engram.stores.base import ChangeSet
+from engram.types import MemoryRecord, content_hash
 
 BATCH = 5000
 
@@ -96,15 +97,15 @@ def measure(home: Path, db: Path, users: int, searched: int, adds: int, profile:
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
-        cold = [both(lambda q=q, u=u: memory.search(q, user_id=f"user{u}", limit=10)) for q, u in zip(qs, picks)]
+        calls = [partial(memory.search, q, user_id=f"user{u}", limit=10) for q, u in zip(qs, picks, strict=True)]
+        cold = [both(call) for call in calls]
         if profiler:
             profiler.disable()
-        warm = [both(lambda q=q, u=u: memory.search(q, user_id=f"user{u}", limit=10)) for q, u in zip(qs, picks)]
+        warm = [both(call) for call in calls]
         run = uuid.uuid4().hex[:8]  # new texts each run: a known text is a NOOP, not an add
-        added = [both(lambda u=u, i=i: memory.add(f"a brand new fact {run}-{i} about user{u}", user_id=f"user{u}",
-                                                    infer=False))
+        added = [both(partial(memory.add, f"a brand new fact {run}-{i} about user{u}", user_id=f"user{u}", infer=False))
                  for i, u in enumerate(picks[:adds])]
-        embed = [both(lambda q=q: memory.embedder.embed([q])) for q in qs]
+        embed = [both(partial(memory.embedder.embed, [q])) for q in qs]
     report("cold-user search (incl. query embedding)", cold)
     report("warm-user search (incl. query embedding)", warm)
     report("single add(infer=False) (incl. embedding)", added)

@@ -68,7 +68,8 @@ async def drive(url: str, clients: int, seconds: float, request: str) -> tuple[i
                 if request == "ping":  # the server's own cost: key check, routing, JSON; no embedding
                     response = await http.get("/v1/ping/")
                 elif request == "search":
-                    response = await http.post("/search", json={"query": asked[i % len(asked)], "user_id": f"u{i % 10}"})
+                    body = {"query": asked[i % len(asked)], "user_id": f"u{i % 10}"}
+                    response = await http.post("/search", json=body)
                 else:
                     response = await http.post("/memories", json={"messages": next(fresh), "user_id": f"u{i % 10}",
                                                                   "infer": False})

@@ -45,12 +45,13 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope,
     known: dict[str, Any] = store.find_hashes(scope, every) if every else {}  # spares embedding them
     fresh = [digest for digest in every if digest not in known]
     texts = {digest: message.content for mine in wanted for digest, message in mine.items()}
-    vectors = dict(zip(fresh, embedder.embed([texts[d] for d in fresh])))
+    vectors = dict(zip(fresh, embedder.embed([texts[d] for d in fresh]), strict=True))
     stamp = now()
     changes = ChangeSet(owner=scope)
     results: list[list[dict[str, Any]]] = []
-    for raw, mine in zip(batches, wanted):
-        added, noop = [], []
+    for raw, mine in zip(batches, wanted, strict=True):
+        added: list[dict[str, Any]] = []
+        noop: list[dict[str, Any]] = []
         for digest, message in mine.items():
             if digest in known:
                 noop.append({"id": known[digest].id, "memory": known[digest].text, "event": Op.NOOP.value})

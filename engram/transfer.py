@@ -202,7 +202,7 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     for scope, groups in _writes(_chunks(items, chunk), per_write):
         batches = [RawBatch(parse_messages([item.message() for item in group], limit), _when(group[0]),
                             uuid.uuid4().hex, group[0].metadata, group[0].categories) for group in groups]
-        for group, results in zip(groups, memory._add_raw(scope, batches)):
+        for group, results in zip(groups, memory._add_raw(scope, batches), strict=True):
             for row in results:
                 counts[row["event"]] += 1
             counts[Op.NOOP.value] += len(group) - len(results)  # repeats within a batch: folded into one

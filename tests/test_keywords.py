@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from engram.stores.base import ChangeSet, Criteria
 from engram.stores.keywords import ScopeTerms, pack, unpack

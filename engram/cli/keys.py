@@ -57,9 +57,11 @@ def list_(ctx: typer.Context, tenant: Annotated[str | None, typer.Option(help="O
     store = _store(ctx, home)
     found = store.list(tenant)
     if as_json:
-        return print_json([k.to_dict() for k in found])
+        print_json([k.to_dict() for k in found])
+        return
     if not found:
-        return stdout().print("[dim]no keys[/dim]")
+        stdout().print("[dim]no keys[/dim]")
+        return
     table = Table("id", "tenant", "user", "admin", "label", "created", "revoked")
     for k in found:
         table.add_row(k.id, escape(k.tenant), escape(k.user_id or "any"), "yes" if k.admin else "",

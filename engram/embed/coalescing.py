@@ -25,7 +25,7 @@ class _Job:
     texts: Sequence[str]
     done: threading.Event = field(default_factory=threading.Event)
     result: np.ndarray | None = None
-    error: BaseException | None = None
+    error: Exception | None = None
 
 
 class CoalescingEmbedder(Embedder):
@@ -75,7 +75,8 @@ class CoalescingEmbedder(Embedder):
                     self._ready.wait()
                 if not self._queue:
                     return
-                jobs, size = [], 0
+                jobs: list[_Job] = []
+                size = 0
                 while self._queue and (not jobs or size + len(self._queue[0].texts) <= self.max_texts):
                     job = self._queue.pop(0)
                     jobs.append(job)
@@ -85,7 +86,7 @@ class CoalescingEmbedder(Embedder):
     def _serve(self, jobs: list[_Job]) -> None:
         try:
             vectors = self.inner.embed([text for job in jobs for text in job.texts])
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the callers, whatever it is
             if len(jobs) > 1:  # one caller's texts may have failed the call: each alone, so only its caller fails
                 for job in jobs:
                     self._serve([job])

@@ -61,7 +61,7 @@ def _handlers(app: FastAPI) -> None:
         return response
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error")
+        log.error("unexpected error", exc_info=exc)
         return ok(error_body("InternalError", "internal server error; the log has this request id",
                              current_request_id()), 500)
 
@@ -88,7 +88,8 @@ class McpGate:
             elif asked is not None:
                 caller.user(asked)  # Forbidden when the key is pinned to someone else
         except (EngramError, ServerError) as exc:
-            return await error_response(exc)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
+            return
         scope[CALLER_KEY] = caller
         await self.app(scope, receive, send)
 

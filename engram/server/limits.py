@@ -70,26 +70,31 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         too_large = TooLarge(f"the request body is larger than {self.limit:,} bytes (server_max_body)")
         if declared is not None:  # the HTTP layer delivers no more than it declares
             if declared.isdigit() and int(declared) > self.limit:
-                return await self.reject(too_large)(scope, receive, send)
-            return await self.app(scope, receive, send)
+                await self.reject(too_large)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         # No length given (chunked): read it all here, up to the limit, then hand it on
         chunks, seen, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return await self.app(scope, _replay([message]), send)
+                await self.app(scope, _replay([message]), send)
+                return
             chunks.append(message.get("body", b""))
             seen += len(chunks[-1])
             if seen > self.limit:
-                return await self.reject(too_large)(scope, receive, send)
+                await self.reject(too_large)(scope, receive, send)
+                return
             more = message.get("more_body", False)
-        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive),
-                       send)
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
