@@ -243,11 +243,11 @@ def run_reads(kind: str, home: Path, seed: int, count: int) -> Trials:
         trials.owners = len(set(world.owner.values()))
         tokens = []
         if kind == "sqlite":
-            from engram.stores.sqlite import (
-                _scope_token,  # a query naming another user's FTS scope token
+            from engram.stores.sqlite_rows import (
+                scope_token,  # a query naming another user's FTS scope token
             )
 
-            tokens = [_scope_token("user_id", u) + c for u in rng.sample(world.users, 8) for c in ("", "c")]
+            tokens = [scope_token("user_id", u) + c for u in rng.sample(world.users, 8) for c in ("", "c")]
         run = _Run(m, world, rng, trials, tokens)
         run.state()
         checked = 0

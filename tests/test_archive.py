@@ -23,7 +23,7 @@ TABLES = {
     "memories": "SELECT rowid, * FROM memories ORDER BY rowid",
     "memories_fts": "SELECT rowid, text, scope FROM memories_fts ORDER BY rowid",
     "history": "SELECT * FROM history ORDER BY seq",
-    "sessions": "SELECT * FROM sessions ORDER BY id",
+    "sessions": "SELECT * FROM sessions ORDER BY owner, id",
     "turns": "SELECT * FROM turns ORDER BY seq",
     "engram_meta": "SELECT * FROM engram_meta WHERE key != 'write_seq' ORDER BY key",
 }
@@ -68,9 +68,9 @@ def busy_store(home: Path, embedder: Embedder) -> None:
         undone = m.delete_all(user_id="alice", agent_id="coach")
         m.revert(undone["batch_id"])
         alice = Scope(user_id="alice")
-        turns = m.store.append_turns("s1", alice, [Turn("user", "hi", 10.0), Turn("assistant", "hello", 11.0)])
-        m.store.mark_saved("s1", alice, turns[0].seq)  # type: ignore[arg-type]
-        m.store.append_turns("s2", Scope(user_id="bob", agent_id="coach"), [Turn("user", "ready?", 12.0)])
+        turns = m.store.sessions.append_turns("s1", alice, [Turn("user", "hi", 10.0), Turn("assistant", "hello", 11.0)])
+        m.store.sessions.mark_saved("s1", alice, turns[0].seq)  # type: ignore[arg-type]
+        m.store.sessions.append_turns("s2", Scope(user_id="bob", agent_id="coach"), [Turn("user", "ready?", 12.0)])
 
 
 def test_export_then_import_gives_back_the_same_store(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:

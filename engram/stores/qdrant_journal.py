@@ -38,7 +38,7 @@ from qdrant_client.http import models
 from qdrant_client.http.exceptions import ApiException
 
 from engram.errors import CorruptStore, EngramError, StoreError
-from engram.stores.qdrant_schema import CLOSED, CURRENT, PENDING, match
+from engram.stores.qdrant_schema import CLOSED, CURRENT, PENDING, match, session_turns
 
 __all__ = ["Names", "Plan", "Journal", "Conflict", "client_errors", "tick", "scroll_all", "new_ids", "CLIENT_ERRORS",
            "open_local", "release_local"]
@@ -116,7 +116,7 @@ class Plan:
     points: list[models.PointStruct] = field(default_factory=list)  # new versions, written pending
     events: list[models.PointStruct] = field(default_factory=list)  # written pending
     inserted: list[Any] = field(default_factory=list)  # the MemoryRecords returned by apply
-    saved: dict[str, Any] | None = None  # {session_id, seq}: chat turns marked as handed to add(), after commit
+    saved: dict[str, Any] | None = None  # {session_id, scope, legacy, seq}: turns marked as handed to add(), after commit
 
     def intent(self) -> dict[str, Any]:
         final = [(p.id, p.payload["valid_to"] is None) for p in self.points]  # type: ignore[index]
@@ -271,8 +271,8 @@ class Journal:
         self._step("events")
         saved = intent.get("saved")
         if saved:  # setting a flag: replaying it is harmless
-            turns = models.Filter(must=[match("kind", "turn"), match("session_id", saved["session_id"]),
-                                        models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
+            owned = session_turns(saved["session_id"], saved.get("scope"), saved.get("legacy", False))
+            turns = models.Filter(must=[owned, models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
             self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True,
                                     **self._write)  # type: ignore[arg-type]
 

@@ -28,11 +28,11 @@ from qdrant_client.http import models
 
 from engram.errors import InvalidFilter
 from engram.filters import ALL, RECORD_FIELDS, TIME_FIELDS, And, Cond, Filter, Not, Or
-from engram.stores.base import Criteria
-from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
+from engram.stores.base import Criteria, scope_key
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op
 
 __all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "content_key", "batch_of", "read_filter", "translate", "match",
-           "collection_specs", "unexpired", "Node", "INDEXES"]
+           "collection_specs", "unexpired", "session_turns", "Node", "INDEXES"]
 
 Node = bool | models.Condition  # True / False: the filter does not depend on the record
 PENDING, CURRENT, CLOSED = "pending", "current", "closed"
@@ -52,13 +52,8 @@ INDEXES = {
     "events": {"memory_id": _KEYWORD, "batch_id": _KEYWORD, "txn": _INTEGER, "seq": _INTEGER,
                "pending": models.PayloadSchemaType.BOOL},
     "journal": {"state": _KEYWORD, "memory_ids": _KEYWORD},
-    "sessions": {"kind": _KEYWORD, "session_id": _KEYWORD, "user_id": _KEYWORD, "seq": _INTEGER},
+    "sessions": {"kind": _KEYWORD, "session_id": _KEYWORD, "scope": _KEYWORD, "user_id": _KEYWORD, "seq": _INTEGER},
 }
-
-
-
-def scope_key(scope: Scope) -> str:
-    return json.dumps([scope.user_id, scope.agent_id, scope.run_id])
 
 
 def content_key(record: MemoryRecord) -> str:
@@ -185,6 +180,18 @@ def _folded(record: MemoryRecord, metadata: dict[str, Any]) -> dict[str, Any]:
 
 def match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def session_turns(session_id: str, key: str | None, legacy: bool) -> models.Filter:
+    """The turn points of the session (session_id, owner `key`). Turns an older engram wrote, when sessions were
+    named by id alone, carry no scope: they belong to the `legacy` session of that id. `key=None`: every turn
+    of that id (a journal intent from then)."""
+    must: list[models.Condition] = [match("kind", "turn"), match("session_id", session_id)]
+    if key is not None:
+        own = match("scope", key)
+        must.append(models.Filter(should=[own, models.IsEmptyCondition(is_empty=models.PayloadField(key="scope"))])
+                    if legacy else own)
+    return models.Filter(must=must)
 
 
 def unexpired(cutoff: float) -> models.Filter:
