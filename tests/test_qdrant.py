@@ -482,7 +482,7 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
     ids = _history_of_changes(source)
     from engram.types import Turn
 
-    source.append_turns("s1", Scope(user_id="u"), [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
+    source.sessions.append_turns("s1", Scope(user_id="u"), [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
     qdrant = QdrantStore(path=tmp_path / "q")
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
@@ -490,7 +490,7 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
                       "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2}
     assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
     assert _snapshot(qdrant, ids) == _snapshot(source, ids)
-    assert [(t.content, t.saved) for t in qdrant.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
+    assert [(t.content, t.saved) for t in qdrant.sessions.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
     back = _sqlite(tmp_path / "b.db")
     migrate(qdrant, back)  # the Qdrant store knows its own binding
     assert _snapshot(back, ids) == _snapshot(source, ids)
