@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from engram import private
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata
-from engram.types import Op, Scope, iso, to_epoch
+from engram.stores.base import Criteria
+from engram.types import Op, Scope, content_hash, iso, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
     from engram.memory import Memory
@@ -48,6 +49,7 @@ class Item:
     timestamp: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     categories: tuple[str, ...] = ()
+    expires_at: float | None = None  # the exact instant it leaves reads (Mem0's expiration_date), None: never
 
     def message(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -59,7 +61,7 @@ class Item:
 
     def batch_key(self) -> tuple[Any, ...]:
         """Items with equal keys may share one add() call."""
-        return (self.scope, self.timestamp, json.dumps(self.metadata, sort_keys=True), self.categories)
+        return (self.scope, self.timestamp, json.dumps(self.metadata, sort_keys=True), self.categories, self.expires_at)
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -99,9 +101,17 @@ def _jsonl_item(line: str, origin: str, user_id: str | None) -> Item:
             content=text, scope=_scope(row, user_id), origin=origin, role=role, source=_source(row.get("source")),
             timestamp=None if when is None else to_epoch(when, "timestamp"),
             metadata=check_metadata(row.get("metadata")), categories=check_categories(row.get("categories")),
+            expires_at=_expiry(row),
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{origin}: {exc}") from None
+
+
+def _expiry(row: dict[str, Any]) -> float | None:
+    """The line's expiry: its exact `expires_at` (as engram's export writes it), else Mem0's `expiration_date`."""
+    if row.get("expires_at") is not None:
+        return to_epoch(row["expires_at"], "expires_at")
+    return to_expiry(row.get("expiration_date"))
 
 
 def _scope(row: dict[str, Any], user_id: str | None) -> Scope:
@@ -195,18 +205,29 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64,
             raise InvalidInput(f"{item.origin}: {len(item.content.strip())} characters; the limit is {limit}")
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     for group in _chunks(items, chunk):
-        first = group[0]
-        result = memory.add(
-            [item.message() for item in group], user_id=first.scope.user_id, agent_id=first.scope.agent_id,
+        first, missing = group[0], _unless_held_expired(memory, group)
+        results = memory.add(
+            [item.message() for item in missing], user_id=first.scope.user_id, agent_id=first.scope.agent_id,
             run_id=first.scope.run_id, infer=False, timestamp=first.timestamp, metadata=first.metadata,
-            categories=list(first.categories),
-        )
-        for row in result["results"]:
+            categories=list(first.categories), expiration_date=first.expires_at,
+        )["results"] if missing else []
+        for row in results:
             counts[row["event"]] = counts.get(row["event"], 0) + 1
-        counts[Op.NOOP.value] += len(group) - len(result["results"])  # repeats within the chunk: add() folds them
+        counts[Op.NOOP.value] += len(group) - len(results)  # repeats within the chunk: add() folds them
         if progress is not None:
             progress(len(group))
     return counts
+
+
+def _unless_held_expired(memory: Memory, group: list[Item]) -> list[Item]:
+    """The group without the items an expired memory of exactly their scope already says. add() folds only
+    duplicates of memories still shown; this keeps an expired line imported again from being added twice."""
+    first, at = group[0], now()
+    if first.expires_at is None or first.expires_at > at:
+        return group
+    held = {r.hash for r in memory.store.select(Criteria(first.scope, show_expired=True, read_at=at))
+            if r.scope == first.scope and r.expired_by(at)}
+    return [item for item in group if content_hash(item.content) not in held]
 
 
 def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:

@@ -190,6 +190,30 @@ def test_the_current_memories_export_is_still_there(tmp_path: Path, models_dir: 
                         "My badge works until 2999": ("2999-01-01", "2999-01-01T12:30:00+00:00")}
 
 
+def test_the_current_memories_export_keeps_expiry_through_an_import(tmp_path: Path, models_dir: Path,
+                                                                     embedder: Embedder) -> None:
+    source = new_home(tmp_path, models_dir, "source")
+    busy_store(source, embedder)
+    out = tmp_path / "current.jsonl"
+    cli(source, "export", "-f", "jsonl", "--out", str(out))
+    target = new_home(tmp_path, models_dir, "target")
+    assert "8 added" in cli(target, "import", str(out)).stdout
+    with Memory(home=target, embedder=embedder) as m:
+        assert "I'm in Rome this week" not in [r["memory"] for r in m.get_all(user_id="alice")["results"]]
+        every = {r["memory"]: r for r in m.get_all(user_id="alice", show_expired=True)["results"]}
+        assert every["I'm in Rome this week"]["expires_at"] == "2024-04-08T00:00:00+00:00"
+        [badge] = [r for r in m.get_all(user_id="bob")["results"] if r["memory"] == "My badge works until 2999"]
+        assert badge["expires_at"] == "2999-01-01T12:30:00+00:00"
+    again = cli(target, "import", str(out)).stdout
+    assert "0 added, 8 already known" in again  # the expired memory too: it is not added twice
+    mem0_line = tmp_path / "mem0.jsonl"  # Mem0's expiration_date alone: shown through that day
+    mem0_line.write_text(json.dumps({"memory": "Visiting Oslo", "user_id": "carol", "expiration_date": "2030-05-01"}) + "\n")
+    cli(target, "import", str(mem0_line))
+    with Memory(home=target, embedder=embedder) as m:
+        [oslo] = m.get_all(user_id="carol")["results"]
+        assert (oslo["expiration_date"], oslo["expires_at"]) == ("2030-05-01", "2030-05-02T00:00:00+00:00")
+
+
 @pytest.mark.parametrize("store", ["sqlite", "qdrant"])
 def test_an_empty_store_exports_and_imports(tmp_path: Path, models_dir: Path, store: str) -> None:
     empty, target = new_home(tmp_path, models_dir, "empty"), new_home(tmp_path, models_dir, "target")
