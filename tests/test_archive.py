@@ -52,8 +52,7 @@ def new_home(tmp_path: Path, models_dir: Path, name: str) -> Path:
 
 def busy_store(home: Path, embedder: Embedder) -> None:
     """A store with every kind of row: scopes, metadata, times, updates, deletes, a delete_all and its revert,
-    inferred adds that supersede, memories that expired and that will expire, and chat sessions with saved and
-    unsaved turns, two of them of the same id and different owners."""
+    inferred adds that supersede, and chat sessions with saved and unsaved turns."""
     with Memory(home=home, embedder=embedder) as m:
         m.add("I'm allergic to peanuts", user_id="alice", metadata={"src": "chat", "n": 1}, categories=["health"],
               timestamp="2024-05-01T09:00:00Z", infer=False)
@@ -68,18 +67,24 @@ def busy_store(home: Path, embedder: Embedder) -> None:
         m.delete(gone)
         undone = m.delete_all(user_id="alice", agent_id="coach")
         m.revert(undone["batch_id"])
-        m.add("I'm in Rome this week", user_id="alice", infer=False, expiration_date="2024-04-07")  # expired
-        m.add("My badge works until 2999", user_id="bob", infer=False, expiration_date="2999-01-01T12:30:00Z")
         alice = Scope(user_id="alice")
         turns = m.store.sessions.append_turns("s1", alice, [Turn("user", "hi", 10.0), Turn("assistant", "hello", 11.0)])
         m.store.sessions.mark_saved("s1", alice, turns[0].seq)  # type: ignore[arg-type]
         m.store.sessions.append_turns("s2", Scope(user_id="bob", agent_id="coach"), [Turn("user", "ready?", 12.0)])
+
+
+def richer_store(home: Path, embedder: Embedder) -> None:
+    """busy_store, plus a memory that expired, one that will expire, and Bob's own chat session "s1"."""
+    busy_store(home, embedder)
+    with Memory(home=home, embedder=embedder) as m:
+        m.add("I'm in Rome this week", user_id="alice", infer=False, expiration_date="2024-04-07")  # expired
+        m.add("My badge works until 2999", user_id="bob", infer=False, expiration_date="2999-01-01T12:30:00Z")
         m.store.sessions.append_turns("s1", Scope(user_id="bob"), [Turn("user", "bob's own s1", 13.0)])
 
 
 def test_export_then_import_gives_back_the_same_store(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     out = tmp_path / "backup.jsonl"
     said = cli(source, "export", "--out", str(out)).stderr
     assert "exported 10 memories (11 versions, 15 events, 3 chat sessions)" in said
@@ -99,7 +104,7 @@ def test_export_then_import_gives_back_the_same_store(tmp_path: Path, models_dir
 def test_expiry_survives_a_full_export_and_import(tmp_path: Path, models_dir: Path, embedder: Embedder,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     out = tmp_path / "backup.jsonl"
     cli(source, "export", "--out", str(out))
     written = {row["version"]["text"]: row["version"]["expires_at"] for row in map(json.loads, out.read_text().splitlines())
@@ -122,7 +127,7 @@ def test_expiry_survives_a_full_export_and_import(tmp_path: Path, models_dir: Pa
 
 def test_a_scoped_export_holds_that_scope_only(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     out = tmp_path / "alice.jsonl"
     cli(source, "export", "--user", "alice", "--out", str(out))
     target = new_home(tmp_path, models_dir, "target")
@@ -136,7 +141,7 @@ def test_a_scoped_export_holds_that_scope_only(tmp_path: Path, models_dir: Path,
 
 def test_through_qdrant_and_back_identity_is_kept(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     first, second = tmp_path / "from-sqlite.jsonl", tmp_path / "from-qdrant.jsonl"
     cli(source, "export", "--out", str(first))
     middle = new_home(tmp_path, models_dir, "middle")
@@ -150,7 +155,7 @@ def test_through_qdrant_and_back_identity_is_kept(tmp_path: Path, models_dir: Pa
 
 def test_refused_before_anything_is_written(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     out = tmp_path / "all.jsonl"
     cli(source, "export", "--out", str(out))
     lines = out.read_text().splitlines(keepends=True)
@@ -182,7 +187,7 @@ def test_refused_before_anything_is_written(tmp_path: Path, models_dir: Path, em
 
 def test_the_current_memories_export_is_still_there(tmp_path: Path, models_dir: Path, embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     rows = [json.loads(line) for line in cli(source, "export", "-f", "jsonl", "--out", "-").stdout.splitlines()]
     assert len(rows) == 8 and all("memory" in row and ("user_id" in row or "agent_id" in row) for row in rows)
     expiring = {row["memory"]: (row["expiration_date"], row["expires_at"]) for row in rows if row["expires_at"]}
@@ -193,7 +198,7 @@ def test_the_current_memories_export_is_still_there(tmp_path: Path, models_dir: 
 def test_the_current_memories_export_keeps_expiry_through_an_import(tmp_path: Path, models_dir: Path,
                                                                      embedder: Embedder) -> None:
     source = new_home(tmp_path, models_dir, "source")
-    busy_store(source, embedder)
+    richer_store(source, embedder)
     out = tmp_path / "current.jsonl"
     cli(source, "export", "-f", "jsonl", "--out", str(out))
     target = new_home(tmp_path, models_dir, "target")
