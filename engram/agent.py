@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from engram.errors import EngramError, InvalidInput
 from engram.inputs import check_text, parse_messages
@@ -24,7 +24,7 @@ from engram.profile import Profiles
 from engram.stores.sessions import SessionStore
 from engram.types import Scope, Turn, now, to_epoch
 
-__all__ = ["Agent", "AsyncAgent", "AgentReply"]
+__all__ = ["Agent", "AgentReply", "AsyncAgent"]
 
 log = logging.getLogger("engram.agent")
 
@@ -130,7 +130,7 @@ class Agent:
         finally:
             self._saver.shutdown(wait=True)
 
-    def __enter__(self) -> "Agent":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

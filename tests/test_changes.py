@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from engram.errors import Conflict, InvalidInput, NotFound, StoreError
 from engram.stores.base import ChangeSet, Close
-from engram.stores.changes import State, TwoCurrent, check, wanted_ids, wanted_twins, with_versions
+from engram.stores.changes import (
+    State,
+    TwoCurrent,
+    check,
+    wanted_ids,
+    wanted_twins,
+    with_versions,
+)
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash
 
 DIM = 3
@@ -41,7 +48,7 @@ def state(*held: MemoryRecord, reopened: tuple[MemoryRecord, ...] = (), **extra)
 def test_a_close_ends_the_current_version_no_earlier_than_it_began() -> None:
     held = memory("m", "likes tea", version=7, valid_from=50.0)
     checked = check(ChangeSet(closes=[Close("m", 20.0, "n")]), state(held))
-    [(close, before, ended)] = checked.closes
+    [(_, before, ended)] = checked.closes
     assert before == held and (ended.valid_to, ended.superseded_by) == (50.0, "n") and checked.closed == {"m": held}
 
 
@@ -191,7 +198,7 @@ def worlds(draw: st.DrawFn) -> tuple[State, ChangeSet, dict[int, MemoryRecord]]:
 @settings(max_examples=400, deadline=None)
 @given(worlds())
 def test_whatever_is_accepted_keeps_the_invariants_of_a_store(world: tuple[State, ChangeSet, dict]) -> None:
-    held, changes, versions = world
+    held, changes, _ = world
     try:
         checked = check(changes, held)
     except (NotFound, Conflict, InvalidInput, StoreError):

@@ -11,7 +11,7 @@ from engram.filters import ALL
 from engram.stores.base import Criteria
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["ScopeMatrix", "MatrixCache"]
+__all__ = ["MatrixCache", "ScopeMatrix"]
 
 
 class ScopeMatrix:

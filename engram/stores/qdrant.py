@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,6 @@ from qdrant_client.http import models
 from engram.errors import (
     ConfigError,
     Conflict,
-    CorruptStore,
     EmbedderMismatch,
     EngramError,
     NotFound,
@@ -42,40 +40,34 @@ from engram.stores.changes import (
     check,
     wanted_ids,
     wanted_twins,
-    with_versions,
 )
+from engram.stores.qdrant_collections import create, read_binding
 from engram.stores.qdrant_journal import (
     CLIENT_ERRORS,
     Journal,
     Names,
-    Plan,
     client_errors,
-    new_ids,
     open_local,
     release_local,
     scroll_all,
-    tick,
 )
 from engram.stores.qdrant_journal import Conflict as Clash
+from engram.stores.qdrant_plan import plan
 from engram.stores.qdrant_schema import (
     CLOSED,
     CURRENT,
-    INDEXES,
     PENDING,
     batch_of,
     collection_specs,
-    content_key,
-    event_payload,
     match,
     read_filter,
     scope_key,
     to_event,
-    to_payload,
     to_record,
     unexpired,
 )
 from engram.stores.qdrant_sessions import Head, QdrantSessions
-from engram.stores.sparse import encode_document, encode_query
+from engram.stores.sparse import encode_query
 from engram.types import Event, MemoryRecord, Scope, now
 
 __all__ = ["QdrantStore"]
@@ -85,6 +77,7 @@ _RECORD = ["id", "text", "hash", "role", "user_id", "agent_id", "run_id", "categ
            "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written",
            "batch_id", "position", "expires_at"]
 _VISIBLE = models.FieldCondition(key="status", match=models.MatchAny(any=[CURRENT, CLOSED]))
+Decided = tuple[Checked, dict[int, int], dict[str, Any] | None]  # the check, who last wrote each version, `saved`
 
 
 class QdrantStore(Store):
@@ -120,22 +113,15 @@ class QdrantStore(Store):
                                abandon_after=0.0 if exclusive else abandon_after)
         self._dimension: int | None = None
         self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
-        self.sessions = QdrantSessions(self.client, self.names, local=self.local, lock=self._lock, reading=self._reading)
+        self.sessions: QdrantSessions = QdrantSessions(self.client, self.names, local=self.local, lock=self._lock, reading=self._reading)
         with self._lock:
             self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
 
     # -- binding and collections ----------------------------------------------------------------------------
 
     def binding(self) -> tuple[str, int] | None:
-        """(embedder name, dimension) recorded in the store, or None while unbound."""
-        with self._reading(), client_errors("read"):
-            if not self.client.collection_exists(self.names.memories):
-                return None
-            info = self.client.get_collection(self.names.memories)
-        meta = info.config.metadata or {}
-        if meta.get("engram") != 1:
-            raise CorruptStore(f"Qdrant collection {self.names.memories!r} exists but was not created by engram")
-        return str(meta["embedder"]), int(meta["dimension"])
+        with self._reading():
+            return read_binding(self.client, self.names)
 
     def bind_embedder(self, name: str, dimension: int) -> None:
         with self._lock:
@@ -154,20 +140,8 @@ class QdrantStore(Store):
 
     def _create(self, name: str, dimension: int) -> None:
         specs = collection_specs(name, dimension, self._cluster)
-        for kind in ("events", "journal", "memories"):  # memories last: its existence means "bound"
-            collection = getattr(self.names, kind)
-            with client_errors(f"create collection {collection}"):
-                if self.client.collection_exists(collection):
-                    continue
-                try:
-                    self.client.create_collection(collection, **specs[kind])
-                except CLIENT_ERRORS:
-                    if self.client.collection_exists(collection):
-                        continue  # created by another process meanwhile
-                    raise
-                if not self.local:
-                    for field_name, schema in INDEXES[kind].items():
-                        self.client.create_payload_index(collection, field_name, field_schema=schema, wait=True)
+        kinds = ("events", "journal", "memories")  # memories last: its existence means "bound"
+        create(self.client, self.names, {kind: specs[kind] for kind in kinds}, local=self.local)
 
     def _bound_dimension(self) -> int:
         """The bound dimension, asked of Qdrant on every write: another handle may have reset the store meanwhile
@@ -196,47 +170,41 @@ class QdrantStore(Store):
                 self.journal.settle()
                 dimension = self._bound_dimension() if changes.inserts else 0
                 checked = self._check(changes, dimension, taken)
-                plan = self._build(changes, *checked)
+                written = plan(changes, *checked)
                 try:
-                    self.journal.run(plan, partial(self._unchanged, changes, dimension, taken, checked))
+                    self.journal.run(written, partial(self._unchanged, changes, dimension, taken, checked))
                 except Clash:
                     time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
                     continue
-                written = iter(plan.inserted)
-                twins = checked[0].twins
-                return [twins[i] if i in twins else next(written) for i in range(len(changes.inserts))]
+                inserted, twins = iter(written.inserted), checked[0].twins
+                return [twins[i] if i in twins else next(inserted) for i in range(len(changes.inserts))]
         raise StoreError(f"gave up after {_ATTEMPTS} attempts: other writers kept changing the same memories")
 
-    def _unchanged(self, changes: ChangeSet, dimension: int, taken: frozenset[int], checked: tuple) -> bool:
+    def _unchanged(self, changes: ChangeSet, dimension: int, taken: frozenset[int], checked: Decided) -> bool:
         try:
             return self._check(changes, dimension, taken) == checked
         except (NotFound, Conflict, TwoCurrent):
             return False
 
-    def _check(self, changes: ChangeSet, dimension: int, taken: frozenset[int]) -> tuple[Checked, list[dict[str, Any]],
-                                                                                          list[dict[str, Any]], dict | None]:
-        """Read what the change set depends on and decide it (engram.stores.changes); with what each close and
-        reopen expects to find (the transaction that last wrote the point), and the `saved` mark. Writes nothing."""
+    def _check(self, changes: ChangeSet, dimension: int, taken: frozenset[int]) -> Decided:
+        """Read what the change set depends on and decide it (engram.stores.changes); with the transaction that last
+        wrote each version read, and the `saved` mark for the journal. Writes nothing."""
         at = now()
-        reopened = {int(p.id): p.payload for p in self._retrieve([v for v in changes.reopens if _is_id(v)], _RECORD)
-                    if p.payload["status"] != PENDING}  # type: ignore[index]
-        records = {version: to_record(payload, version) for version, payload in reopened.items()}  # type: ignore[arg-type]
+        reopened = {int(p.id): _payload(p) for p in self._retrieve([v for v in changes.reopens if _is_id(v)], _RECORD)
+                    if _payload(p)["status"] != PENDING}
+        records = {version: to_record(payload, version) for version, payload in reopened.items()}
         current = self._current(wanted_ids(changes, records))
         twins = {(scope, h): r for scope, hashes in wanted_twins(changes, at).items()
                  for h, r in self._twins(scope, hashes, at).items()}
         head = self._head(changes.saved)
         checked = check(changes, State({memory_id: to_record(payload, version) for memory_id, (version, payload) in current.items()},
                                        records, twins, at, dimension, taken, changes.saved is None or head is not None))
-        closes = [{"id": before.id, "v": before.version, "expect": current[before.id][1]["txn"], "valid_to": ended.valid_to,
-                   "superseded_by": ended.superseded_by} for _, before, ended in checked.closes]
-        closing = {before.version for _, before, _ in checked.closes}
-        reopens = [{"id": r.id, "v": r.version, "expect": None if r.version in closing else reopened[r.version]["txn"]}  # type: ignore[index]
-                   for r in checked.reopens]
+        written_by = {version: payload["txn"] for version, payload in [*current.values(), *reopened.items()]}
         saved = None
         if changes.saved is not None and head is not None:
             saved = {"session_id": changes.saved[0], "scope": head.payload["scope"], "legacy": head.legacy,
                      "seq": changes.saved[2]}
-        return checked, closes, reopens, saved
+        return checked, written_by, saved
 
     def _head(self, saved: tuple[str, Scope, int] | None) -> Head | None:
         if saved is None:
@@ -252,32 +220,6 @@ class QdrantStore(Store):
         if not all(_is_id(version) for version in wanted):
             raise StoreError(f"cannot keep versions {[v for v in wanted if not _is_id(v)][:3]}: not Qdrant point ids")
         return frozenset(int(p.id) for p in self._retrieve(wanted, ["status"]))  # type: ignore[arg-type]
-
-    def _build(self, changes: ChangeSet, checked: Checked, closes: list[dict[str, Any]], reopens: list[dict[str, Any]],
-               saved: dict[str, Any] | None) -> Plan:
-        kept = [changes.inserts[i] for i in checked.kept]
-        txn, *versions = new_ids(1 + len(kept))
-        if changes.keep_versions:  # checked free and valid
-            versions = [record.version for record, _ in kept]  # type: ignore[misc]
-        plan = Plan(txn, [], closes, reopens, saved=saved)
-        for (record, vector), version in zip(kept, versions):
-            indices, values = encode_document(record.text)
-            plan.points.append(models.PointStruct(
-                id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
-                vector={"dense": np.asarray(vector, dtype=np.float32).reshape(-1).tolist(),
-                        "words": models.SparseVector(indices=indices, values=values)}))
-            plan.inserted.append(replace(record, version=version))
-        closed, inserted = checked.closed, {r.id: r.version for r in plan.inserted}
-        for event, event_id in zip(checked.events, new_ids(len(checked.events))):
-            filled = with_versions(event, closed, inserted)  # type: ignore[arg-type]
-            plan.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
-                filled, filled.old_version, filled.new_version,
-                seq=event.seq if changes.keep_versions and event.seq is not None else tick(), txn=txn)))
-        reopened = {r["id"] for r in reopens}
-        # Two writers adding the same text to the same scope touch no common memory: their content keys clash.
-        contents = {content_key(r) for r in plan.inserted if r.valid_to is None}
-        plan.memory_ids = sorted(set(closed) | set(inserted) | reopened | {e.memory_id for e in checked.events} | contents)
-        return plan
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -321,7 +263,7 @@ class QdrantStore(Store):
         for start in range(0, len(memory_ids), 256):
             flt = models.Filter(must=[models.FieldCondition(key="id", match=models.MatchAny(any=memory_ids[start:start + 256])),
                                       match("status", CURRENT)])
-            found.update((p.payload["id"], (int(p.id), p.payload)) for p in self._points(flt))  # type: ignore[index]
+            found.update((_payload(p)["id"], (int(p.id), _payload(p))) for p in self._points(flt))
         return found
 
     def get(self, memory_id: str) -> MemoryRecord | None:
@@ -399,8 +341,8 @@ class QdrantStore(Store):
         scope = [match(name, value) for name, value in criteria.scope.items()]
         written = self._points(models.Filter(must=[*scope, _VISIBLE, same_batch]))  # cheap conditions first (local mode)
         flt = read_filter(criteria)  # which of them the criteria admit: asked of Qdrant, like every filter
-        others = [int(p.id) for p in written]
-        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=others), flt]))
+        others: list[models.ExtendedPointId] = [int(p.id) for p in written]
+        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=list(others)), flt]))
                     } if flt and len(others) > 1 else set()
         records = [to_record(p.payload, int(p.id)) for p in written]  # type: ignore[arg-type]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
@@ -418,7 +360,7 @@ class QdrantStore(Store):
         if not versions:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
         points = self._retrieve(sorted({v for v in versions if _is_id(v)}), ["status"], vectors=["dense"])
-        found = {int(p.id): p.vector["dense"] for p in points if p.payload["status"] != PENDING}  # type: ignore[index]
+        found = {int(p.id): p.vector["dense"] for p in points if _payload(p)["status"] != PENDING}  # type: ignore[index, call-overload]
         missing = [v for v in versions if v not in found]
         if missing:
             raise NotFound(f"no stored vector for version(s) {sorted(set(missing), key=str)}")
@@ -450,7 +392,8 @@ class QdrantStore(Store):
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""
-        last, seen = None, set()
+        last: int | None = None
+        seen: set[int] = set()
         while True:
             order = models.OrderBy(key="written", direction=models.Direction.ASC, start_from=last)
             points = self._read(self.names.memories, ([], None), partial(
@@ -486,6 +429,11 @@ class QdrantStore(Store):
             elif self._owned:
                 self.client.close()
                 self._owned = False
+
+
+def _payload(point: models.Record) -> dict[str, Any]:
+    assert point.payload is not None  # every read asks for the payload
+    return point.payload
 
 
 def _is_id(version: Any) -> bool:

@@ -23,15 +23,15 @@ from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
 from engram.errors import NotFound
+from engram.stores.qdrant_collections import create
 from engram.stores.qdrant_journal import (
-    CLIENT_ERRORS,
     Names,
     client_errors,
     new_ids,
     scroll_all,
     tick,
 )
-from engram.stores.qdrant_schema import INDEXES, match, scope_key, session_turns
+from engram.stores.qdrant_schema import match, scope_key, session_turns
 from engram.stores.sessions import Session, SessionStore, listed
 from engram.types import Scope, Turn
 
@@ -101,8 +101,7 @@ class QdrantSessions(SessionStore):
             if head is None:
                 return []
             points = list(scroll_all(self.client, self.names.sessions, head.turns))
-        ordered = [_turn(p.payload) for p in points]  # type: ignore[arg-type]
-        ordered.sort(key=lambda t: t.seq)  # type: ignore[arg-type, return-value]
+        ordered = sorted((_turn(p.payload or {}) for p in points), key=lambda t: t.seq or 0)
         return ordered[-last:] if last is not None and last > 0 else ordered
 
     def mark_saved(self, session_id: str, scope: Scope, through_seq: int) -> None:
@@ -132,15 +131,19 @@ class QdrantSessions(SessionStore):
             if not self.client.collection_exists(self.names.sessions):
                 return
             points = list(scroll_all(self.client, self.names.sessions, None))
-        turns: dict[tuple[str, str | None], list[Turn]] = {}
-        for p in sorted((p.payload for p in points if p.payload["kind"] == "turn"), key=lambda p: p["seq"]):  # type: ignore[index]
-            turns.setdefault((p["session_id"], p.get("scope")), []).append(_turn(p))
-        heads = [_head(p) for p in points if p.payload["kind"] == "session"]  # type: ignore[index]
+        turns: dict[tuple[str, str | None], list[Turn]] = {}  # by (session id, scope); scope None: a legacy turn
+        heads = []
+        for point in points:
+            payload = point.payload or {}
+            if payload["kind"] == "turn":
+                turns.setdefault((payload["session_id"], payload.get("scope")), []).append(_turn(payload))
+            else:
+                heads.append(_head(point))
         for head in sorted(heads, key=lambda h: (h.payload["created_at"], h.payload["session_id"], h.payload["scope"])):
             p = head.payload
             mine = turns.get((p["session_id"], p["scope"]), []) + (turns.get((p["session_id"], None), []) if head.legacy else [])
-            mine.sort(key=lambda t: t.seq)  # type: ignore[arg-type, return-value]
-            yield Session(p["session_id"], p["user_id"], p["agent_id"], p["run_id"], p["created_at"], p["updated_at"]), mine
+            yield (Session(p["session_id"], p["user_id"], p["agent_id"], p["run_id"], p["created_at"], p["updated_at"]),
+                   sorted(mine, key=lambda t: t.seq or 0))
 
     def put(self, session: Session, turns: list[Turn]) -> int:
         # Written like append_turns: the session point first, its turns, then its updated_at
@@ -191,17 +194,7 @@ class QdrantSessions(SessionStore):
         return {p.payload["seq"] for p in scroll_all(self.client, self.names.sessions, flt)}  # type: ignore[index]
 
     def _ensure(self) -> None:
-        if self.client.collection_exists(self.names.sessions):
-            return
-        try:
-            self.client.create_collection(self.names.sessions, vectors_config={})
-        except CLIENT_ERRORS:
-            if not self.client.collection_exists(self.names.sessions):
-                raise
-            return  # created by another process meanwhile
-        if not self.local:
-            for field_name, schema in INDEXES["sessions"].items():
-                self.client.create_payload_index(self.names.sessions, field_name, field_schema=schema, wait=True)
+        create(self.client, self.names, {"sessions": {"vectors_config": {}}}, local=self.local)
 
 
 def _head(point: models.Record) -> Head:

@@ -134,9 +134,9 @@ class SQLiteStore(Store):
         if changes.saved is not None:
             self.sessions.mark_in(db, *changes.saved)
         touched = [stored[i] for i in checked.kept] + [ended for _, _, ended in checked.closes] + checked.reopens
-        before = {key: self._scope_version(db, Scope(*key)) for key in self._cache.keys_touching(touched)}
+        cached = {key: self._scope_version(db, Scope(*key)) for key in self._cache.keys_touching(touched)}
         seq = self._bump(db, {f"{k}\x00{v}" for r in touched for k, v in r.scope.items()})
-        return stored, checked, before, seq
+        return stored, checked, cached, seq
 
     def _state(self, db: sqlite3.Connection, changes: ChangeSet) -> State:
         """What `check` needs, read inside the write."""
