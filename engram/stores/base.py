@@ -154,12 +154,10 @@ class Store(ABC):
     @abstractmethod
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
         """Apply atomically. Return, for each insert in order, the record that now holds it: the inserted
-        version, or (`dedup`) the current memory that already said the same. Nothing is written when it fails:
-        NotFound if a close names a memory with no current version or a reopen an unknown version; Conflict if
-        a close names a version that is no longer current, or a new version of a memory would duplicate
-        another current memory; InvalidInput if the write breaks the ownership rule; StoreError if a reopen
-        would make a second current version; EmbedderMismatch if the store is now bound to another embedder
-        (another handle reset it and wrote)."""
+        version, or (`dedup`) the current memory that already said the same. The store reads what the change
+        set depends on inside its write and decides with `engram.stores.changes.check`, whose errors it raises
+        (NotFound, Conflict, InvalidInput, StoreError), writing nothing; EmbedderMismatch if the store is now
+        bound to another embedder (another handle reset it and wrote)."""
 
     @abstractmethod
     def get(self, memory_id: str) -> MemoryRecord | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from engram.types import Scope, Turn
 
-__all__ = ["Session", "SessionStore"]
+__all__ = ["Session", "SessionStore", "listed"]
 
 
 @dataclass(frozen=True)
