@@ -14,16 +14,17 @@ import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from engram.errors import EngramError, InvalidInput
 from engram.inputs import check_text, parse_messages
 from engram.llm import LLM, Usage
 from engram.memory import Memory
 from engram.profile import Profiles
+from engram.stores.sessions import SessionStore
 from engram.types import Scope, Turn, now, to_epoch
 
-__all__ = ["Agent", "AsyncAgent", "AgentReply"]
+__all__ = ["Agent", "AgentReply", "AsyncAgent"]
 
 log = logging.getLogger("engram.agent")
 
@@ -86,6 +87,7 @@ class Agent:
     def __init__(self, memory: Memory, lm: LLM | None = None, *, history_turns: int = 12, save_every: int = 6,
                  max_iters: int = 5) -> None:
         self.memory = memory
+        self.sessions: SessionStore = memory.store.sessions  # the chat transcripts, in the same store as the memories
         self.llm = lm if lm is not None else (LLM(memory.settings) if memory.settings.llm_model else None)
         self.profiles = Profiles(memory, self.llm)
         self.history_turns, self.save_every, self.max_iters = history_turns, save_every, max_iters
@@ -97,7 +99,7 @@ class Agent:
         scope = Scope(user_id=user_id)
         text = check_text(message, self.memory.settings.max_memory_chars, "message")
         session = session_id or uuid.uuid4().hex
-        recent = self.memory.store.turns(session, scope, last=self.history_turns)
+        recent = self.sessions.turns(session, scope, last=self.history_turns)
         usage, tools = Usage(), _Tools(self.memory, user_id)
         profile = self.profiles.get(user_id, usage)
         asked = now()
@@ -106,8 +108,8 @@ class Agent:
         else:
             response, flag, trace = _recall(tools, text)
         turns = [Turn("user", text, asked), Turn("assistant", response, now())]
-        self.memory.store.append_turns(session, scope, turns)
-        unsaved = [t for t in self.memory.store.turns(session, scope) if not t.saved and t.role == "user"]
+        self.sessions.append_turns(session, scope, turns)
+        unsaved = [t for t in self.sessions.turns(session, scope) if not t.saved and t.role == "user"]
         due = flag or len(unsaved) >= self.save_every
         saved = self._save_later(scope, session) if due else _done(None)
         return AgentReply(response, session, list(tools.used.values()), flag, saved, trace, usage.to_dict())
@@ -128,7 +130,7 @@ class Agent:
         finally:
             self._saver.shutdown(wait=True)
 
-    def __enter__(self) -> "Agent":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,7 +156,7 @@ class Agent:
         return future
 
     def _save(self, scope: Scope, session_id: str) -> dict[str, Any] | None:
-        unsaved = [t for t in self.memory.store.turns(session_id, scope) if not t.saved]
+        unsaved = [t for t in self.sessions.turns(session_id, scope) if not t.saved]
         if not any(t.role == "user" for t in unsaved):
             return None
         # The memories and the "saved" mark land in one write: a crash between them cannot extract twice.

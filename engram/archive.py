@@ -15,7 +15,7 @@ import base64
 import json
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,8 +44,7 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
                    binding: tuple[str, int] | None = None) -> dict[str, int]:
     """Write every version (with its vector), event and chat session of `store` (those of `scope`, if given) to
     `out`; return the counts. `binding`: the store's (embedder, dimension), when the store cannot tell it."""
-    found = getattr(store, "binding", None)
-    binding = (found() if found is not None else None) or binding
+    binding = store.binding() or binding
     _line(out, {"engram": "archive", "format": FORMAT, "embedder": binding[0] if binding else None,
                 "dimension": binding[1] if binding else None, "scope": dict(scope.items()) if scope else None,
                 "exported_at": datetime.now(UTC).isoformat()})
@@ -58,10 +57,11 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
             memory_ids[record.id] = None
             counts["versions"] += 1
     counts["memories"] = len(memory_ids)
-    for event in _events(store, memory_ids):
-        _line(out, {"event": {f.name: _plain(getattr(event, f.name)) for f in fields(Event)} | {"op": event.op.value}})
-        counts["events"] += 1
-    for session, turns in store.all_sessions():
+    for event in store.all_events():
+        if event.memory_id in memory_ids:
+            _line(out, {"event": {f.name: _plain(getattr(event, f.name)) for f in fields(Event)} | {"op": event.op.value}})
+            counts["events"] += 1
+    for session, turns in store.sessions.dump():
         if scope is None or scope.contains(session):  # type: ignore[arg-type]
             _line(out, {"session": {f.name: getattr(session, f.name) for f in fields(Session)},
                         "turns": [{f.name: getattr(t, f.name) for f in fields(Turn)} for t in turns]})
@@ -69,15 +69,6 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
             counts["turns"] += len(turns)
     _line(out, {"end": counts})
     return counts
-
-
-def _events(store: Store, memory_ids: dict[str, None]) -> Iterator[Event]:
-    every = getattr(store, "all_events", None)  # optional: where one history() per memory would be a scan each
-    if every is not None:
-        yield from (event for event in every() if event.memory_id in memory_ids)
-    else:
-        for memory_id in memory_ids:
-            yield from store.history(memory_id)
 
 
 def is_archive(path: str | Path) -> bool:
@@ -91,15 +82,25 @@ def is_archive(path: str | Path) -> bool:
 
 
 @dataclass
+class ArchivedSessions:
+    """The chat sessions of a full export, as a store's `sessions` gives them to a copy."""
+
+    held: list[tuple[Session, list[Turn]]] = field(default_factory=list)
+
+    def dump(self) -> list[tuple[Session, list[Turn]]]:
+        return list(self.held)
+
+
+@dataclass
 class Archive:
     """A full export, read and checked whole: what engram.migrate copies from (it has a store's read methods)."""
 
     embedder: tuple[str, int] | None
     scope: dict[str, str] | None
-    records: list[MemoryRecord]
-    by_version: dict[int, np.ndarray]
-    events: list[Event]
-    sessions: list[tuple[Session, list[Turn]]]
+    records: list[MemoryRecord] = field(default_factory=list)
+    by_version: dict[int, np.ndarray] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    sessions: ArchivedSessions = field(default_factory=ArchivedSessions)
 
     def binding(self) -> tuple[str, int] | None:
         return self.embedder
@@ -119,14 +120,8 @@ class Archive:
             raise NotFound(f"no vector for version(s) {missing[:3]} in the export")
         return np.stack([self.by_version[v] for v in versions])
 
-    def history(self, memory_id: str) -> list[Event]:
-        return [event for event in self.events if event.memory_id == memory_id]
-
     def all_events(self) -> list[Event]:
         return list(self.events)
-
-    def all_sessions(self) -> list[tuple[Session, list[Turn]]]:
-        return list(self.sessions)
 
 
 def read_archive(path: str | Path) -> Archive:
@@ -140,7 +135,7 @@ def read_archive(path: str | Path) -> Archive:
         raise InvalidInput(f"{path} is not a full engram export (no header line)")
     if header.get("format") != FORMAT:
         raise InvalidInput(f"{path} is format {header.get('format')!r} of engram's export; this engram reads {FORMAT}")
-    archive = Archive(_binding(header), header.get("scope"), [], {}, [], [])
+    archive = Archive(_binding(header), header.get("scope"))
     end: dict[str, Any] | None = None
     for number, raw in lines[1:]:
         if end is not None:
@@ -192,7 +187,7 @@ def _take(archive: Archive, row: dict[str, Any]) -> dict[str, Any] | None:
             raise InvalidInput("a session needs a list of turns")
         session = _build(Session, row["session"], _SESSION_CHECKS)
         _ = session.scope
-        archive.sessions.append((session, [_build(Turn, turn, _TURN_CHECKS) for turn in turns]))
+        archive.sessions.held.append((session, [_build(Turn, turn, _TURN_CHECKS) for turn in turns]))
     elif "end" in row and isinstance(row["end"], dict):
         return row["end"]
     else:
@@ -233,8 +228,9 @@ def _vector(text: Any, binding: tuple[str, int] | None) -> np.ndarray:
 
 
 def _check_whole(archive: Archive, end: dict[str, Any]) -> None:
-    found = {"versions": len(archive.records), "events": len(archive.events), "sessions": len(archive.sessions),
-             "turns": sum(len(turns) for _, turns in archive.sessions)}
+    sessions = archive.sessions.held
+    found = {"versions": len(archive.records), "events": len(archive.events), "sessions": len(sessions),
+             "turns": sum(len(turns) for _, turns in sessions)}
     if any(end.get(name) != count for name, count in found.items()):
         raise InvalidInput(f"the end line counts {end}, the file holds {found}: it is not one whole export")
     current = [r.id for r in archive.records if r.is_current]
@@ -304,6 +300,7 @@ _RECORD_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "metadata": lambda v, _: check_metadata(v), "source": _texts, "created_at": _time, "updated_at": _time,
     "valid_from": _time, "valid_to": _optional(_time), "superseded_by": _optional(_ident),
     "version": _integer, "batch_id": _optional(_ident), "position": _optional(_integer),
+    "expires_at": _optional(_time),
 }
 _EVENT_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "memory_id": _ident, "op": _op, "batch_id": _ident, "created_at": _time,

@@ -162,8 +162,7 @@ class Memory:
                 extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
             else:
                 changes, [results] = raw_changes(self.store, self._bound_embedder(), scope,
-                                                 [RawBatch(parsed, when, batch, metadata, categories)])
-                _set_expiry(changes, expires_at, {})
+                                                 [RawBatch(parsed, when, batch, metadata, categories, expires_at)])
             changes.saved = saved
             if dry_run or not changes:
                 break

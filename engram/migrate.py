@@ -8,7 +8,7 @@ the versions the target just assigned. A version is recognised in both stores by
 updated_at) and an event by (op, batch, time, texts), so running the migration again copies only what is
 missing (events too, if it was killed between the two applies) and brings the validity of versions copied
 earlier up to date (a memory deleted or reverted in the source since). Sessions follow, each copied whole and
-recognised by id, their turns by role, text and time. A copy is a copy: exact duplicates are not folded.
+recognised by owner and id, their turns by role, text and time. A copy is a copy: exact duplicates are not folded.
 """
 
 from __future__ import annotations
@@ -30,14 +30,22 @@ Key = tuple[str, str, float, float]
 Progress = Callable[[int, int], None]  # (memories done so far, memories in all)
 
 
+class Sessions(Protocol):
+    """The chat sessions a migration copies (a store's `sessions`)."""
+
+    def dump(self) -> Iterable[tuple[Session, list[Turn]]]: ...
+
+
 class Source(Protocol):
     """What a migration reads: a Store, or anything holding a store's contents (an export file)."""
 
+    @property
+    def sessions(self) -> Sessions: ...
+    def binding(self) -> tuple[str, int] | None: ...
     def bind_embedder(self, name: str, dimension: int) -> None: ...
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]: ...
     def vectors(self, versions: list[int]) -> np.ndarray: ...
-    def history(self, memory_id: str) -> list[Event]: ...
-    def all_sessions(self) -> Iterable[tuple[Session, list[Turn]]]: ...
+    def all_events(self) -> list[Event]: ...
 
 
 def _key(record: MemoryRecord) -> Key:
@@ -81,8 +89,8 @@ def migrate(source: Source, target: Store, progress: Progress | None = None, res
         _copy_events(target, group, history, known, there, counts, keep)
         if progress is not None:
             progress(min(start + chunk, len(ids)), len(ids))
-    sessions = list(source.all_sessions())
-    counts["copied_turns"] = sum(target.put_session(session, turns) for session, turns in sessions)
+    sessions = list(source.sessions.dump())
+    counts["copied_turns"] = sum(target.sessions.put(session, turns) for session, turns in sessions)
     counts.update(_verify(target, versions, history, sessions))
     return counts
 
@@ -90,8 +98,7 @@ def migrate(source: Source, target: Store, progress: Progress | None = None, res
 def _binding(source: Source, embedder: tuple[str, int] | None) -> tuple[str, int]:
     if embedder is not None:
         return embedder
-    binding = getattr(source, "binding", None)  # optional: stores that keep it somewhere readable
-    found = binding() if binding is not None else None
+    found = source.binding()
     if found is None:
         raise InvalidInput("cannot tell which embedder made the source store's vectors; pass embedder=(name, dimension)")
     return found
@@ -110,13 +117,11 @@ def _vectors(source: Source, reembed: Embedder | None) -> Callable[[list[MemoryR
     return embed
 
 
-def _histories(store: Source, memory_ids: Any) -> dict[str, list[Event]]:
-    """Each memory's events, oldest first; read in one pass when the store can list all its events."""
-    every = getattr(store, "all_events", None)  # optional: a store where one history() per memory is a scan
-    if every is None:
-        return {memory_id: store.history(memory_id) for memory_id in memory_ids}
-    wanted, found = set(memory_ids), {}
-    for event in every():
+def _histories(store: Source, memory_ids: Iterable[str]) -> dict[str, list[Event]]:
+    """Each memory's events, oldest first, read in one pass."""
+    wanted = set(memory_ids)
+    found: dict[str, list[Event]] = {}
+    for event in store.all_events():
         if event.memory_id in wanted:
             found.setdefault(event.memory_id, []).append(event)
     return found
@@ -174,8 +179,8 @@ def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dic
     events = sum(map(len, history.values()))
     missing_events = sum(len({_event_key(e) for e in mine} - {_event_key(e) for e in copied.get(memory_id, ())})
                          for memory_id, mine in history.items())
-    held = {s.id: {(t.role, t.content, t.created_at) for t in turns} for s, turns in target.all_sessions()}
-    missing_turns = sum(len({(t.role, t.content, t.created_at) for t in turns} - held.get(s.id, set()))
+    held = {(s.scope, s.id): {(t.role, t.content, t.created_at) for t in turns} for s, turns in target.sessions.dump()}
+    missing_turns = sum(len({(t.role, t.content, t.created_at) for t in turns} - held.get((s.scope, s.id), set()))
                         for s, turns in sessions)
     if lost or differ or missing_events or missing_turns:
         raise StoreError(f"migration incomplete: {len(lost)} version(s) missing, {len(differ)} with another "

@@ -28,6 +28,7 @@ class RawBatch:
     batch: str
     metadata: dict[str, Any]
     categories: tuple[str, ...]
+    expires_at: float | None = None
 
 
 def raw_changes(store: Store, embedder: Embedder, scope: Scope,
@@ -61,7 +62,7 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope,
                 id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
                 agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=raw.categories,
                 metadata=raw.metadata, source=source, created_at=stamp, updated_at=stamp, valid_from=raw.when,
-                batch_id=raw.batch, position=len(added),
+                batch_id=raw.batch, position=len(added), expires_at=raw.expires_at,
             )
             changes.inserts.append((record, vectors[digest]))
             changes.events.append(Event(record.id, Op.ADD, raw.batch, stamp, new_text=record.text, source=source,

@@ -65,8 +65,7 @@ def reembed(settings: Settings, embedder: Embedder, progress: Progress | None = 
 
 
 def _binding(live: Store, embedder: Embedder) -> tuple[str, int]:
-    found = getattr(live, "binding", None)
-    binding = found() if found is not None else None
+    binding = live.binding()
     if binding is None:
         raise InvalidInput("the store holds no vectors yet: there is nothing to re-embed (it takes the embedder "
                            "that writes first)")

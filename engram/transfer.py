@@ -21,7 +21,8 @@ from engram import private
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
 from engram.raw import RawBatch
-from engram.types import Op, Scope, iso, now, to_epoch
+from engram.stores.base import Criteria
+from engram.types import Op, Scope, content_hash, iso, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
     from engram.memory import Memory
@@ -50,6 +51,7 @@ class Item:
     timestamp: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     categories: tuple[str, ...] = ()
+    expires_at: float | None = None  # the exact instant it leaves reads (Mem0's expiration_date), None: never
 
     def message(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -61,7 +63,7 @@ class Item:
 
     def batch_key(self) -> tuple[Any, ...]:
         """Items with equal keys may share one add() call."""
-        return (self.scope, self.timestamp, json.dumps(self.metadata, sort_keys=True), self.categories)
+        return (self.scope, self.timestamp, json.dumps(self.metadata, sort_keys=True), self.categories, self.expires_at)
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -101,9 +103,17 @@ def _jsonl_item(line: str, origin: str, user_id: str | None) -> Item:
             content=text, scope=_scope(row, user_id), origin=origin, role=role, source=_source(row.get("source")),
             timestamp=None if when is None else to_epoch(when, "timestamp"),
             metadata=check_metadata(row.get("metadata")), categories=check_categories(row.get("categories")),
+            expires_at=_expiry(row),
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{origin}: {exc}") from None
+
+
+def _expiry(row: dict[str, Any]) -> float | None:
+    """The line's expiry: its exact `expires_at` (as engram's export writes it), else Mem0's `expiration_date`."""
+    if row.get("expires_at") is not None:
+        return to_epoch(row["expires_at"], "expires_at")
+    return to_expiry(row.get("expiration_date"))
 
 
 def _scope(row: dict[str, Any], user_id: str | None) -> Scope:
@@ -200,19 +210,22 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
     for scope, groups in _writes(_chunks(items, chunk), per_write):
-        batches = [RawBatch(parse_messages([item.message() for item in group], limit), _when(group[0]),
-                            uuid.uuid4().hex, group[0].metadata, group[0].categories) for group in groups]
+        batches = [_batch(memory, group, limit) for group in groups]
         for group, results in zip(groups, memory._add_raw(scope, batches), strict=True):
             for row in results:
                 counts[row["event"]] += 1
-            counts[Op.NOOP.value] += len(group) - len(results)  # repeats within a batch: folded into one
+            counts[Op.NOOP.value] += len(group) - len(results)  # repeats, and what an expired memory holds
             if progress is not None:
                 progress(len(group))
     return counts
 
 
-def _when(item: Item) -> float:
-    return now() if item.timestamp is None else item.timestamp
+def _batch(memory: Memory, group: list[Item], limit: int) -> RawBatch:
+    """What add(infer=False) of this group would store, as one batch."""
+    first, missing = group[0], _unless_held_expired(memory, group)
+    messages = parse_messages([item.message() for item in missing], limit) if missing else []
+    return RawBatch(messages, now() if first.timestamp is None else first.timestamp, uuid.uuid4().hex,
+                    first.metadata, first.categories, first.expires_at)
 
 
 def _writes(groups: Iterator[list[Item]], size: int) -> Iterator[tuple[Scope, list[list[Item]]]]:
@@ -227,6 +240,17 @@ def _writes(groups: Iterator[list[Item]], size: int) -> Iterator[tuple[Scope, li
         run.append(group)
     if run:
         yield run[0][0].scope, run
+
+
+def _unless_held_expired(memory: Memory, group: list[Item]) -> list[Item]:
+    """The group without the items an expired memory of exactly their scope already says. add() folds only
+    duplicates of memories still shown; this keeps an expired line imported again from being added twice."""
+    first, at = group[0], now()
+    if first.expires_at is None or first.expires_at > at:
+        return group
+    held = {r.hash for r in memory.store.select(Criteria(first.scope, show_expired=True, read_at=at))
+            if r.scope == first.scope and r.expired_by(at)}
+    return [item for item in group if content_hash(item.content) not in held]
 
 
 def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:

@@ -77,7 +77,7 @@ def test_the_reply_returns_before_a_slow_save_finishes(agent: Agent, fake_openai
     reply = agent.reply("alice", "I am vegan", session_id="s")
     assert time.monotonic() - start < 1.5 and not reply.saved.done()
     assert reply.saved.result(timeout=30)["results"][0]["memory"] == "User is vegan"
-    assert [t.saved for t in agent.memory.store.turns("s", agent_scope("alice"))] == [True, True]
+    assert [t.saved for t in agent.sessions.turns("s", agent_scope("alice"))] == [True, True]
 
 
 def test_a_failed_save_is_reported_and_the_turns_stay_unsaved(agent: Agent, fake_openai: FakeOpenAI) -> None:
@@ -88,7 +88,7 @@ def test_a_failed_save_is_reported_and_the_turns_stay_unsaved(agent: Agent, fake
     assert len(agent.failures) == 1
     with pytest.raises(LLMError):
         agent.flush()
-    assert not any(t.saved for t in agent.memory.store.turns("s", agent_scope("alice")))
+    assert not any(t.saved for t in agent.sessions.turns("s", agent_scope("alice")))
     fake_openai.script_chat(facts("User is vegan"))
     assert agent.end_session("alice", "s").result(timeout=30)["results"][0]["memory"] == "User is vegan"
 
@@ -126,7 +126,7 @@ def test_transcript_is_bounded_and_sessions_resume(home, embedder, fake_openai: 
         prompt = body["messages"][-1]["content"]
         transcript = prompt.split("[[ ## transcript ## ]]")[1].split("[[ ## message ## ]]")[0]
         assert transcript.split() == "user: question 1 assistant: answer 1".split()  # only the last 2 turns
-        assert [t.content for t in memory.store.turns("s", agent_scope("alice"))][:2] == ["question 0", "answer 0"]
+        assert [t.content for t in memory.store.sessions.turns("s", agent_scope("alice"))][:2] == ["question 0", "answer 0"]
 
 
 def test_offline_agent_recalls_and_saves_without_an_llm(memory: Memory) -> None:
@@ -159,13 +159,13 @@ def test_a_store_failure_inside_a_tool_reaches_the_caller(agent: Agent, fake_ope
 def test_the_saved_mark_and_the_memories_land_in_one_write(agent: Agent, fake_openai: FakeOpenAI,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash between storing the memories and marking the turns saved would extract the same turns twice."""
-    from engram.stores.sqlite import SQLiteStore
+    from engram.stores.sqlite_sessions import SQLiteSessions
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed between the two writes")
 
-    monkeypatch.setattr(SQLiteStore, "mark_saved", crash)  # the mark as a write of its own
-    monkeypatch.setattr(SQLiteStore, "_mark", crash)  # the mark inside the memories' write
+    monkeypatch.setattr(SQLiteSessions, "mark_saved", crash)  # the mark as a write of its own
+    monkeypatch.setattr(SQLiteSessions, "mark_in", crash)  # the mark inside the memories' write
     fake_openai.script_chat(*turn(response="Noted!", save=False))
     agent.reply("alice", "I am vegan", session_id="s")
     fake_openai.script_chat(facts("User is vegan"))
@@ -176,4 +176,52 @@ def test_the_saved_mark_and_the_memories_land_in_one_write(agent: Agent, fake_op
     fake_openai.script_chat(facts("User is vegan"))
     saved = agent._save(agent_scope("alice"), "s")
     assert saved is not None and [r["memory"] for r in saved["results"]] == ["User is vegan"]
-    assert all(t.saved for t in agent.memory.store.turns("s", agent_scope("alice")))
+    assert all(t.saved for t in agent.sessions.turns("s", agent_scope("alice")))
+
+
+def transcript_of_last_turn(fake_openai: FakeOpenAI) -> str:
+    body = fake_openai.chat_requests[-1].body
+    assert body is not None
+    prompt = body["messages"][-1]["content"]
+    return prompt.split("[[ ## transcript ## ]]")[1].split("[[ ## message ## ]]")[0]
+
+
+def test_two_users_with_the_same_session_id_each_have_their_own_conversation(agent: Agent,
+                                                                              fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_chat(*turn(response="Hello Alice", save=False))
+    agent.reply("alice", "I keep bees", session_id="s1")
+    fake_openai.script_chat(*turn(response="Hello Bob", save=False))
+    agent.reply("bob", "I play the cello", session_id="s1")
+    assert "I keep bees" not in transcript_of_last_turn(fake_openai)  # Bob's s1 starts empty
+    assert "this is the first message" in transcript_of_last_turn(fake_openai)
+    fake_openai.script_chat(*turn(response="Noted", save=False))
+    agent.reply("alice", "and I live in Ghent", session_id="s1")
+    seen = transcript_of_last_turn(fake_openai)
+    assert "I keep bees" in seen and "Hello Alice" in seen and "cello" not in seen
+    fake_openai.script_chat(facts("User keeps bees", "User lives in Ghent"))
+    saved = agent.end_session("alice", "s1").result(timeout=30)
+    assert sorted(r["memory"] for r in saved["results"]) == ["User keeps bees", "User lives in Ghent"]
+    fake_openai.script_chat(facts("User plays the cello"))
+    assert [r["memory"] for r in agent.end_session("bob", "s1").result(timeout=30)["results"]] == ["User plays the cello"]
+    assert [m["memory"] for m in agent.memory.get_all(user_id="bob")["results"]] == ["User plays the cello"]
+    assert all(t.saved for user in ("alice", "bob") for t in agent.sessions.turns("s1", agent_scope(user)))
+    assert [t.content for t in agent.sessions.turns("s1", agent_scope("bob"))] == ["I play the cello", "Hello Bob"]
+
+
+def test_cli_chat_resumes_each_users_own_session_of_the_same_id(home) -> None:
+    from typer.testing import CliRunner
+
+    from engram.cli import app
+
+    def chat(user: str, said: str) -> str:
+        result = CliRunner(env={"ENGRAM_HOME": str(home)}).invoke(
+            app, ["chat", "--user", user, "--session", "s1"], input=f"{said}\n/quit\n")
+        assert result.exit_code == 0 and "Traceback" not in result.output, (result.output, result.exception)
+        return result.stdout
+
+    assert "earlier turns" not in chat("alice", "I am allergic to peanuts")
+    bob = chat("bob", "I have a red bicycle")
+    assert "earlier turns" not in bob and "peanuts" not in bob  # Bob's s1 is his own, new session
+    again = chat("bob", "what do I own?")
+    assert "2 earlier turns" in again and "red bicycle" in again and "peanuts" not in again
+    assert "2 earlier turns" in chat("alice", "what am I allergic to?")

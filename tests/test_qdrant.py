@@ -488,8 +488,8 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
     ids = _history_of_changes(source)
     from engram.types import Turn
 
-    source.append_turns("s1", Scope(user_id="u"),
-                        [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
+    source.sessions.append_turns("s1", Scope(user_id="u"),
+                                 [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0, saved=True)])
     qdrant = QdrantStore(path=tmp_path / "q")
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
@@ -497,7 +497,7 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
                       "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2}
     assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
     assert _snapshot(qdrant, ids) == _snapshot(source, ids)
-    assert [(t.content, t.saved) for t in qdrant.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
+    assert [(t.content, t.saved) for t in qdrant.sessions.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
     back = _sqlite(tmp_path / "b.db")
     migrate(qdrant, back)  # the Qdrant store knows its own binding
     assert _snapshot(back, ids) == _snapshot(source, ids)
@@ -655,3 +655,43 @@ def test_migrate_copies_what_a_store_holds_without_folding_duplicates(tmp_path: 
         assert counts["copied_versions"] == 2 and {r.id for r, _ in target.dump()} == {r.id for r in twins}
         target.close()
     source.close()
+
+
+def test_sessions_written_when_session_ids_were_global_stay_their_owners(tmp_path: Path) -> None:
+    """An older engram put session "s1" at a point id made from "s1" alone, its turns without a scope. Such a
+    session stays its owner's: read, appended to, marked saved (through an apply too) and copied; another
+    scope's "s1" is a new session beside it."""
+    import json
+
+    from engram.stores.sqlite import SQLiteStore
+    from engram.types import Turn
+
+    store = shared(QdrantClient(location=":memory:"))
+    client, name = store.client, store.names.sessions
+    client.create_collection(name, vectors_config={})
+    legacy = str(uuid.uuid5(uuid.UUID("6f1c2a8e-5b7d-4c3e-9a10-2f4e8d9b7c61"), "s1"))  # that engram's point of "s1"
+    head = {"kind": "session", "session_id": "s1", "scope": json.dumps(["alice", None, None]), "user_id": "alice",
+            "agent_id": None, "run_id": None, "created_at": 1.0, "updated_at": 2.0}
+    said = [("user", "hi", 1.0, 11), ("assistant", "hello", 2.0, 12)]
+    client.upsert(name, points=[models.PointStruct(id=legacy, vector={}, payload=head)] + [
+        models.PointStruct(id=str(uuid.uuid4()), vector={}, payload={
+            "kind": "turn", "session_id": "s1", "role": role, "content": text, "created_at": t, "seq": seq, "saved": False})
+        for role, text, t, seq in said])
+    alice, bob, sessions = Scope(user_id="alice"), Scope(user_id="bob"), store.sessions
+    assert [t.content for t in sessions.turns("s1", alice)] == ["hi", "hello"] and sessions.turns("s1", bob) == []
+    sessions.append_turns("s1", alice, [Turn("user", "again", 3.0)])
+    sessions.append_turns("s1", bob, [Turn("user", "bob here", 4.0)])
+    assert [t.content for t in sessions.turns("s1", alice)] == ["hi", "hello", "again"]
+    assert [t.content for t in sessions.turns("s1", bob)] == ["bob here"]
+    store.apply(ChangeSet(inserts=[(record("said hi", user="alice"), vec(1))], saved=("s1", alice, 12)))
+    assert [t.saved for t in sessions.turns("s1", alice)] == [True, True, False]
+    sessions.mark_saved("s1", bob, sessions.turns("s1", bob)[0].seq)  # type: ignore[arg-type]
+    assert [t.saved for t in sessions.turns("s1", alice)] == [True, True, False]
+    assert [(s["id"], s["turns"], s["updated_at"]) for s in sessions.of(alice)] == [("s1", 3, 3.0)]
+    copy = SQLiteStore(tmp_path / "copy.db")
+    for session, turns in sessions.dump():
+        copy.sessions.put(session, turns)
+    assert [(t.content, t.seq, t.saved) for t in copy.sessions.turns("s1", alice)] == [
+        (t.content, t.seq, t.saved) for t in sessions.turns("s1", alice)]
+    assert [t.content for t in copy.sessions.turns("s1", bob)] == ["bob here"]
+    copy.close()

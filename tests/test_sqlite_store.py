@@ -124,3 +124,36 @@ def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Pat
         assert row.text == "likes tea" and row.expires_at is None
     finally:
         store.close()
+
+
+def test_a_database_from_before_scoped_sessions_keeps_each_sessions_owner(tmp_path: Path) -> None:
+    """Migration m005 keys sessions by (owner, id): existing sessions and turns keep their owner, and another
+    scope may then have a session of the same id."""
+    import sqlite3
+
+    from engram.stores.schema import MIGRATIONS
+    from engram.types import Turn
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:4]:
+        fn(db)
+        db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    db.execute("INSERT INTO sessions VALUES ('s1', 'alice', NULL, NULL, 1, 2), ('s2', 'bob', 'coach', NULL, 3, 3)")
+    db.execute("INSERT INTO turns (seq, session_id, role, content, created_at, saved) VALUES "
+               "(5, 's1', 'user', 'hi', 1, 1), (6, 's1', 'assistant', 'hello', 2, 0), (7, 's2', 'user', 'ready?', 3, 0)")
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        alice, bob = Scope(user_id="alice"), Scope(user_id="bob")
+        sessions = store.sessions
+        assert [(t.content, t.seq, t.saved) for t in sessions.turns("s1", alice)] == [("hi", 5, True), ("hello", 6, False)]
+        assert [t.content for t in sessions.turns("s2", Scope(user_id="bob", agent_id="coach"))] == ["ready?"]
+        sessions.append_turns("s1", bob, [Turn("user", "bob's own", 4.0)])
+        assert [t.content for t in sessions.turns("s1", bob)] == ["bob's own"]
+        assert [t.content for t in sessions.turns("s1", alice)] == ["hi", "hello"]
+        assert store._read("PRAGMA foreign_key_check") == []
+        assert "REFERENCES \"sessions\"" in store._read("SELECT sql FROM sqlite_master WHERE name='turns'")[0][0]
+    finally:
+        store.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engram.errors import Conflict, EmbedderMismatch, InvalidInput, NotFound, StoreError
+from engram.errors import Conflict, EmbedderMismatch, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.stores.sqlite import SQLiteStore
@@ -243,20 +243,47 @@ def test_sessions_keep_turns_in_order_and_belong_to_one_scope(store: Store) -> N
     from engram.types import Turn
 
     alice, bob = Scope(user_id="alice"), Scope(user_id="bob")
-    assert store.turns("s1", alice) == []
-    stored = store.append_turns("s1", alice, [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0)])
+    sessions = store.sessions
+    assert sessions.turns("s1", alice) == []
+    stored = sessions.append_turns("s1", alice, [Turn("user", "hi", 1.0), Turn("assistant", "hello", 2.0)])
     assert [t.seq for t in stored] == sorted(t.seq for t in stored)  # type: ignore[type-var]
-    store.append_turns("s1", alice, [Turn("user", "my dog is Rex", 3.0)])
-    assert [t.content for t in store.turns("s1", alice)] == ["hi", "hello", "my dog is Rex"]
-    assert [t.content for t in store.turns("s1", alice, last=2)] == ["hello", "my dog is Rex"]
-    store.mark_saved("s1", alice, stored[-1].seq)  # type: ignore[arg-type]
-    assert [t.saved for t in store.turns("s1", alice)] == [True, True, False]
-    for call in (lambda: store.turns("s1", bob), lambda: store.append_turns("s1", bob, [Turn("user", "x", 4.0)]),
-                 lambda: store.mark_saved("s1", bob, 99)):
-        with pytest.raises(NotFound):
-            call()
-    assert [s["id"] for s in store.sessions(alice)] == ["s1"] and store.sessions(bob) == []
-    assert store.sessions(alice)[0]["turns"] == 3
+    sessions.append_turns("s1", alice, [Turn("user", "my dog is Rex", 3.0)])
+    assert [t.content for t in sessions.turns("s1", alice)] == ["hi", "hello", "my dog is Rex"]
+    assert [t.content for t in sessions.turns("s1", alice, last=2)] == ["hello", "my dog is Rex"]
+    sessions.mark_saved("s1", alice, stored[-1].seq)  # type: ignore[arg-type]
+    assert [t.saved for t in sessions.turns("s1", alice)] == [True, True, False]
+    assert sessions.turns("s1", bob) == []  # Alice's session is not Bob's to read
+    with pytest.raises(NotFound):  # nor to mark: Bob has no session s1
+        sessions.mark_saved("s1", bob, 99)
+    assert [s["id"] for s in sessions.of(alice)] == ["s1"] and sessions.of(bob) == []
+    assert sessions.of(alice)[0]["turns"] == 3 and sessions.of(alice)[0]["user_id"] == "alice"
+
+
+def test_two_scopes_each_have_their_own_session_of_the_same_id(store: Store) -> None:
+    """A session is (owner, id): Alice's "s1" and Bob's "s1" coexist; neither sees nor writes the other's."""
+    from engram.types import Turn
+
+    alice, bob, coach = Scope(user_id="alice"), Scope(user_id="bob"), Scope(user_id="alice", agent_id="coach")
+    sessions = store.sessions
+    mine = sessions.append_turns("s1", alice, [Turn("user", "I am Alice", 1.0)])
+    theirs = sessions.append_turns("s1", bob, [Turn("user", "I am Bob", 2.0), Turn("assistant", "hi Bob", 3.0)])
+    sessions.append_turns("s1", coach, [Turn("user", "coach me", 4.0)])
+    sessions.append_turns("s1", alice, [Turn("assistant", "hi Alice", 5.0)])
+    assert [t.content for t in sessions.turns("s1", alice)] == ["I am Alice", "hi Alice"]
+    assert [t.content for t in sessions.turns("s1", bob)] == ["I am Bob", "hi Bob"]
+    assert [t.content for t in sessions.turns("s1", coach)] == ["coach me"]
+    assert [t.content for t in sessions.turns("s1", bob, last=1)] == ["hi Bob"]
+    sessions.mark_saved("s1", bob, theirs[-1].seq)  # type: ignore[arg-type]
+    assert [t.saved for t in sessions.turns("s1", bob)] == [True, True]
+    assert [t.saved for t in sessions.turns("s1", alice)] == [False, False]  # Bob's mark never reaches Alice's turns
+    store.apply(ChangeSet(inserts=[(record("I am Alice", user="alice"), vec(1))], saved=("s1", alice, mine[0].seq)))  # type: ignore[arg-type]
+    assert [t.saved for t in sessions.turns("s1", alice)] == [True, False]
+    assert [t.saved for t in sessions.turns("s1", coach)] == [False]
+    assert [(s["id"], s.get("agent_id"), s["turns"]) for s in sessions.of(alice)] == [("s1", None, 2), ("s1", "coach", 1)]
+    assert [(s["id"], s["turns"]) for s in sessions.of(bob)] == [("s1", 2)]
+    dumped = {(s.scope, s.id): [t.content for t in turns] for s, turns in sessions.dump()}
+    assert dumped == {(alice, "s1"): ["I am Alice", "hi Alice"], (bob, "s1"): ["I am Bob", "hi Bob"],
+                      (coach, "s1"): ["coach me"]}
 
 
 def test_neighbours_are_the_records_one_call_wrote_around_a_record(store: Store) -> None:
@@ -310,14 +337,17 @@ def test_a_change_set_marks_chat_turns_saved_in_the_same_write(store: Store) -> 
     from engram.types import Turn
 
     scope = Scope(user_id="u")
-    turns = store.append_turns("s1", scope, [Turn("user", "I like tea", 1.0), Turn("assistant", "noted", 2.0)])
+    turns = store.sessions.append_turns("s1", scope, [Turn("user", "I like tea", 1.0), Turn("assistant", "noted", 2.0)])
     with pytest.raises(NotFound):  # the write fails: the turns stay unsaved, nothing is stored
         store.apply(ChangeSet(inserts=[(record("likes tea"), vec(1))], closes=[Close("missing", 5.0)],
                               saved=("s1", scope, turns[-1].seq)))  # type: ignore[arg-type]
-    assert [t.saved for t in store.turns("s1", scope)] == [False, False] and store.select(Criteria(scope)) == []
+    assert [t.saved for t in store.sessions.turns("s1", scope)] == [False, False] and store.select(Criteria(scope)) == []
+    with pytest.raises(NotFound):  # another scope's session of that id is no session of this one
+        store.apply(ChangeSet(inserts=[(record("likes tea"), vec(1))], saved=("s1", Scope(user_id="v"), turns[0].seq)))  # type: ignore[arg-type]
+    assert store.select(Criteria(scope)) == []
     add_and_mark = ChangeSet(inserts=[(record("likes tea"), vec(1))], saved=("s1", scope, turns[0].seq))  # type: ignore[arg-type]
     store.apply(add_and_mark)
-    assert [t.saved for t in store.turns("s1", scope)] == [True, False]
+    assert [t.saved for t in store.sessions.turns("s1", scope)] == [True, False]
     assert [r.text for r in store.select(Criteria(scope))] == ["likes tea"]
 
 
@@ -436,22 +466,27 @@ def test_a_copy_keeps_versions_and_event_places(store: Store) -> None:
 
 
 def test_sessions_are_copied_whole_and_copying_again_adds_nothing(store: Store) -> None:
-    from engram.stores.base import Session
+    from engram.stores.sessions import Session
     from engram.types import Turn
 
     alice = Scope(user_id="alice")
-    store.append_turns("mine", alice, [Turn("user", "hi", 1.0)])
+    store.sessions.append_turns("mine", alice, [Turn("user", "hi", 1.0)])
     session = Session("copied", "alice", None, None, 10.0, 30.0)
     turns = [Turn("user", "my dog is Rex", 10.0, 501, True), Turn("assistant", "nice", 11.0, 502, False)]
-    assert store.put_session(session, turns) == 2
-    assert store.put_session(session, turns) == 0
-    copied = {s.id: (s, t) for s, t in store.all_sessions()}
+    assert store.sessions.put(session, turns) == 2
+    assert store.sessions.put(session, turns) == 0
+    copied = {s.id: (s, t) for s, t in store.sessions.dump()}
     assert set(copied) == {"mine", "copied"}
     assert copied["copied"][0] == session and copied["copied"][1] == turns
     later = [replace(turns[1], saved=True), Turn("user", "and a cat", 30.0, 503, False)]
-    assert store.put_session(replace(session, updated_at=40.0), later) == 1
-    assert [(t.content, t.saved) for t in store.turns("copied", alice)] == [
+    assert store.sessions.put(replace(session, updated_at=40.0), later) == 1
+    assert [(t.content, t.saved) for t in store.sessions.turns("copied", alice)] == [
         ("my dog is Rex", True), ("nice", True), ("and a cat", False)]
-    assert [s["updated_at"] for s in store.sessions(alice) if s["id"] == "copied"] == [40.0]
-    with pytest.raises(InvalidInput):
-        store.put_session(Session("copied", "bob", None, None, 1.0, 1.0), [])
+    assert [s["updated_at"] for s in store.sessions.of(alice) if s["id"] == "copied"] == [40.0]
+    bobs = Session("copied", "bob", None, None, 1.0, 1.0)  # another owner's session of that id: another session
+    assert store.sessions.put(bobs, [Turn("user", "Bob's turn", 1.0, 501)]) == 1
+    assert [(t.content, t.seq != 501) for t in store.sessions.turns("copied", Scope(user_id="bob"))] == [
+        ("Bob's turn", True)]  # seq 501 is taken: the copy gets a new one
+    assert [t.content for t in store.sessions.turns("copied", alice)] == ["my dog is Rex", "nice", "and a cat"]
+    assert {(s.user_id, s.id) for s, _ in store.sessions.dump()} == {("alice", "mine"), ("alice", "copied"),
+                                                                    ("bob", "copied")}

@@ -41,7 +41,7 @@ def chat(ctx: typer.Context, user: RequiredUser,
     session_id = session or uuid.uuid4().hex[:12]
     with open_memory(ctx, home, embeds=True) as memory, Agent(memory) as agent:
         mode = memory.settings.llm_model or "no LLM configured: replies show what memory search recalls"
-        earlier = len(memory.store.turns(session_id, _scope(user)))
+        earlier = len(agent.sessions.turns(session_id, _scope(user)))
         console.print(f"[bold]engram chat[/bold] user [cyan]{escape(user)}[/cyan] session [cyan]{session_id}[/cyan]"
                       f" ({escape(mode)}){f', {earlier} earlier turns' if earlier else ''}\n[dim]{HELP}[/dim]")
         saves: list[Future] = []

@@ -56,8 +56,7 @@ def migrate_command(
     try:
         target = _target(settings, to, path, url, api_key, collection, source_kind)
         try:
-            binding = getattr(source, "binding", None)
-            found = binding() if binding is not None else None
+            found = source.binding()
             if found is None:  # the source cannot tell: it must hold the configured embedder's vectors (checked)
                 embedder = embedder_from(settings)
                 found = (embedder.name, embedder.dimension)

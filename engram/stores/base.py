@@ -1,11 +1,14 @@
-"""The store protocol: what every backend (SQLite, Qdrant, ...) must do, and nothing more.
+"""The memory store protocol: what every backend (SQLite, Qdrant, ...) must do, and nothing more.
 
 Reads take a `Criteria` (pure data: scope, filter, categories, time) that each backend translates natively.
-Writes are one `ChangeSet` applied atomically: either all of it is visible afterwards or none of it.
+Writes are one `ChangeSet` applied atomically: either all of it is visible afterwards or none of it; what a
+change set may do given what the store holds is decided once, for every backend, by `engram.stores.changes`.
+Chat sessions are a protocol of their own (`engram.stores.sessions`), which each store exposes as `sessions`.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,11 +16,16 @@ from typing import Literal
 
 import numpy as np
 
-from engram.errors import Conflict
 from engram.filters import ALL, Filter
-from engram.types import Event, MemoryRecord, Scope, Turn, now
+from engram.stores.sessions import Session, SessionStore
+from engram.types import Event, MemoryRecord, Scope, now
 
-__all__ = ["ChangeSet", "Close", "Criteria", "Session", "Store", "batch_neighbours", "deduplicate"]
+__all__ = ["ChangeSet", "Close", "Criteria", "Session", "SessionStore", "Store", "batch_neighbours", "scope_key"]
+
+
+def scope_key(scope: Scope) -> str:
+    """The exact owner (user_id, agent_id, run_id) as one string: equal keys, equal scopes."""
+    return json.dumps([scope.user_id, scope.agent_id, scope.run_id])
 
 
 @dataclass(frozen=True)
@@ -95,22 +103,6 @@ class ChangeSet:
         return bool(self.inserts or self.closes or self.reopens or self.events or self.saved)
 
 
-@dataclass(frozen=True)
-class Session:
-    """A chat session as a store holds it, without its turns: what a copy between stores carries."""
-
-    id: str
-    user_id: str | None
-    agent_id: str | None
-    run_id: str | None
-    created_at: float
-    updated_at: float
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(self.user_id, self.agent_id, self.run_id)
-
-
 Neighbours = dict[int, list[tuple[MemoryRecord | None, MemoryRecord | None]]]
 
 
@@ -146,46 +138,26 @@ def batch_neighbours(records: Iterable[MemoryRecord], admitted: Callable[[Memory
     return found
 
 
-def deduplicate(inserts: list[tuple[MemoryRecord, np.ndarray]], twins: Callable[[Scope, list[str]], dict[str, MemoryRecord]],
-                referenced: set[str]) -> dict[int, MemoryRecord]:
-    """Which inserts (by index) are exact duplicates of a current memory of the same scope (`twins(scope,
-    hashes)` reads them inside the write). A duplicate the rest of the change set depends on (its id in
-    `referenced`: a new version of a closed memory, or a successor named by a close) raises Conflict: its
-    writer decided on a state that no longer holds."""
-    wanted: dict[Scope, list[int]] = {}
-    for i, (record, _) in enumerate(inserts):
-        if record.valid_to is None and not record.expired_by(now()):  # an expired memory duplicates nothing
-            wanted.setdefault(record.scope, []).append(i)
-    found: dict[int, MemoryRecord] = {}
-    for scope, indexes in wanted.items():
-        known = twins(scope, sorted({inserts[i][0].hash for i in indexes}))
-        for i in indexes:
-            record = inserts[i][0]
-            twin = known.get(record.hash)
-            if twin is None or twin.id == record.id:
-                continue
-            if record.id in referenced:
-                raise Conflict(f"memory {twin.id} already says {twin.text!r}; memory {record.id} cannot say it too")
-            found[i] = twin
-    return found
-
-
 class Store(ABC):
-    """A backend. One instance may be used from several threads; it serialises what it must."""
+    """A backend's memories. One instance may be used from several threads; it serialises what it must."""
+
+    sessions: SessionStore  # the same backend's chat sessions
 
     @abstractmethod
     def bind_embedder(self, name: str, dimension: int) -> None:
         """Record the embedder on first use; raise EmbedderMismatch if the store holds another's vectors."""
 
     @abstractmethod
+    def binding(self) -> tuple[str, int] | None:
+        """(embedder name, dimension) recorded in the store, or None while unbound."""
+
+    @abstractmethod
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
         """Apply atomically. Return, for each insert in order, the record that now holds it: the inserted
-        version, or (`dedup`) the current memory that already said the same. Nothing is written when it fails:
-        NotFound if a close names a memory with no current version or a reopen an unknown version; Conflict if
-        a close names a version that is no longer current, or a new version of a memory would duplicate
-        another current memory; InvalidInput if the write breaks the ownership rule; StoreError if a reopen
-        would make a second current version; EmbedderMismatch if the store is now bound to another embedder
-        (another handle reset it and wrote)."""
+        version, or (`dedup`) the current memory that already said the same. The store reads what the change
+        set depends on inside its write and decides with `engram.stores.changes.check`, whose errors it raises
+        (NotFound, Conflict, InvalidInput, StoreError), writing nothing; EmbedderMismatch if the store is now
+        bound to another embedder (another handle reset it and wrote)."""
 
     @abstractmethod
     def get(self, memory_id: str) -> MemoryRecord | None:
@@ -223,6 +195,13 @@ class Store(ABC):
     def history(self, memory_id: str) -> list[Event]:
         """Every event of a memory, oldest first."""
 
+    def all_events(self) -> list[Event]:
+        """Every event of every memory, oldest first. This default reads each memory's history in turn; a backend
+        that can list them in one pass does so."""
+        memory_ids = dict.fromkeys(record.id for record, _vector in self.dump())
+        return sorted((event for memory_id in memory_ids for event in self.history(memory_id)),
+                      key=lambda event: event.seq or 0)
+
     @abstractmethod
     def batch(self, batch_id: str) -> list[Event]:
         """Every event written with this batch id, oldest first."""
@@ -235,37 +214,6 @@ class Store(ABC):
     @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version with its vector (for export and migration)."""
-
-    # -- chat sessions (the agent's transcript lives in the same store as the memories) ------------------------
-
-    @abstractmethod
-    def append_turns(self, session_id: str, scope: Scope, turns: list[Turn]) -> list[Turn]:
-        """Add turns to a session (created on first use, owned by `scope`); return them with their seq.
-        A session owned by another scope is NotFound, never readable or writable through this one."""
-
-    @abstractmethod
-    def turns(self, session_id: str, scope: Scope, last: int | None = None) -> list[Turn]:
-        """The session's turns in order (only the `last` ones if given); [] for a new session."""
-
-    @abstractmethod
-    def mark_saved(self, session_id: str, scope: Scope, through_seq: int) -> None:
-        """Record that every turn up to `through_seq` has been handed to add()."""
-
-    @abstractmethod
-    def sessions(self, scope: Scope) -> list[dict]:
-        """The scope's sessions: id, created_at, updated_at, turns; most recent first."""
-
-    @abstractmethod
-    def all_sessions(self) -> Iterator[tuple[Session, list[Turn]]]:
-        """Every chat session of every scope with all its turns (seq and saved flags included), oldest first."""
-
-    @abstractmethod
-    def put_session(self, session: Session, turns: list[Turn]) -> int:
-        """Take in a session copied from another store; return how many turns were added. A missing session is
-        made with its times, owner and turns, each turn keeping its seq where that is free. For a session that
-        exists with the same owner, only turns it lacks (by role, content and time) are added, saved flags are
-        only ever set and updated_at only moves forward, so a copy can run again. InvalidInput, writing
-        nothing, when a session of that id belongs to another scope."""
 
     @abstractmethod
     def reset(self) -> None:

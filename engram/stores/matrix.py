@@ -13,7 +13,7 @@ from engram.stores.keywords import Document, ScopeTerms, unpack
 from engram.stores.sparse import query_terms, term_counts
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["ScopeMatrix", "MatrixCache"]
+__all__ = ["MatrixCache", "ScopeMatrix"]
 
 
 class ScopeMatrix:

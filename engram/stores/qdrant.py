@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,19 +24,50 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from engram.errors import ConfigError, Conflict, CorruptStore, EmbedderMismatch, EngramError, NotFound, StoreError
-from engram.ownership import check_write
-from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours, deduplicate
-from engram.stores.qdrant_journal import Conflict as Clash
+from engram.errors import (
+    ConfigError,
+    Conflict,
+    EmbedderMismatch,
+    EngramError,
+    NotFound,
+    StoreError,
+)
+from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
+from engram.stores.changes import (
+    Checked,
+    State,
+    TwoCurrent,
+    check,
+    wanted_ids,
+    wanted_twins,
+)
+from engram.stores.qdrant_collections import create, read_binding
 from engram.stores.qdrant_journal import (
-    CLIENT_ERRORS, Journal, Names, Plan, client_errors, new_ids, open_local, release_local, scroll_all, tick,
+    CLIENT_ERRORS,
+    Conflict as Clash,
+    Journal,
+    Names,
+    client_errors,
+    open_local,
+    release_local,
+    scroll_all,
 )
+from engram.stores.qdrant_plan import plan
 from engram.stores.qdrant_schema import (
-    CLOSED, CURRENT, INDEXES, PENDING, batch_of, collection_specs, content_key, event_payload, match, read_filter, scope_key, to_event,
-    to_payload, to_record, unexpired,
+    CLOSED,
+    CURRENT,
+    PENDING,
+    batch_of,
+    collection_specs,
+    match,
+    read_filter,
+    scope_key,
+    to_event,
+    to_record,
+    unexpired,
 )
-from engram.stores.qdrant_sessions import SessionPoints
-from engram.stores.sparse import encode_document, encode_query
+from engram.stores.qdrant_sessions import Head, QdrantSessions
+from engram.stores.sparse import encode_query
 from engram.types import Event, MemoryRecord, Scope, now
 
 __all__ = ["QdrantStore"]
@@ -46,11 +77,10 @@ _RECORD = ["id", "text", "hash", "role", "user_id", "agent_id", "run_id", "categ
            "source", "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "status", "txn", "written",
            "batch_id", "position", "expires_at"]
 _VISIBLE = models.FieldCondition(key="status", match=models.MatchAny(any=[CURRENT, CLOSED]))
-class _TwoCurrent(StoreError):
-    """The change set would leave a memory with two current versions."""
+Decided = tuple[Checked, dict[int, int], dict[str, Any] | None]  # the check, who last wrote each version, `saved`
 
 
-class QdrantStore(SessionPoints, Store):
+class QdrantStore(Store):
     def __init__(self, *, path: str | Path | None = None, url: str | None = None, api_key: str | None = None,
                  client: QdrantClient | None = None, collection: str = "engram", abandon_after: float = 60.0,
                  shard_number: int | None = None, replication_factor: int | None = None,
@@ -83,21 +113,15 @@ class QdrantStore(SessionPoints, Store):
                                abandon_after=0.0 if exclusive else abandon_after)
         self._dimension: int | None = None
         self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
+        self.sessions: QdrantSessions = QdrantSessions(self.client, self.names, local=self.local, lock=self._lock, reading=self._reading)
         with self._lock:
             self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
 
     # -- binding and collections ----------------------------------------------------------------------------
 
     def binding(self) -> tuple[str, int] | None:
-        """(embedder name, dimension) recorded in the store, or None while unbound."""
-        with self._reading(), client_errors("read"):
-            if not self.client.collection_exists(self.names.memories):
-                return None
-            info = self.client.get_collection(self.names.memories)
-        meta = info.config.metadata or {}
-        if meta.get("engram") != 1:
-            raise CorruptStore(f"Qdrant collection {self.names.memories!r} exists but was not created by engram")
-        return str(meta["embedder"]), int(meta["dimension"])
+        with self._reading():
+            return read_binding(self.client, self.names)
 
     def bind_embedder(self, name: str, dimension: int) -> None:
         with self._lock:
@@ -116,20 +140,8 @@ class QdrantStore(SessionPoints, Store):
 
     def _create(self, name: str, dimension: int) -> None:
         specs = collection_specs(name, dimension, self._cluster)
-        for kind in ("events", "journal", "memories"):  # memories last: its existence means "bound"
-            collection = getattr(self.names, kind)
-            with client_errors(f"create collection {collection}"):
-                if self.client.collection_exists(collection):
-                    continue
-                try:
-                    self.client.create_collection(collection, **specs[kind])
-                except CLIENT_ERRORS:
-                    if self.client.collection_exists(collection):
-                        continue  # created by another process meanwhile
-                    raise
-                if not self.local:
-                    for field_name, schema in INDEXES[kind].items():
-                        self.client.create_payload_index(collection, field_name, field_schema=schema, wait=True)
+        kinds = ("events", "journal", "memories")  # memories last: its existence means "bound"
+        create(self.client, self.names, {kind: specs[kind] for kind in kinds}, local=self.local)
 
     def _bound_dimension(self) -> int:
         """The bound dimension, asked of Qdrant on every write: another handle may have reset the store meanwhile
@@ -152,115 +164,62 @@ class QdrantStore(SessionPoints, Store):
         if not changes:
             return []
         with self._lock:
-            if changes.keep_versions:  # before the journal writes them (pending), which a later check would see
-                self._check_kept([record for record, _ in changes.inserts])
+            # before the journal writes them (pending), which a later check would see
+            taken = self._taken([record for record, _ in changes.inserts]) if changes.keep_versions else frozenset()
             for attempt in range(_ATTEMPTS):
                 self.journal.settle()
                 dimension = self._bound_dimension() if changes.inserts else 0
-                checked = self._check(changes, dimension)
-                plan = self._build(changes, *checked)
+                checked = self._check(changes, dimension, taken)
+                written = plan(changes, *checked)
                 try:
-                    self.journal.run(plan, lambda: self._unchanged(changes, dimension, checked))
+                    self.journal.run(written, partial(self._unchanged, changes, dimension, taken, checked))
                 except Clash:
                     time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
                     continue
-                written = iter(plan.inserted)
-                twins = checked[2]
-                return [twins[i] if i in twins else next(written) for i in range(len(changes.inserts))]
+                inserted, twins = iter(written.inserted), checked[0].twins
+                return [twins[i] if i in twins else next(inserted) for i in range(len(changes.inserts))]
         raise StoreError(f"gave up after {_ATTEMPTS} attempts: other writers kept changing the same memories")
 
-    def _unchanged(self, changes: ChangeSet, dimension: int, checked: tuple) -> bool:
+    def _unchanged(self, changes: ChangeSet, dimension: int, taken: frozenset[int], checked: Decided) -> bool:
         try:
-            return self._check(changes, dimension) == checked
-        except (NotFound, Conflict, _TwoCurrent):
+            return self._check(changes, dimension, taken) == checked
+        except (NotFound, Conflict, TwoCurrent):
             return False
 
-    def _check(self, changes: ChangeSet, dimension: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, MemoryRecord]]:
-        """Validate against the current state: what each close/reopen expects to find, and which inserts are
-        duplicates of current memories (see ChangeSet.dedup). Writes nothing."""
-        reopened = {int(p.id): p.payload for p in self._retrieve([v for v in changes.reopens if _is_id(v)], ["id", "status", "txn"])}
-        ids = {c.memory_id for c in changes.closes} | {r.id for r, _ in changes.inserts} | {p["id"] for p in reopened.values()}
-        current = self._current(sorted(ids))
-        closes, closing, closed = [], {}, {}
-        for close in changes.closes:
-            found = current.get(close.memory_id)
-            if found is None or close.memory_id in closing:
-                raise NotFound(f"memory {close.memory_id} has no current version")
-            version, payload = found
-            if close.version is not None and version != close.version:
-                raise Conflict(f"memory {close.memory_id} changed: version {close.version} is no longer the current one")
-            closes.append({"id": close.memory_id, "v": version, "expect": payload["txn"],
-                           "valid_to": max(close.valid_to, payload["valid_from"]), "superseded_by": close.superseded_by})
-            closing[close.memory_id] = version
-            closed[close.memory_id] = to_record(payload, version)
-        live = set(current) - set(closing)
-        reopens = []
-        for version in changes.reopens:
-            payload = reopened.get(version) if _is_id(version) else None
-            if payload is None or payload["status"] == PENDING:
-                raise NotFound(f"no version {version} to reopen")
-            if payload["id"] in live:
-                raise _TwoCurrent(f"memory {payload['id']} already has a current version; cannot reopen {version}")
-            live.add(payload["id"])
-            reopens.append({"id": payload["id"], "v": version,
-                            "expect": None if version in closing.values() else payload["txn"]})
-        referenced = set(closed) | {c.superseded_by for c in changes.closes if c.superseded_by}
-        twins = deduplicate(changes.inserts, self.find_hashes, referenced) if changes.dedup else {}
-        kept = [record for i, (record, _) in enumerate(changes.inserts) if i not in twins]
-        check_write(changes.owner, closed, kept)
-        for record, vector in changes.inserts:
-            if np.asarray(vector).size != dimension:
-                raise StoreError(f"vector of dimension {np.asarray(vector).size} given to a store bound to {dimension}")
-        for record in kept:
-            if record.valid_to is None:
-                if record.id in live:
-                    raise _TwoCurrent(f"memory {record.id} already has a current version")
-                live.add(record.id)
-        if changes.saved is not None:
-            session_id, owner, _ = changes.saved
-            with client_errors("session read"):
-                if not self.client.collection_exists(self.names.sessions) or self._owner(session_id, owner) is None:
-                    raise NotFound(f"no session {session_id!r} in this scope")
-        return closes, reopens, twins
+    def _check(self, changes: ChangeSet, dimension: int, taken: frozenset[int]) -> Decided:
+        """Read what the change set depends on and decide it (engram.stores.changes); with the transaction that last
+        wrote each version read, and the `saved` mark for the journal. Writes nothing."""
+        at = now()
+        reopened = {int(p.id): _payload(p) for p in self._retrieve([v for v in changes.reopens if _is_id(v)], _RECORD)
+                    if _payload(p)["status"] != PENDING}
+        records = {version: to_record(payload, version) for version, payload in reopened.items()}
+        current = self._current(wanted_ids(changes, records))
+        twins = {(scope, h): r for scope, hashes in wanted_twins(changes, at).items()
+                 for h, r in self._twins(scope, hashes, at).items()}
+        head = self._head(changes.saved)
+        checked = check(changes, State({memory_id: to_record(payload, version) for memory_id, (version, payload) in current.items()},
+                                       records, twins, at, dimension, taken, changes.saved is None or head is not None))
+        written_by = {version: payload["txn"] for version, payload in [*current.values(), *reopened.items()]}
+        saved = None
+        if changes.saved is not None and head is not None:
+            saved = {"session_id": changes.saved[0], "scope": head.payload["scope"], "legacy": head.legacy,
+                     "seq": changes.saved[2]}
+        return checked, written_by, saved
 
-    def _check_kept(self, kept: list[MemoryRecord]) -> None:
-        """A copy that keeps versions: each is a valid point id that no point holds yet."""
+    def _head(self, saved: tuple[str, Scope, int] | None) -> Head | None:
+        if saved is None:
+            return None
+        with client_errors("session read"):
+            if not self.client.collection_exists(self.names.sessions):
+                return None
+            return self.sessions.head(saved[0], saved[1])
+
+    def _taken(self, kept: list[MemoryRecord]) -> frozenset[int]:
+        """A copy that keeps versions: each must be a valid point id; those a point holds already."""
         wanted = [record.version for record in kept]
         if not all(_is_id(version) for version in wanted):
             raise StoreError(f"cannot keep versions {[v for v in wanted if not _is_id(v)][:3]}: not Qdrant point ids")
-        taken = self._retrieve(wanted, ["status"])  # type: ignore[arg-type]
-        if taken:
-            raise StoreError(f"cannot keep versions {sorted(int(p.id) for p in taken)[:3]}: already taken")
-
-    def _build(self, changes: ChangeSet, closes: list[dict[str, Any]], reopens: list[dict[str, Any]],
-               twins: dict[int, MemoryRecord]) -> Plan:
-        kept = [(record, vector) for i, (record, vector) in enumerate(changes.inserts) if i not in twins]
-        skipped = {changes.inserts[i][0].id for i in twins}  # a duplicate's events go with it
-        txn, *versions = new_ids(1 + len(kept))
-        if changes.keep_versions:  # checked free and valid by _check
-            versions = [record.version for record, _ in kept]  # type: ignore[misc]
-        plan = Plan(txn, [], closes, reopens)
-        if changes.saved is not None:
-            plan.saved = {"session_id": changes.saved[0], "seq": changes.saved[2]}
-        for (record, vector), version in zip(kept, versions):
-            indices, values = encode_document(record.text)
-            plan.points.append(models.PointStruct(
-                id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
-                vector={"dense": np.asarray(vector, dtype=np.float32).reshape(-1).tolist(),
-                        "words": models.SparseVector(indices=indices, values=values)}))
-            plan.inserted.append(replace(record, version=version))
-        closed = {c["id"]: c["v"] for c in closes}
-        inserted = {r.id: r.version for r in plan.inserted}
-        events = [e for e in changes.events if e.memory_id not in skipped]
-        for event, event_id in zip(events, new_ids(len(events))):
-            plan.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
-                event, event.old_version or closed.get(event.memory_id), event.new_version or inserted.get(event.memory_id),
-                seq=event.seq if changes.keep_versions and event.seq is not None else tick(), txn=txn)))
-        reopened = {r["id"] for r in reopens}
-        # Two writers adding the same text to the same scope touch no common memory: their content keys clash.
-        contents = {content_key(r) for r in plan.inserted if r.valid_to is None}
-        plan.memory_ids = sorted(set(closed) | set(inserted) | reopened | {e.memory_id for e in events} | contents)
-        return plan
+        return frozenset(int(p.id) for p in self._retrieve(wanted, ["status"]))  # type: ignore[arg-type]
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -304,7 +263,7 @@ class QdrantStore(SessionPoints, Store):
         for start in range(0, len(memory_ids), 256):
             flt = models.Filter(must=[models.FieldCondition(key="id", match=models.MatchAny(any=memory_ids[start:start + 256])),
                                       match("status", CURRENT)])
-            found.update((p.payload["id"], (int(p.id), p.payload)) for p in self._points(flt))  # type: ignore[index]
+            found.update((_payload(p)["id"], (int(p.id), _payload(p))) for p in self._points(flt))
         return found
 
     def get(self, memory_id: str) -> MemoryRecord | None:
@@ -315,11 +274,15 @@ class QdrantStore(SessionPoints, Store):
         return to_record(best.payload, int(best.id))  # type: ignore[arg-type]
 
     def find_hashes(self, scope: Scope, hashes: list[str]) -> dict[str, MemoryRecord]:
+        return self._twins(scope, hashes, now())
+
+    def _twins(self, scope: Scope, hashes: list[str], at: float) -> dict[str, MemoryRecord]:
+        """Current points of exactly `scope` holding these hashes, unexpired at `at`."""
         if not hashes:
             return {}
         flt = models.Filter(must=[match("scope", scope_key(scope)), match("status", CURRENT),
                                   models.FieldCondition(key="hash", match=models.MatchAny(any=list(hashes))),
-                                  unexpired(now())])
+                                  unexpired(at)])
         return {p.payload["hash"]: to_record(p.payload, int(p.id)) for p in self._points(flt)}  # type: ignore[index, arg-type]
 
     def select(self, criteria: Criteria, limit: int | None = None) -> list[MemoryRecord]:
@@ -378,8 +341,8 @@ class QdrantStore(SessionPoints, Store):
         scope = [match(name, value) for name, value in criteria.scope.items()]
         written = self._points(models.Filter(must=[*scope, _VISIBLE, same_batch]))  # cheap conditions first (local mode)
         flt = read_filter(criteria)  # which of them the criteria admit: asked of Qdrant, like every filter
-        others = [int(p.id) for p in written]
-        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=others), flt]))
+        others: list[models.ExtendedPointId] = [int(p.id) for p in written]
+        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=list(others)), flt]))
                     } if flt and len(others) > 1 else set()
         records = [to_record(p.payload, int(p.id)) for p in written]  # type: ignore[arg-type]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
@@ -397,7 +360,7 @@ class QdrantStore(SessionPoints, Store):
         if not versions:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
         points = self._retrieve(sorted({v for v in versions if _is_id(v)}), ["status"], vectors=["dense"])
-        found = {int(p.id): p.vector["dense"] for p in points if p.payload["status"] != PENDING}  # type: ignore[index]
+        found = {int(p.id): p.vector["dense"] for p in points if _payload(p)["status"] != PENDING}  # type: ignore[index, call-overload]
         missing = [v for v in versions if v not in found]
         if missing:
             raise NotFound(f"no stored vector for version(s) {sorted(set(missing), key=str)}")
@@ -429,12 +392,13 @@ class QdrantStore(SessionPoints, Store):
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""
-        last, seen = None, set()
+        last: int | None = None
+        seen: set[int] = set()
         while True:
             order = models.OrderBy(key="written", direction=models.Direction.ASC, start_from=last)
-            points = self._read(self.names.memories, [], lambda: self.client.scroll(
-                self.names.memories, scroll_filter=models.Filter(must=[_VISIBLE]), limit=256, order_by=order,
-                with_payload=_RECORD, with_vectors=["dense"])[0])
+            points = self._read(self.names.memories, ([], None), partial(
+                self.client.scroll, self.names.memories, scroll_filter=models.Filter(must=[_VISIBLE]), limit=256,
+                order_by=order, with_payload=_RECORD, with_vectors=["dense"]))[0]
             fresh = [p for p in points if int(p.id) not in seen]
             if not fresh:
                 return
@@ -465,6 +429,11 @@ class QdrantStore(SessionPoints, Store):
             elif self._owned:
                 self.client.close()
                 self._owned = False
+
+
+def _payload(point: models.Record) -> dict[str, Any]:
+    assert point.payload is not None  # every read asks for the payload
+    return point.payload
 
 
 def _is_id(version: Any) -> bool:

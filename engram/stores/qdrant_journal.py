@@ -38,10 +38,21 @@ from qdrant_client.http import models
 from qdrant_client.http.exceptions import ApiException
 
 from engram.errors import CorruptStore, EngramError, StoreError
-from engram.stores.qdrant_schema import CLOSED, CURRENT, PENDING, match
+from engram.stores.qdrant_schema import CLOSED, CURRENT, PENDING, match, session_turns
 
-__all__ = ["Names", "Plan", "Journal", "Conflict", "client_errors", "tick", "scroll_all", "new_ids", "CLIENT_ERRORS",
-           "open_local", "release_local"]
+__all__ = [
+    "CLIENT_ERRORS",
+    "Conflict",
+    "Journal",
+    "Names",
+    "Plan",
+    "client_errors",
+    "new_ids",
+    "open_local",
+    "release_local",
+    "scroll_all",
+    "tick",
+]
 
 try:  # the gRPC transport raises its own errors; qdrant-client depends on grpcio, but stay importable without
     from grpc import RpcError
@@ -90,7 +101,7 @@ class Names:
     sessions: str
 
     @classmethod
-    def of(cls, collection: str) -> "Names":
+    def of(cls, collection: str) -> Names:
         return cls(collection, f"{collection}_events", f"{collection}_journal", f"{collection}_sessions")
 
 
@@ -116,7 +127,7 @@ class Plan:
     points: list[models.PointStruct] = field(default_factory=list)  # new versions, written pending
     events: list[models.PointStruct] = field(default_factory=list)  # written pending
     inserted: list[Any] = field(default_factory=list)  # the MemoryRecords returned by apply
-    saved: dict[str, Any] | None = None  # {session_id, seq}: chat turns marked as handed to add(), after commit
+    saved: dict[str, Any] | None = None  # {session_id, scope, legacy, seq}: turns marked as handed to add(), after commit
 
     def intent(self) -> dict[str, Any]:
         final = [(p.id, p.payload["valid_to"] is None) for p in self.points]  # type: ignore[index]
@@ -139,8 +150,8 @@ class Journal:
         # treats them as dead whatever their age, and the store settles before its next read.
         self.orphans: set[int] = set()
         # Several writers: journal writes must be durable on a majority and journal reads see them.
-        self._write = {} if exclusive else {"ordering": models.WriteOrdering.STRONG}
-        self._read = {} if exclusive else {"consistency": models.ReadConsistencyType.MAJORITY}
+        self._write: dict[str, Any] = {} if exclusive else {"ordering": models.WriteOrdering.STRONG}
+        self._read: dict[str, Any] = {} if exclusive else {"consistency": models.ReadConsistencyType.MAJORITY}
 
     def _step(self, name: str) -> None:
         if self.fault is not None:
@@ -271,8 +282,8 @@ class Journal:
         self._step("events")
         saved = intent.get("saved")
         if saved:  # setting a flag: replaying it is harmless
-            turns = models.Filter(must=[match("kind", "turn"), match("session_id", saved["session_id"]),
-                                        models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
+            owned = session_turns(saved["session_id"], saved.get("scope"), saved.get("legacy", False))
+            turns = models.Filter(must=[owned, models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
             self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True,
                                     **self._write)  # type: ignore[arg-type]
 
@@ -282,13 +293,14 @@ class Journal:
         selector = {"points": only} if isinstance(only, list) else {"filter": only}
         return models.SetPayloadOperation(set_payload=models.SetPayload(payload={**payload, "txn": txn}, **selector))
 
-    def _selector(self, ids: list[int], *conditions: models.Condition) -> list[int] | models.Filter:
+    def _selector(self, ids: list[int], *conditions: models.Condition) -> list[models.ExtendedPointId] | models.Filter:
         """These points, if still in the state the conditions describe. A process that owns the storage is the
         only writer and replays only the last transaction, so the conditions hold and plain ids spare local
         mode a scan of every point per write."""
+        points: list[models.ExtendedPointId] = list(ids)
         if self.exclusive:
-            return ids
-        return models.Filter(must=[models.HasIdCondition(has_id=ids), *conditions])
+            return points
+        return models.Filter(must=[models.HasIdCondition(has_id=points), *conditions])
 
     def _batch(self, operations: list[models.SetPayloadOperation]) -> None:
         for start in range(0, len(operations), _CHUNK):

@@ -28,11 +28,26 @@ from qdrant_client.http import models
 
 from engram.errors import InvalidFilter
 from engram.filters import ALL, RECORD_FIELDS, TIME_FIELDS, And, Cond, Filter, Not, Or
-from engram.stores.base import Criteria
-from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope
+from engram.stores.base import Criteria, scope_key
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op
 
-__all__ = ["to_payload", "to_record", "event_payload", "to_event", "scope_key", "content_key", "batch_of", "read_filter", "translate", "match",
-           "collection_specs", "unexpired", "Node", "INDEXES"]
+__all__ = [
+    "INDEXES",
+    "Node",
+    "batch_of",
+    "collection_specs",
+    "content_key",
+    "event_payload",
+    "match",
+    "read_filter",
+    "scope_key",
+    "session_turns",
+    "to_event",
+    "to_payload",
+    "to_record",
+    "translate",
+    "unexpired",
+]
 
 Node = bool | models.Condition  # True / False: the filter does not depend on the record
 PENDING, CURRENT, CLOSED = "pending", "current", "closed"
@@ -43,7 +58,7 @@ _ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": opera
 _RANGE = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
 _KEYWORD, _INTEGER, _FLOAT = models.PayloadSchemaType.KEYWORD, models.PayloadSchemaType.INTEGER, models.PayloadSchemaType.FLOAT
 # Payload indexes (servers only; local mode has none). user_id is the tenant: Qdrant co-locates each user's points.
-INDEXES = {
+INDEXES: dict[str, dict[str, Any]] = {
     "memories": {"user_id": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
                  **dict.fromkeys(["agent_id", "run_id", "scope", "id", "hash", "status", "categories",
                                   "metadata_keys", "metadata_nulls"], _KEYWORD),
@@ -52,13 +67,8 @@ INDEXES = {
     "events": {"memory_id": _KEYWORD, "batch_id": _KEYWORD, "txn": _INTEGER, "seq": _INTEGER,
                "pending": models.PayloadSchemaType.BOOL},
     "journal": {"state": _KEYWORD, "memory_ids": _KEYWORD},
-    "sessions": {"kind": _KEYWORD, "session_id": _KEYWORD, "user_id": _KEYWORD, "seq": _INTEGER},
+    "sessions": {"kind": _KEYWORD, "session_id": _KEYWORD, "scope": _KEYWORD, "user_id": _KEYWORD, "seq": _INTEGER},
 }
-
-
-
-def scope_key(scope: Scope) -> str:
-    return json.dumps([scope.user_id, scope.agent_id, scope.run_id])
 
 
 def content_key(record: MemoryRecord) -> str:
@@ -187,6 +197,18 @@ def match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
+def session_turns(session_id: str, key: str | None, legacy: bool) -> models.Filter:
+    """The turn points of the session (session_id, owner `key`). Turns an older engram wrote, when sessions were
+    named by id alone, carry no scope: they belong to the `legacy` session of that id. `key=None`: every turn
+    of that id (a journal intent from then)."""
+    must: list[models.Condition] = [match("kind", "turn"), match("session_id", session_id)]
+    if key is not None:
+        own = match("scope", key)
+        must.append(models.Filter(should=[own, models.IsEmptyCondition(is_empty=models.PayloadField(key="scope"))])
+                    if legacy else own)
+    return models.Filter(must=must)
+
+
 def unexpired(cutoff: float) -> models.Filter:
     """Points that never expire (no or a null expires_at: points written before expiry existed too) or expire
     after `cutoff`."""
@@ -236,14 +258,14 @@ def translate(node: Filter) -> Node:
 def _all(parts: list[Node]) -> Node:
     if any(part is False for part in parts):
         return False
-    kept = [part for part in parts if part is not True]
+    kept = [part for part in parts if not isinstance(part, bool)]
     return True if not kept else kept[0] if len(kept) == 1 else models.Filter(must=kept)
 
 
 def _any(parts: list[Node]) -> Node:
     if any(part is True for part in parts):
         return True
-    kept = [part for part in parts if part is not False]
+    kept = [part for part in parts if not isinstance(part, bool)]
     return False if not kept else kept[0] if len(kept) == 1 else models.Filter(should=kept)
 
 
@@ -282,7 +304,7 @@ def _eq(name: str, key: str, value: Any) -> Node:
         if name in RECORD_FIELDS:
             return False
         return match("metadata_nulls", name)
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return match(key, value)
     if isinstance(value, (int, float)):
         if isinstance(value, float) and math.isnan(value):

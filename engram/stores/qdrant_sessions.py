@@ -1,161 +1,191 @@
-"""Chat sessions in the Qdrant store: a mixin over QdrantStore's client, names and locks.
+"""Chat sessions in the Qdrant store.
 
-One payload-only collection `<name>_sessions` holds a `session` point per session (its id derived from the
-session id, so every process finds the same point) and a `turn` point per message. A session point is written
-before its turns and its `updated_at` after them, so a crash leaves at worst an empty session, never turns
-that belong to nobody.
+One payload-only collection `<name>_sessions` holds a `session` point per session, its id derived from the
+owner scope and the session id (so every process finds the same point), and a `turn` point per message, which
+carries both too. A session point is written before its turns and its `updated_at` after them, so a crash
+leaves at worst an empty session, never turns that belong to nobody.
+
+Legacy: an older engram named sessions by id alone, with the point id derived from the session id and turns
+without a scope. Such a session stays its owner's: found at that point when its scope is the one asked for,
+its old turns read with the new ones (`Head.legacy`). Another scope's session of the same id is a new point.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from engram.errors import InvalidInput, NotFound
-from engram.stores.base import Session
+from engram.errors import NotFound
+from engram.stores.qdrant_collections import create
 from engram.stores.qdrant_journal import (
-    CLIENT_ERRORS,
     Names,
     client_errors,
     new_ids,
     scroll_all,
     tick,
 )
-from engram.stores.qdrant_schema import INDEXES, match, scope_key
+from engram.stores.qdrant_schema import match, scope_key, session_turns
+from engram.stores.sessions import Session, SessionStore, listed
 from engram.types import Scope, Turn
 
-__all__ = ["SessionPoints"]
+__all__ = ["Head", "QdrantSessions"]
 
-_NAMESPACE = uuid.UUID("6f1c2a8e-5b7d-4c3e-9a10-2f4e8d9b7c61")  # engram's: session id -> point id
+_NAMESPACE = uuid.UUID("6f1c2a8e-5b7d-4c3e-9a10-2f4e8d9b7c61")  # engram's: session -> point id
 
 
-def _session_point(session_id: str) -> str:
+def _point(session_id: str, key: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{key}\x00{session_id}"))
+
+
+def _legacy_point(session_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, session_id))
 
 
-class SessionPoints:
-    """append_turns / turns / mark_saved / sessions / all_sessions / put_session for a store with `client`,
-    `names`, `local`, `_lock`."""
+@dataclass(frozen=True)
+class Head:
+    """A session's point: its id and payload, and whether an older engram wrote it (see the module)."""
 
-    client: QdrantClient
-    names: Names
-    local: bool
-    _lock: threading.RLock
+    point: str
+    payload: dict[str, Any]
+    legacy: bool
 
-    def _reading(self) -> AbstractContextManager[None]: ...  # provided by QdrantStore
+    @property
+    def turns(self) -> models.Filter:
+        return session_turns(self.payload["session_id"], self.payload["scope"], self.legacy)
+
+
+class QdrantSessions(SessionStore):
+    """The sessions of one Qdrant store, sharing its client and lock; `reading` is the store's guard for reads
+    (it first repairs an interrupted write of this process, whose `saved` mark may be pending)."""
+
+    def __init__(self, client: QdrantClient, names: Names, *, local: bool, lock: threading.RLock,
+                 reading: Callable[[], AbstractContextManager[None]]) -> None:
+        self.client, self.names, self.local = client, names, local
+        self._lock, self._reading = lock, reading
+
+    def head(self, session_id: str, scope: Scope) -> Head | None:
+        """The scope's session of this id, or None (the collection must exist)."""
+        key = scope_key(scope)
+        own, legacy = _point(session_id, key), _legacy_point(session_id)
+        found = {str(p.id): p.payload for p in self.client.retrieve(self.names.sessions, [own, legacy], with_payload=True)}
+        if found.get(own) is not None:
+            return Head(own, found[own], False)  # type: ignore[arg-type]
+        old = found.get(legacy)
+        return Head(legacy, old, True) if old is not None and old["scope"] == key else None
 
     def append_turns(self, session_id: str, scope: Scope, turns: list[Turn]) -> list[Turn]:
+        stamp = max((t.created_at for t in turns), default=0.0)
         with self._lock, client_errors("session write"):
-            self._ensure_sessions()
-            owner = self._owner(session_id, scope)
-            stamp = max((t.created_at for t in turns), default=0.0)
-            if owner is None:
-                payload = {"kind": "session", "session_id": session_id, "scope": scope_key(scope),
-                           **{name: getattr(scope, name) for name in ("user_id", "agent_id", "run_id")},
-                           "created_at": stamp, "updated_at": stamp}
-                self.client.upsert(self.names.sessions, wait=True,
-                                   points=[models.PointStruct(id=_session_point(session_id), vector={}, payload=payload)])
+            self._ensure()
+            head = self.head(session_id, scope)
+            if head is None:
+                self._start(session_id, scope, stamp, stamp)
             stored = [Turn(t.role, t.content, t.created_at, tick(), t.saved) for t in turns]
-            self.client.upsert(self.names.sessions, wait=True, points=[
-                models.PointStruct(id=point_id, vector={}, payload={
-                    "kind": "turn", "session_id": session_id, "role": t.role, "content": t.content,
-                    "created_at": t.created_at, "seq": t.seq, "saved": t.saved})
-                for t, point_id in zip(stored, new_ids(len(stored)))])
-            if owner is not None and stamp > owner["updated_at"]:
-                self.client.set_payload(self.names.sessions, payload={"updated_at": stamp},
-                                        points=[_session_point(session_id)], wait=True)
+            self._write_turns(session_id, scope, stored)
+            if head is not None and stamp > head.payload["updated_at"]:
+                self.client.set_payload(self.names.sessions, payload={"updated_at": stamp}, points=[head.point], wait=True)
         return stored
 
     def turns(self, session_id: str, scope: Scope, last: int | None = None) -> list[Turn]:
         if last == 0:
             return []
         with self._reading(), client_errors("session read"):
-            if not self.client.collection_exists(self.names.sessions) or self._owner(session_id, scope) is None:
+            head = self.head(session_id, scope) if self.client.collection_exists(self.names.sessions) else None
+            if head is None:
                 return []
-            points = list(scroll_all(self.client, self.names.sessions, _turns_of(session_id)))
-        ordered = sorted(points, key=lambda p: p.payload["seq"])  # type: ignore[index]
-        if last is not None and last > 0:
-            ordered = ordered[-last:]
-        return [Turn(p.payload["role"], p.payload["content"], p.payload["created_at"], p.payload["seq"],  # type: ignore[index]
-                     p.payload["saved"]) for p in ordered]  # type: ignore[index]
+            points = list(scroll_all(self.client, self.names.sessions, head.turns))
+        ordered = sorted((_turn(p.payload or {}) for p in points), key=lambda t: t.seq or 0)
+        return ordered[-last:] if last is not None and last > 0 else ordered
 
     def mark_saved(self, session_id: str, scope: Scope, through_seq: int) -> None:
         with self._lock, client_errors("session write"):
-            if not self.client.collection_exists(self.names.sessions) or self._owner(session_id, scope) is None:
+            head = self.head(session_id, scope) if self.client.collection_exists(self.names.sessions) else None
+            if head is None:
                 raise NotFound(f"no session {session_id!r} in this scope")
             upto = models.FieldCondition(key="seq", range=models.Range(lte=through_seq))
             self.client.set_payload(self.names.sessions, payload={"saved": True}, wait=True,
-                                    points=models.Filter(must=[*_turns_of(session_id).must, upto]))  # type: ignore[misc]
+                                    points=models.Filter(must=[head.turns, upto]))
 
-    def sessions(self, scope: Scope) -> list[dict[str, Any]]:
+    def of(self, scope: Scope) -> list[dict[str, Any]]:
         flt = models.Filter(must=[match("kind", "session"), *(match(name, value) for name, value in scope.items())])
         with self._reading(), client_errors("session read"):
-            try:
-                points = list(scroll_all(self.client, self.names.sessions, flt))
-            except CLIENT_ERRORS:
-                if self.client.collection_exists(self.names.sessions):
-                    raise
+            if not self.client.collection_exists(self.names.sessions):
                 return []
-            found = [{"id": p.payload["session_id"], "created_at": p.payload["created_at"],  # type: ignore[index]
-                      "updated_at": p.payload["updated_at"],  # type: ignore[index]
-                      "turns": self.client.count(self.names.sessions, count_filter=_turns_of(p.payload["session_id"])).count}  # type: ignore[index]
-                     for p in points]
-        return sorted(found, key=lambda s: s["updated_at"], reverse=True)
+            found = []
+            for point in scroll_all(self.client, self.names.sessions, flt):
+                head = _head(point)
+                p = head.payload
+                count = self.client.count(self.names.sessions, count_filter=head.turns).count
+                found.append(listed(p["session_id"], _scope(p), p["created_at"], p["updated_at"], count))
+        return sorted(found, key=lambda s: (-s["updated_at"], s["id"]))
 
-    def all_sessions(self) -> Iterator[tuple[Session, list[Turn]]]:
+    def dump(self) -> Iterator[tuple[Session, list[Turn]]]:
         with self._reading(), client_errors("session read"):
             if not self.client.collection_exists(self.names.sessions):
                 return
-            points = [p.payload for p in scroll_all(self.client, self.names.sessions, None)]
-        turns: dict[str, list[Turn]] = {}
-        for p in sorted((p for p in points if p["kind"] == "turn"), key=lambda p: p["seq"]):  # type: ignore[index]
-            turns.setdefault(p["session_id"], []).append(  # type: ignore[index]
-                Turn(p["role"], p["content"], p["created_at"], p["seq"], p["saved"]))  # type: ignore[index]
-        heads = sorted((p for p in points if p["kind"] == "session"), key=lambda p: (p["created_at"], p["session_id"]))  # type: ignore[index]
-        for p in heads:
-            yield (Session(p["session_id"], p["user_id"], p["agent_id"], p["run_id"], p["created_at"],  # type: ignore[index]
-                           p["updated_at"]), turns.get(p["session_id"], []))  # type: ignore[index]
+            points = list(scroll_all(self.client, self.names.sessions, None))
+        turns: dict[tuple[str, str | None], list[Turn]] = {}  # by (session id, scope); scope None: a legacy turn
+        heads = []
+        for point in points:
+            payload = point.payload or {}
+            if payload["kind"] == "turn":
+                turns.setdefault((payload["session_id"], payload.get("scope")), []).append(_turn(payload))
+            else:
+                heads.append(_head(point))
+        for head in sorted(heads, key=lambda h: (h.payload["created_at"], h.payload["session_id"], h.payload["scope"])):
+            p = head.payload
+            mine = turns.get((p["session_id"], p["scope"]), []) + (turns.get((p["session_id"], None), []) if head.legacy else [])
+            yield (Session(p["session_id"], p["user_id"], p["agent_id"], p["run_id"], p["created_at"], p["updated_at"]),
+                   sorted(mine, key=lambda t: t.seq or 0))
 
-    def put_session(self, session: Session, turns: list[Turn]) -> int:
+    def put(self, session: Session, turns: list[Turn]) -> int:
         # Written like append_turns: the session point first, its turns, then its updated_at
         with self._lock, client_errors("session write"):
-            self._ensure_sessions()
-            try:
-                found = self._owner(session.id, session.scope)
-            except NotFound:
-                raise InvalidInput(f"session {session.id!r} belongs to another scope in this store") from None
-            if found is None:
-                payload = {"kind": "session", "session_id": session.id, "scope": scope_key(session.scope),
-                           "user_id": session.user_id, "agent_id": session.agent_id, "run_id": session.run_id,
-                           "created_at": session.created_at, "updated_at": session.created_at}
-                self.client.upsert(self.names.sessions, wait=True, points=[
-                    models.PointStruct(id=_session_point(session.id), vector={}, payload=payload)])
+            self._ensure()
+            head = self.head(session.id, session.scope) or self._start(session.id, session.scope, session.created_at,
+                                                                        session.created_at)
             have = {(p.payload["role"], p.payload["content"], p.payload["created_at"]): p  # type: ignore[index]
-                    for p in scroll_all(self.client, self.names.sessions, _turns_of(session.id))}
+                    for p in scroll_all(self.client, self.names.sessions, head.turns)}
             fresh = [t for t in turns if (t.role, t.content, t.created_at) not in have]
             taken = self._seqs_taken([t.seq for t in fresh if t.seq is not None])
-            if fresh:
-                self.client.upsert(self.names.sessions, wait=True, points=[
-                    models.PointStruct(id=point_id, vector={}, payload={
-                        "kind": "turn", "session_id": session.id, "role": t.role, "content": t.content,
-                        "created_at": t.created_at, "seq": tick() if t.seq is None or t.seq in taken else t.seq,
-                        "saved": t.saved})
-                    for t, point_id in zip(fresh, new_ids(len(fresh)))])
+            self._write_turns(session.id, session.scope, [
+                Turn(t.role, t.content, t.created_at, tick() if t.seq is None or t.seq in taken else t.seq, t.saved)
+                for t in fresh])
             now_saved = [have[k].id for t in turns if t.saved and (k := (t.role, t.content, t.created_at)) in have
                          and not have[k].payload["saved"]]  # type: ignore[index]
             if now_saved:
                 self.client.set_payload(self.names.sessions, payload={"saved": True}, points=now_saved, wait=True)
-            if found is None or session.updated_at > found["updated_at"]:
-                self.client.set_payload(self.names.sessions, payload={"updated_at": max(
-                    session.updated_at, found["updated_at"] if found else session.updated_at)},
-                    points=[_session_point(session.id)], wait=True)
+            if session.updated_at > head.payload["updated_at"]:
+                self.client.set_payload(self.names.sessions, payload={"updated_at": session.updated_at},
+                                        points=[head.point], wait=True)
         return len(fresh)
+
+    def _start(self, session_id: str, scope: Scope, created_at: float, updated_at: float) -> Head:
+        """Write a new session's point (inside the lock)."""
+        key = scope_key(scope)
+        payload = {"kind": "session", "session_id": session_id, "scope": key, "user_id": scope.user_id,
+                   "agent_id": scope.agent_id, "run_id": scope.run_id, "created_at": created_at, "updated_at": updated_at}
+        head = Head(_point(session_id, key), payload, False)
+        self.client.upsert(self.names.sessions, wait=True,
+                           points=[models.PointStruct(id=head.point, vector={}, payload=payload)])
+        return head
+
+    def _write_turns(self, session_id: str, scope: Scope, turns: list[Turn]) -> None:
+        if not turns:
+            return
+        key = scope_key(scope)
+        self.client.upsert(self.names.sessions, wait=True, points=[
+            models.PointStruct(id=point_id, vector={}, payload={
+                "kind": "turn", "session_id": session_id, "scope": key, "role": t.role, "content": t.content,
+                "created_at": t.created_at, "seq": t.seq, "saved": t.saved})
+            for t, point_id in zip(turns, new_ids(len(turns)))])
 
     def _seqs_taken(self, seqs: list[int]) -> set[int]:
         if not seqs:
@@ -163,28 +193,18 @@ class SessionPoints:
         flt = models.Filter(must=[match("kind", "turn"), models.FieldCondition(key="seq", match=models.MatchAny(any=seqs))])
         return {p.payload["seq"] for p in scroll_all(self.client, self.names.sessions, flt)}  # type: ignore[index]
 
-    def _owner(self, session_id: str, scope: Scope) -> dict[str, Any] | None:
-        """The session's point payload; NotFound when it belongs to another scope."""
-        found = self.client.retrieve(self.names.sessions, [_session_point(session_id)], with_payload=True)
-        if not found:
-            return None
-        if found[0].payload["scope"] != scope_key(scope):  # type: ignore[index]
-            raise NotFound(f"no session {session_id!r} in this scope")
-        return found[0].payload
-
-    def _ensure_sessions(self) -> None:
-        if self.client.collection_exists(self.names.sessions):
-            return
-        try:
-            self.client.create_collection(self.names.sessions, vectors_config={})
-        except CLIENT_ERRORS:
-            if not self.client.collection_exists(self.names.sessions):
-                raise
-            return  # created by another process meanwhile
-        if not self.local:
-            for field_name, schema in INDEXES["sessions"].items():
-                self.client.create_payload_index(self.names.sessions, field_name, field_schema=schema, wait=True)
+    def _ensure(self) -> None:
+        create(self.client, self.names, {"sessions": {"vectors_config": {}}}, local=self.local)
 
 
-def _turns_of(session_id: str) -> models.Filter:
-    return models.Filter(must=[match("kind", "turn"), match("session_id", session_id)])
+def _head(point: models.Record) -> Head:
+    payload: dict[str, Any] = point.payload or {}
+    return Head(str(point.id), payload, str(point.id) == _legacy_point(payload["session_id"]))
+
+
+def _scope(payload: dict[str, Any]) -> Scope:
+    return Scope(payload["user_id"], payload["agent_id"], payload["run_id"])
+
+
+def _turn(payload: dict[str, Any]) -> Turn:
+    return Turn(payload["role"], payload["content"], payload["created_at"], payload["seq"], payload["saved"])

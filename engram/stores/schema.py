@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["MIGRATIONS", "migrate", "APP_ID"]
+from engram.stores.base import scope_key
+from engram.types import Scope
+
+__all__ = ["APP_ID", "MIGRATIONS", "migrate"]
 
 APP_ID = "engram"
 Migration = Callable[[sqlite3.Connection], None]
@@ -103,6 +106,34 @@ def m003_batches(db: sqlite3.Connection) -> None:
 def m004_expiry(db: sqlite3.Connection) -> None:
     # When a memory stops being shown (Mem0's expiration_date); NULL: never. An expired memory stays current.
     db.execute("ALTER TABLE memories ADD COLUMN expires_at REAL")
+
+
+@migration
+def m005_session_owners(db: sqlite3.Connection) -> None:
+    # A session is its owner's: (owner, id) is its key, so two scopes may each have a session "s1". `owner` is the
+    # exact scope as one string (scope_key); existing sessions keep theirs, and their turns follow them.
+    db.execute("""
+        CREATE TABLE sessions_owned (
+            owner TEXT NOT NULL, id TEXT NOT NULL, user_id TEXT, agent_id TEXT, run_id TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (owner, id)
+        ) WITHOUT ROWID""")
+    rows = db.execute("SELECT id, user_id, agent_id, run_id, created_at, updated_at FROM sessions").fetchall()
+    db.executemany("INSERT INTO sessions_owned VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(scope_key(Scope(*row[1:4])), *row) for row in rows])
+    db.execute("""
+        CREATE TABLE turns_owned (
+            seq INTEGER PRIMARY KEY, owner TEXT NOT NULL, session_id TEXT NOT NULL,
+            role TEXT NOT NULL, content TEXT NOT NULL, created_at REAL NOT NULL, saved INTEGER NOT NULL DEFAULT 0,
+            FOREIGN KEY (owner, session_id) REFERENCES sessions_owned (owner, id)
+        )""")
+    db.execute("INSERT INTO turns_owned SELECT t.seq, s.owner, t.session_id, t.role, t.content, t.created_at, t.saved "
+               "FROM turns t JOIN sessions_owned s ON s.id = t.session_id")
+    db.execute("DROP TABLE turns")
+    db.execute("DROP TABLE sessions")
+    db.execute("ALTER TABLE sessions_owned RENAME TO sessions")  # turns_owned's reference follows the new name
+    db.execute("ALTER TABLE turns_owned RENAME TO turns")
+    db.execute("CREATE INDEX sessions_user ON sessions(user_id)")
+    db.execute("CREATE INDEX turns_session ON turns(owner, session_id, seq)")
 
 
 @migration

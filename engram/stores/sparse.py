@@ -14,17 +14,20 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
-__all__ = ["STOPWORDS", "tokens", "stem", "term_index", "term_counts", "query_terms", "encode_document", "encode_query", "SparseVector"]
+__all__ = ["STOPWORDS", "SparseVector", "encode_document", "encode_query", "query_terms", "stem", "term_counts",
+           "term_index", "tokens"]
 
 SparseVector = tuple[list[int], list[float]]
 
 # Words that carry no topic: dropping them keeps keyword search about what the query is about. Both stores use
 # this one list (the SQLite store for its FTS5 queries).
-STOPWORDS = frozenset(
-    "a an and are as at be been but by did do does for from had has have how i in is it its me my of on or "
-    "our so than that the their them then there these they this to was we were what when where which who "
-    "whom why will with you your yours he she his her him hers us".split()
-)
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "did", "do", "does", "for", "from", "had",
+    "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "than", "that",
+    "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when",
+    "where", "which", "who", "whom", "why", "will", "with", "you", "your", "yours", "he", "she", "his", "her",
+    "him", "hers", "us",
+})
 
 K1 = 1.2
 B = 0.75
@@ -151,7 +154,7 @@ def _replace(word: str, rules: list[tuple[str, str]], min_measure: int) -> str:
 
 
 def _step1(word: str) -> str:
-    if word.endswith("sses") or word.endswith("ies"):
+    if word.endswith(("sses", "ies")):
         word = word[:-2]
     elif word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]

@@ -1,0 +1,40 @@
+"""How the SQLite store's rows are read and indexed: the memory columns, the FTS scope tokens, keyword queries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+from engram.types import SCOPE_FIELDS, MemoryRecord
+
+__all__ = ["COLUMNS", "rows_in", "to_record"]
+
+COLUMNS = (
+    "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
+    "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at"
+)
+T = TypeVar("T")
+
+
+def to_record(row: tuple) -> MemoryRecord:
+    return MemoryRecord(
+        version=row[0], id=row[1], text=row[2], hash=row[3], user_id=row[4], agent_id=row[5], run_id=row[6],
+        role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]), source=tuple(json.loads(row[10])),
+        created_at=row[11], updated_at=row[12], valid_from=row[13], valid_to=row[14], superseded_by=row[15],
+        batch_id=row[16], position=row[17], expires_at=row[18],
+    )
+
+
+def rows_in(db: sqlite3.Connection, sql: str, values: list, make: Callable[[tuple], T], params: tuple = ()) -> list[T]:
+    """`sql` ending in "IN" completed with `values`, read in chunks SQLite's parameter limit allows."""
+    found: list[T] = []
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        found += map(make, db.execute(f"{sql} ({','.join('?' * len(chunk))})", (*params, *chunk)).fetchall())
+    return found
+
+
+
+assert SCOPE_FIELDS == ("user_id", "agent_id", "run_id")  # the columns above name them in this order
