@@ -220,7 +220,7 @@ def search(
     timed = scores
     if near:
         scores = spread_context(scores, near, config.context)
-    parts = _parts(similarity, dict((r.version, s) for r, s in keyword), (stages, timed, scores)) if explain else {}
+    parts = _parts(similarity, {r.version: s for r, s in keyword}, (stages, timed, scores)) if explain else {}  # type: ignore[misc]
     order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
     hits = []
     for version in order:

@@ -226,9 +226,12 @@ def test_memory_text_is_shown_as_text(browser: Any, site: dict[str, Any]) -> Non
 
 def test_a_forged_cross_site_post_is_refused(browser: Any, site: dict[str, Any]) -> None:
     page = signed_in(browser, site, site["keys"]["admin"])
-    evil = ('<form id="f" method="post" enctype="text/plain" action="%s/memories">'
-            '<input name=\'{"messages": "forged", "user_id": "alice", "infer": false, "x": "\' value=\'"}\'></form>'
-            '<script>document.getElementById("f").submit()</script>') % site["url"]
+    # enctype text/plain sends NAME=VALUE: together they read as a JSON body, the classic forged JSON post
+    name = '{"messages": "forged", "user_id": "alice", "infer": false, "x": "'
+    action = site["url"] + "/memories"
+    evil = (f'<form id="f" method="post" enctype="text/plain" action="{action}">'
+            f"<input name='{name}' value='\"}}'></form>"
+            '<script>document.getElementById("f").submit()</script>')
     page.route("http://evil.test/", lambda route: route.fulfill(body=evil, content_type="text/html"))
     with page.expect_response(site["url"] + "/memories") as posted:
         page.goto("http://evil.test/")

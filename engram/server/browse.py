@@ -20,19 +20,20 @@ State = Literal["current", "superseded", "deleted"]
 def users(records: Iterable[MemoryRecord]) -> list[dict[str, Any]]:
     """One row per user id: current memories, all memories (any state), and when any of them last changed;
     the most recently changed user first."""
-    rows: dict[str, dict[str, Any]] = {}
+    changed: dict[str, float] = {}
     ids: dict[str, set[str]] = {}
+    current: dict[str, set[str]] = {}  # by id: a dump is not one snapshot, so a write during it may show 2 versions
     for record in records:
-        if record.user_id is None:
+        user = record.user_id
+        if user is None:
             continue
-        row = rows.setdefault(record.user_id, {"user_id": record.user_id, "current": 0, "memories": 0, "changed": 0.0})
-        row["current"] += record.is_current
-        ids.setdefault(record.user_id, set()).add(record.id)
-        row["changed"] = max(row["changed"], record.updated_at, record.valid_to or 0.0, record.created_at)
-    for user, row in rows.items():
-        row["memories"] = len(ids[user])
-    ordered = sorted(rows.values(), key=lambda r: (-r["changed"], r["user_id"]))
-    return [{**{k: v for k, v in row.items() if k != "changed"}, "last_change": iso(row["changed"])} for row in ordered]
+        ids.setdefault(user, set()).add(record.id)
+        if record.is_current:
+            current.setdefault(user, set()).add(record.id)
+        changed[user] = max(changed.get(user, 0.0), record.updated_at, record.valid_to or 0.0, record.created_at)
+    ordered = sorted(ids, key=lambda u: (-changed[u], u))
+    return [{"user_id": u, "current": len(current.get(u, ())), "memories": len(ids[u]), "last_change": iso(changed[u])}
+            for u in ordered]
 
 
 def latest_versions(records: Iterable[MemoryRecord]) -> list[MemoryRecord]:
@@ -61,7 +62,7 @@ def page(records: list[MemoryRecord], number: int, size: int) -> dict[str, Any]:
 
 def summary(records: Iterable[MemoryRecord]) -> dict[str, Any]:
     """How many records there are and how many carry each category (the most common first)."""
-    count, categories = 0, {}
+    count, categories = 0, dict[str, int]()
     for record in records:
         count += 1
         for name in record.categories:
