@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup strace demo lint test test-min bench
+.PHONY: setup strace chromium demo lint test test-min bench
 
-setup: $(VENV)/.installed strace
+setup: $(VENV)/.installed strace chromium
 
 # tests/test_offline.py traces a whole session with strace: installed where apt-get can (Debian, as root, as on
 # CI); elsewhere that test is skipped.
@@ -15,6 +15,14 @@ strace:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && apt-get install -y strace; \
 		else echo "strace is missing (apt-get install strace): tests/test_offline.py will be skipped"; fi; }
+
+# tests/test_web.py drives Debian's Chromium with Playwright (the pip package only: browsers are never downloaded);
+# installed where apt-get can, elsewhere that test is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y chromium; \
+		else echo "chromium is missing (apt-get install chromium): tests/test_web.py will be skipped"; fi; }
 
 # CPU torch first (it is only used once, to export the embedding model to ONNX): an unpinned torch
 # would pull gigabytes of CUDA packages.
@@ -48,7 +56,7 @@ $(VENV_MIN)/.installed: pyproject.toml .ci/lowest_constraints.py
 	$(PY_MIN) -m pip install --quiet -c $(VENV_MIN)/constraints.txt -e '.[dev]'
 	touch $@
 
-test-min: $(VENV_MIN)/.installed strace
+test-min: $(VENV_MIN)/.installed strace chromium
 	@echo "lowest allowed versions: $$(tr '\n' ' ' < $(VENV_MIN)/constraints.txt)"
 	$(PY_MIN) -m pytest -q
 

@@ -69,11 +69,12 @@ class AsyncMemory:
     async def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                      threshold: float | None = None, categories: Any = None, as_of: Any = None,
-                     top_k: int | None = None, show_expired: bool = False, rerank: bool = False) -> dict[str, Any]:
+                     top_k: int | None = None, show_expired: bool = False, rerank: bool = False,
+                     explain: bool = False) -> dict[str, Any]:
         return await asyncio.to_thread(
             self.sync.search, query, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=limit, filters=filters,
             threshold=threshold, categories=categories, as_of=as_of, top_k=top_k, show_expired=show_expired,
-            rerank=rerank)
+            rerank=rerank, explain=explain)
 
     @overload
     async def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...

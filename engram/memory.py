@@ -296,11 +296,13 @@ class Memory:
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                threshold: float | None = None, categories: Any = None, as_of: Any = None,
-               top_k: int | None = None, show_expired: bool = False, rerank: bool = False) -> dict[str, Any]:
+               top_k: int | None = None, show_expired: bool = False, rerank: bool = False,
+               explain: bool = False) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
         minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
         name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
-        reorder the best candidates (`rerank_score` in results); without one configured it changes nothing."""
+        reorder the best candidates (`rerank_score` in results); without one configured it changes nothing.
+        `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context)."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
@@ -309,7 +311,7 @@ class Memory:
         vector = self._bound_embedder().embed([text])[0]
         pool = count if reranker is None else max(count, reranker.candidates)
         hits = search(self.store, vector, text, criteria, pool, threshold=check_threshold(threshold),
-                      config=self._search)
+                      config=self._search, explain=explain)
         if reranker is not None and hits:
             hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}

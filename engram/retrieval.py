@@ -196,7 +196,11 @@ def search(
     *,
     threshold: float | None = None,
     config: SearchConfig = SearchConfig(),
+    explain: bool = False,
 ) -> list[Hit]:
+    """The best `limit` admitted records for `query`. With `explain`, each hit carries the parts of its score:
+    cosine, keyword (bm25 over the best one of this query), fused (the two mixed), and what the time named in
+    the query and the neighbouring turns (context) added to it (score = fused + time + context, then clipped)."""
     pool = max(config.pool, limit)
     dense = store.dense(vector, criteria, pool) if config.fusion != "keyword" else []
     keyword = store.keyword(query, criteria, pool) if config.fusion != "dense" else []
@@ -214,22 +218,34 @@ def search(
     if missing:  # every candidate gets a true cosine, so `threshold` means the same for all
         for version, cosine in zip(missing, store.vectors(missing) @ vector, strict=True):
             similarity[version] = float(cosine)
-    scores = _fused(config, dense, keyword, similarity)
+    scores = stages = _fused(config, dense, keyword, similarity)
     refs = time_refs(query, config.time_words) if config.time_weight else []
     if refs and scores:
         scores = _prefer_times(scores, records, refs, config.time_weight, config.time_slack_days)
+    timed = scores
     if near:
         scores = spread_context(scores, near, config.context)
+    parts = _parts(similarity, {r.version: s for r, s in keyword}, (stages, timed, scores)) if explain else {}  # type: ignore[misc]
     order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
     hits = []
     for version in order:
         sim = min(max(similarity[version], 0.0), 1.0)
         if threshold is not None and sim < threshold:
             continue
-        hits.append(Hit(records[version], min(max(scores[version], 0.0), 1.0), sim))
+        hits.append(Hit(records[version], min(max(scores[version], 0.0), 1.0), sim, explain=parts.get(version)))
         if len(hits) == limit:
             break
     return hits
+
+
+def _parts(similarity: dict[int, float], keyword: dict[int, float],
+           stages: tuple[dict[int, float], dict[int, float], dict[int, float]]) -> dict[int, dict[str, float]]:
+    """Each candidate's score taken apart (search(explain=True)): stages are fused, after time, after context."""
+    fused, timed, final = stages
+    best = max(keyword.values(), default=0.0)
+    return {v: {"cosine": round(similarity[v], 6), "keyword": round(max(keyword.get(v, 0.0), 0.0) / best if best > 0 else 0.0, 6),
+                "fused": round(fused[v], 6), "time": round(timed[v] - fused[v], 6), "context": round(final[v] - timed[v], 6)}
+            for v in final}
 
 
 def _neighbours(found: Mapping[int, Sequence[tuple[MemoryRecord | None, MemoryRecord | None]]],

@@ -239,6 +239,7 @@ class Hit:
     score: float  # fused relevance in [0, 1], higher is better
     similarity: float  # cosine similarity to the query, clipped to [0, 1]
     rerank_score: float | None = None  # the reranker's relevance in [0, 1], when search(rerank=True) ran one
+    explain: dict[str, float] | None = None  # the parts of `score`, when search(explain=True) asked for them
 
     def to_dict(self) -> dict[str, Any]:
         out = self.record.to_dict()
@@ -246,6 +247,8 @@ class Hit:
         out["similarity"] = round(self.similarity, 6)
         if self.rerank_score is not None:
             out["rerank_score"] = round(self.rerank_score, 6)
+        if self.explain is not None:
+            out["explain"] = dict(self.explain)
         return out
 
 

@@ -138,3 +138,17 @@ def test_the_named_time_words_and_window_are_settings() -> None:
     assert end - start == 86_400
     with pytest.raises(ConfigError):
         SearchConfig(time_slack_days=(1.0,))  # type: ignore[arg-type]  # the wrong length is the point
+
+
+def test_explain_takes_each_score_apart_and_is_off_by_default(memory: Memory) -> None:
+    memory.add(["I am allergic to peanuts", "My sister lives in Oslo", "Peanut butter is in the cupboard"],
+               user_id="u", infer=False)
+    assert all("explain" not in hit for hit in memory.search("peanuts", user_id="u")["results"])
+    hits = memory.search("peanuts", user_id="u", explain=True)["results"]
+    for hit in hits:
+        parts = hit["explain"]
+        assert set(parts) == {"cosine", "keyword", "fused", "time", "context"}
+        assert hit["score"] == pytest.approx(min(max(parts["fused"] + parts["time"] + parts["context"], 0), 1), abs=1e-5)
+        assert parts["cosine"] == pytest.approx(hit["similarity"], abs=1e-5)
+    assert hits[0]["explain"]["keyword"] == 1.0 and hits[-1]["memory"] == "My sister lives in Oslo"
+    assert hits[-1]["explain"]["keyword"] == 0.0

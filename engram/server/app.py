@@ -28,6 +28,7 @@ from engram.server.limits import ASGIApp, BodyLimit, RateLimiter, Receive, Scope
 from engram.server.mcp import CALLER_KEY, build_mcp, caller_over_http
 from engram.server.request_ids import RequestIds, current_request_id
 from engram.server.tenancy import Tenants
+from engram.server.web_sessions import SameOrigin, WebSessions
 from engram.types import Scope as Owner
 
 __all__ = ["app_from_environment", "create_app"]
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, tenants: Tenants | None = None) -> FastAPI
 
     tenants = tenants or Tenants(settings)
     keys = KeyStore(settings.home / "keys.db")
+    web = WebSessions(settings.home / "keys.db")
     gate = Gate(keys, RateLimiter(settings.server_rate_limit, settings.server_rate_burst), settings.server_keys)
     mcp = build_mcp(tenants, caller_over_http)
     mcp_app = mcp.streamable_http_app(stateless_http=True, json_response=True, host="0.0.0.0")
@@ -114,21 +116,27 @@ def create_app(settings: Settings, *, tenants: Tenants | None = None) -> FastAPI
             finally:  # uvicorn has finished the requests in flight; now the chat agents' saves, then the stores
                 await anyio.to_thread.run_sync(tenants.close)
                 keys.close()
+                web.close()
 
     app = FastAPI(title="engram", version=__version__, lifespan=lifespan,
                   description="Long-term memory for LLM apps: Mem0's REST paths, Mem0's MemoryClient paths, "
                               "engram's own, and MCP at /mcp.")
-    app.state.tenants, app.state.keys, app.state.gate = tenants, keys, gate
+    app.state.tenants, app.state.keys, app.state.gate, app.state.web = tenants, keys, gate, web
     app.state.warm = threading.Event()
     _handlers(app)
-    from engram.server import routes_client, routes_engram, routes_mem0
+    from fastapi.staticfiles import StaticFiles
 
-    for module in (routes_mem0, routes_client, routes_engram):
+    from engram.server import routes_client, routes_engram, routes_mem0, routes_web
+
+    for module in (routes_mem0, routes_client, routes_engram, routes_web):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=routes_web.STATIC), name="static")
     for route in mcp_app.routes:
         if isinstance(route, Route) and route.path == "/mcp":
             app.router.routes.append(Route("/mcp", endpoint=McpGate(route.endpoint, gate), include_in_schema=False))
     app.add_middleware(BodyLimit, limit=settings.server_max_body, reject=error_response)
+    app.add_middleware(SameOrigin, reject=error_response)
+    app.add_middleware(routes_web.PageHeaders)
     app.add_middleware(RequestIds)
     return app
 

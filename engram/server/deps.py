@@ -25,9 +25,13 @@ class Served:
 
 
 async def served(request: Request) -> Served:
-    """The request's caller (its key checked, its rate counted) and its tenant's Memory."""
+    """The request's caller (its key, or its web session, checked; its rate counted) and its tenant's Memory."""
     state = request.app.state
-    caller = state.gate.caller(request.headers, request.client.host if request.client else None)
+    caller = state.web.caller(request.method, request.headers, request.cookies)
+    if caller is None:
+        caller = state.gate.caller(request.headers, request.client.host if request.client else None)
+    else:
+        state.gate.limiter.check(caller.key_id)
     return Served(caller, state.tenants.memory(caller.tenant))
 
 

@@ -12,7 +12,7 @@ from engram.compat import owner_id
 __all__ = [
     "AddBody", "AddResult", "ChatBody", "ChatResult", "ClientAddBody", "ClientListBody", "ClientSearchBody",
     "DeleteAllResult", "Events", "HistoryRow", "KeyBody", "ListResult", "MemoryOut", "Message", "PageResult",
-    "RevertBody", "SearchBody", "SearchResult", "UpdateBody", "WriteResult",
+    "RevertBody", "SearchBody", "SearchResult", "SignInBody", "UpdateBody", "WebSearchBody", "WriteResult",
 ]
 
 # Mem0 takes integer ids too; like the library, the server stores them as strings
@@ -189,3 +189,14 @@ class ChatResult(BaseModel):
     session_id: str
     memories_used: list[dict[str, Any]]
     trace: list[dict[str, Any]]
+
+
+class SignInBody(_Body):
+    key: str = Field(min_length=1, max_length=200)
+
+
+class WebSearchBody(_Body):
+    query: str
+    user_id: Owner = None
+    limit: int = Field(default=10, ge=1, le=100)
+    show_expired: bool = False
