@@ -112,9 +112,9 @@ def test_chat_answers_from_memory_and_keeps_sessions_per_user(server: Server, ke
         assert "Rex" in reply["response"] and reply["memories_used"][0]["memory"] == "My dog is called Rex"
         assert reply["trace"][0]["tool"] == "search_memories" and reply["session_id"]
         session = reply["session_id"]
-    with server.client(keys["bob"]) as http:  # another user cannot write into alice's session, nor read it
-        stolen = http.post("/v1/chat", json={"message": "what is my dog called?", "session_id": session})
-        assert stolen.status_code == 404 and "Rex" not in stolen.text
+    with server.client(keys["bob"]) as http:  # the same session id is bob's own session: alice's stays hers
+        own = http.post("/v1/chat", json={"message": "what is my dog called?", "session_id": session})
+        assert own.status_code == 200 and "Rex" not in own.text and own.json()["memories_used"] == []
 
 
 def test_errors_are_json_with_a_4xx_status(server: Server, keys: dict[str, str]) -> None:
