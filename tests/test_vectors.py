@@ -1,4 +1,4 @@
-"""float16 vector storage (setting vector_storage): half the bytes, the same search, stores holding both."""
+"""Vector storage (setting vector_storage, float16 by default): half the bytes, the same search, stores holding both."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ FACTS = ["I am allergic to peanuts", "My sister Ana lives in Lyon", "I play the 
 def test_decode_reads_each_row_as_it_was_written() -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(3, 8)).astype(np.float32)
-    blobs = [encode(vectors[0]), encode(vectors[1], "float16"), encode(vectors[2])]
+    blobs = [encode(vectors[0], "float32"), encode(vectors[1], "float16"), encode(vectors[2], "float32")]
     assert [len(b) for b in blobs] == [32, 16, 32]
     rows = decode(blobs, 8)
     assert rows.dtype == np.float32 and rows.shape == (3, 8)
@@ -46,7 +46,7 @@ def test_a_float16_store_finds_the_same_memories_in_half_the_bytes(tmp_path: Pat
 
 
 def test_switching_the_setting_keeps_what_was_written(tmp_path: Path, embedder: Embedder) -> None:
-    with Memory(home=tmp_path, embedder=embedder) as memory:
+    with Memory(home=tmp_path, embedder=embedder, vector_storage="float32") as memory:
         memory.add(FACTS[:3], user_id="u", infer=False)
     with Memory(home=tmp_path, embedder=embedder, vector_storage="float16") as memory:
         memory.add(FACTS[3:], user_id="u", infer=False)

@@ -51,7 +51,7 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(Store):
     def __init__(self, path: str | Path, *, cache_rows: int = 500_000, timeout: float = 30.0,
-                 vector_storage: VectorStorage = "float32") -> None:
+                 vector_storage: VectorStorage = "float16") -> None:
         self.path = Path(path)
         self.vector_storage = vector_storage  # how this handle writes new vectors (engram.stores.vectors)
         self._lock = threading.RLock()

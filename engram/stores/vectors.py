@@ -20,7 +20,7 @@ _TYPES: dict[str, str] = {"float32": "<f4", "float16": "<f2"}
 _BY_SIZE = {4: "<f4", 2: "<f2"}
 
 
-def encode(vector: np.ndarray, storage: VectorStorage = "float32") -> bytes:
+def encode(vector: np.ndarray, storage: VectorStorage) -> bytes:
     return np.ascontiguousarray(vector, dtype=_TYPES[storage]).tobytes()
 
 
