@@ -57,7 +57,7 @@ def store_from(settings: Settings) -> Store:
     if settings.store == "sqlite":
         from engram.stores.sqlite import SQLiteStore
 
-        return SQLiteStore(settings.database, cache_rows=settings.cache_rows)
+        return SQLiteStore(settings.database, cache_rows=settings.cache_rows, vector_storage=settings.vector_storage)
     if settings.store == "qdrant":
         from engram.stores.qdrant import QdrantStore
 

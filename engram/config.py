@@ -18,12 +18,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from engram.errors import ConfigError
 from engram.inputs import MAX_SEARCH_LIMIT
 
-__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "ServerKeys", "Settings", "StoreKind"]
+__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "ServerKeys", "Settings", "StoreKind",
+           "VectorStorage"]
 
 StoreKind = Literal["sqlite", "qdrant"]
 EmbedderKind = Literal["local", "openai"]  # local: all-MiniLM-L6-v2, offline; openai: any /v1/embeddings
 EmbedderBackend = Literal["auto", "onnx", "sentence-transformers"]
 SearchFusion = Literal["score", "rrf", "dense", "keyword"]  # score: weighted normalised scores
+VectorStorage = Literal["float32", "float16"]
 ReconcileMode = Literal["predict", "react"]  # predict: one call; react: the tool-using agent
 ServerKeys = Literal["auto", "required"]  # auto: a request without a key is served while no key exists (loopback)
 
@@ -50,6 +52,9 @@ class Settings:
     search_context: str = "0.4,0.2"  # share of the best neighbouring memory's score at distance 1, 2 ("0": off)
     search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
+    # How the SQLite store writes new vectors: float16 halves their bytes and, measured on LoCoMo (bench/README),
+    # costs no recall; float32 keeps them exact
+    vector_storage: VectorStorage = "float16"
     qdrant_url: str | None = None  # a Qdrant server or cluster; else qdrant_path
     qdrant_api_key: str | None = None
     qdrant_path: str | None = None  # local Qdrant directory, or ":memory:"; default <home>/qdrant

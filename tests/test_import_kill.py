@@ -48,7 +48,7 @@ def check_consistent(home: Path) -> int:
         assert db.execute("SELECT count(*) FROM memories m WHERE NOT EXISTS (SELECT 1 FROM history h "
                           "WHERE h.memory_id = m.id AND h.op = 'ADD')").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM history").fetchone()[0] == total
-        assert db.execute("SELECT count(*) FROM memories WHERE length(vector) != 384 * 4").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM memories WHERE length(vector) != 384 * 2").fetchone()[0] == 0
         assert db.execute("SELECT count(DISTINCT hash) FROM memories").fetchone()[0] == total
         return total
     finally:

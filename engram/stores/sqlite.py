@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.errors import EmbedderMismatch, NotFound, StoreError
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
 from engram.stores.changes import (
     Checked,
@@ -44,13 +44,16 @@ from engram.stores.sqlite_rows import (
     to_record,
 )
 from engram.stores.sqlite_sessions import SQLiteSessions
+from engram.stores.vectors import VectorStorage, decode, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["SQLiteStore"]
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, *, cache_rows: int = 500_000, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, cache_rows: int = 500_000, timeout: float = 30.0,
+                 vector_storage: VectorStorage = "float16") -> None:
         self.path = Path(path)
+        self.vector_storage = vector_storage  # how this handle writes new vectors (engram.stores.vectors)
         self._lock = threading.RLock()
         self._cache = MatrixCache(cache_rows)
         self.read_only = unwritable(self.path)  # why engram may not write this database; None when it may
@@ -123,7 +126,7 @@ class SQLiteStore(Store):
         versions: dict[str, int] = {}
         for i in checked.kept:
             record, vector = changes.inserts[i]
-            versions[record.id] = self._insert(db, record, vector, changes.keep_versions)
+            versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
             stored[i] = replace(record, version=versions[record.id])
         closed = checked.closed
         for event in checked.events:
@@ -167,7 +170,8 @@ class SQLiteStore(Store):
         return int(rows.get("dimension", 0))
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, keep: bool = False) -> int:
+    def _insert(db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, keep: bool = False,
+                storage: VectorStorage = "float32") -> int:
         cursor = db.execute(
             "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
             "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector, "
@@ -177,7 +181,7 @@ class SQLiteStore(Store):
                 json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
                 json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
                 record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
-                np.ascontiguousarray(vector, dtype=np.float32).tobytes(), pack(*term_counts(record.text)),
+                encode(vector, storage), pack(*term_counts(record.text)),
             ),
         )
         version = cursor.lastrowid
@@ -256,14 +260,11 @@ class SQLiteStore(Store):
             f"SELECT {COLUMNS}, terms, vector FROM memories WHERE {where} ORDER BY rowid",
             tuple(value for _, value in scope.items()),
         )
-        dimension = len(rows[0][-1]) // 4 if rows else (self._binding[1] if self._binding else 1)
-        if self._binding is not None and rows and dimension != self._binding[1]:
+        dimension = self._dimension()
+        if self._binding is not None and dimension != self._binding[1]:
             raise EmbedderMismatch(f"{self.path} holds vectors of dimension {dimension}; this handle's embedder "
                                    f"{self._binding[0]!r} makes {self._binding[1]} (another handle reset the store)")
-        try:
-            vectors = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
-        except ValueError as exc:
-            raise CorruptStore(f"{self.path} holds vectors of several dimensions: {exc}") from exc
+        vectors = decode([row[-1] for row in rows], dimension)
         return ScopeMatrix([to_record(row[:-2]) for row in rows], vectors, version, [row[-2] for row in rows])
 
     # Matrices are patched in place by this handle's writes: every read of one holds the lock, so a search in
@@ -297,6 +298,11 @@ class SQLiteStore(Store):
             records = [r for batch in wanted if batch is not None for r in matrix.batch(batch)]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
 
+    def _dimension(self) -> int:
+        """The dimension of the stored vectors, as the store records it (this handle's before any is)."""
+        stored = dict(self._read(BINDING)).get("dimension")
+        return int(stored) if stored is not None else (self._binding[1] if self._binding else 0)
+
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
             return np.zeros((0, self._binding[1] if self._binding else 0), dtype=np.float32)
@@ -305,7 +311,7 @@ class SQLiteStore(Store):
         missing = set(versions) - set(rows)
         if missing:
             raise NotFound(f"no stored vector for version(s) {sorted(missing)}")
-        return np.stack([np.frombuffer(rows[v], dtype=np.float32) for v in versions])
+        return decode([rows[v] for v in versions], self._dimension())
 
     def history(self, memory_id: str) -> list[Event]:
         return self._events("WHERE memory_id=?", (memory_id,))
@@ -342,8 +348,8 @@ class SQLiteStore(Store):
             rows = self._read(f"SELECT {COLUMNS}, vector FROM memories WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,))
             if not rows:
                 return
-            for row in rows:
-                yield to_record(row[:-1]), np.frombuffer(row[-1], dtype=np.float32)
+            for row, vector in zip(rows, decode([row[-1] for row in rows], self._dimension()), strict=True):
+                yield to_record(row[:-1]), vector
             last = rows[-1][0]
 
     def count(self) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 from engram.errors import CorruptStore, InvalidInput, StoreError
 from engram.private import create_file
 from engram.stores.schema import APP_ID, MIGRATIONS, migrate
+from engram.stores.vectors import valid_sizes
 
 __all__ = ["backup", "contents", "restore", "swap_vectors"]
 
@@ -104,7 +105,9 @@ def swap_vectors(database: str | Path, copy: str | Path, binding: tuple[str, int
                 made = np.asarray(embed([text for _, text in later]), dtype="<f4")
                 db.executemany("UPDATE main.memories SET vector=? WHERE rowid=?",
                                [(vector.tobytes(), rowid) for (rowid, _), vector in zip(later, made)])
-            wrong = db.execute("SELECT count(*) FROM main.memories WHERE length(vector) != ?", (4 * binding[1],))
+            sizes = valid_sizes(binding[1])
+            marks = ",".join("?" * len(sizes))
+            wrong = db.execute(f"SELECT count(*) FROM main.memories WHERE length(vector) NOT IN ({marks})", sizes)
             if wrong.fetchone()[0]:
                 raise StoreError("vectors of another size remain after the swap; nothing was changed")
             db.executemany("INSERT INTO main.engram_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
