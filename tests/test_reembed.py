@@ -12,6 +12,7 @@ from test_archive import busy_store, cli, new_home, tables
 
 from engram import Memory
 from engram.embed import Embedder
+from engram.stores.vectors import decode
 from engram.testing import FakeOpenAI, Reply, hash_embedding
 
 DIM = 32
@@ -31,8 +32,8 @@ def to_openai(home: Path, fake: FakeOpenAI, *args: str, code: int = 0) -> str:
 
 def vectors(db: Path) -> dict[int, np.ndarray]:
     with sqlite3.connect(db) as conn:
-        return {rowid: np.frombuffer(blob, dtype=np.float32) for rowid, blob in conn.execute(
-            "SELECT rowid, vector FROM memories")}
+        dimension = int(conn.execute("SELECT value FROM engram_meta WHERE key='dimension'").fetchone()[0])
+        return {rowid: decode([blob], dimension)[0] for rowid, blob in conn.execute("SELECT rowid, vector FROM memories")}
 
 
 def without_vectors(db: Path) -> dict[str, list]:
@@ -57,7 +58,7 @@ def test_from_minilm_to_openai_and_back(tmp_path: Path, models_dir: Path, embedd
     with sqlite3.connect(home / "engram.db") as db:
         texts = dict(db.execute("SELECT rowid, text FROM memories"))
     for rowid, vector in vectors(home / "engram.db").items():
-        np.testing.assert_allclose(vector, hash_embedding(texts[rowid], DIM), atol=1e-6)
+        np.testing.assert_allclose(vector, hash_embedding(texts[rowid], DIM), atol=1e-3)  # stored as float16
     assert sorted(p.name for p in home.iterdir() if "reembed" in p.name) == []
     hits = cli(home, "search", "what can't she eat?", "-u", "alice", "--json", env=openai_env(fake_openai)).stdout
     assert "peanuts" in hits
@@ -110,7 +111,7 @@ def test_a_write_made_during_the_copy_is_embedded_at_the_swap(tmp_path: Path, mo
     with sqlite3.connect(home / "engram.db") as db:
         blob = db.execute("SELECT vector FROM memories WHERE id=?", (late,)).fetchone()[0]
         assert db.execute("SELECT value FROM engram_meta WHERE key='embedder'").fetchone() == (new.name,)
-    np.testing.assert_allclose(np.frombuffer(blob, dtype=np.float32), hash_embedding("I am learning Portuguese", DIM),
+    np.testing.assert_allclose(decode([blob], DIM)[0], hash_embedding("I am learning Portuguese", DIM),
                                atol=1e-6)
     new.close()
 
