@@ -165,7 +165,7 @@ def test_mcp_attempts_by_id_and_batch_reach_nothing(world: tuple[Server, list[Ow
             await session.initialize()
             for _ in range(MCP_ATTEMPTS // len(owners)):
                 victim = pick.choice(victims)
-                tool, args = pick.choice([
+                calls: list[tuple[str, dict[str, Any]]] = [
                     ("get_memory", {"memory_id": pick.choice(victim.ids)}),
                     ("update_memory", {"memory_id": pick.choice(victim.ids), "text": "overwritten"}),
                     ("memory_history", {"memory_id": pick.choice(victim.ids)}),
@@ -173,7 +173,8 @@ def test_mcp_attempts_by_id_and_batch_reach_nothing(world: tuple[Server, list[Ow
                     ("revert", {"batch_id": pick.choice(victim.batches)}),
                     ("search_memory", {"query": victim.secret}),
                     ("list_memories", {}),
-                ])
+                ]
+                tool, args = pick.choice(calls)
                 result = await session.call_tool(tool, args)
                 text = " ".join(getattr(c, "text", "") for c in result.content)
                 results.append((tool in ("search_memory", "list_memories") or bool(result.is_error), text))

@@ -122,7 +122,7 @@ def test_add_with_a_dry_run_search_edit_delete_and_revert(browser: Any, site: di
     page.get_by_role("button", name="Search", exact=True).click()
     first = page.locator(".hits li").first
     sync_api.expect(first).to_contain_text("allergic to peanuts")
-    shown = dict(zip(first.locator("dt").all_inner_texts(), map(float, first.locator("dd").all_inner_texts())))
+    shown = dict(zip(first.locator("dt").all_inner_texts(), map(float, first.locator("dd").all_inner_texts()), strict=True))
     served = site["api"].post("/web/search", json={"query": "peanut allergy", "user_id": "alice"}).json()["results"][0]
     assert shown["cosine"] == pytest.approx(served["explain"]["cosine"], abs=1e-3) and shown["cosine"] > 0.3
     assert shown["keyword"] == pytest.approx(served["explain"]["keyword"], abs=1e-3) and shown["keyword"] > 0
