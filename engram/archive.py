@@ -59,7 +59,8 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
     counts["memories"] = len(memory_ids)
     for event in store.all_events():
         if event.memory_id in memory_ids:
-            _line(out, {"event": {f.name: _plain(getattr(event, f.name)) for f in fields(Event)} | {"op": event.op.value}})
+            plain = {f.name: _plain(getattr(event, f.name)) for f in fields(Event)}
+            _line(out, {"event": plain | {"op": event.op.value}})
             counts["events"] += 1
     for session, turns in store.sessions.dump():
         if scope is None or scope.contains(session):  # type: ignore[arg-type]

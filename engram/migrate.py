@@ -100,7 +100,8 @@ def _binding(source: Source, embedder: tuple[str, int] | None) -> tuple[str, int
         return embedder
     found = source.binding()
     if found is None:
-        raise InvalidInput("cannot tell which embedder made the source store's vectors; pass embedder=(name, dimension)")
+        raise InvalidInput("cannot tell which embedder made the source store's vectors; "
+                           "pass embedder=(name, dimension)")
     return found
 
 
@@ -111,7 +112,7 @@ def _vectors(source: Source, reembed: Embedder | None) -> Callable[[list[MemoryR
 
     def embed(records: list[MemoryRecord]) -> np.ndarray:
         texts = {r.hash: r.text for r in records}
-        made = dict(zip(texts, reembed.embed(list(texts.values()))))
+        made = dict(zip(texts, reembed.embed(list(texts.values())), strict=True))
         return np.stack([made[r.hash] for r in records])
 
     return embed
@@ -142,7 +143,8 @@ def _copy_versions(make: Callable[[list[MemoryRecord]], np.ndarray], target: Sto
                 changes.reopens.append(copied.version)  # type: ignore[arg-type]
     counts["updated_versions"] += len(changes.closes) + len(changes.reopens)
     if missing:
-        changes.inserts = [(r if keep else replace(r, version=None), v) for r, v in zip(missing, make(missing))]
+        changes.inserts = [(r if keep else replace(r, version=None), v)
+                           for r, v in zip(missing, make(missing), strict=True)]
     if changes:
         inserted = target.apply(changes)
         there.update((_key(record), record) for record in inserted)  # what the events' versions map to

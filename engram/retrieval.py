@@ -243,8 +243,10 @@ def _parts(similarity: dict[int, float], keyword: dict[int, float],
     """Each candidate's score taken apart (search(explain=True)): stages are fused, after time, after context."""
     fused, timed, final = stages
     best = max(keyword.values(), default=0.0)
-    return {v: {"cosine": round(similarity[v], 6), "keyword": round(max(keyword.get(v, 0.0), 0.0) / best if best > 0 else 0.0, 6),
-                "fused": round(fused[v], 6), "time": round(timed[v] - fused[v], 6), "context": round(final[v] - timed[v], 6)}
+    return {v: {"cosine": round(similarity[v], 6),
+                "keyword": round(max(keyword.get(v, 0.0), 0.0) / best if best > 0 else 0.0, 6),
+                "fused": round(fused[v], 6), "time": round(timed[v] - fused[v], 6),
+                "context": round(final[v] - timed[v], 6)}
             for v in final}
 
 

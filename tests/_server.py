@@ -62,7 +62,8 @@ class Server:
     def start(self, timeout: float = 90) -> Server:
         self._log = log = open(self.home / f"server-{self.port}.log", "wb")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engram.cli", "serve", "--port", str(self.port), "--home", str(self.home), *self.args],
+            [sys.executable, "-m", "engram.cli", "serve", "--port", str(self.port), "--home", str(self.home),
+             *self.args],
             env=server_env(**self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -126,7 +126,8 @@ def test_transcript_is_bounded_and_sessions_resume(home, embedder, fake_openai: 
         prompt = body["messages"][-1]["content"]
         transcript = prompt.split("[[ ## transcript ## ]]")[1].split("[[ ## message ## ]]")[0]
         assert transcript.split() == "user: question 1 assistant: answer 1".split()  # only the last 2 turns
-        assert [t.content for t in memory.store.sessions.turns("s", agent_scope("alice"))][:2] == ["question 0", "answer 0"]
+        turns = memory.store.sessions.turns("s", agent_scope("alice"))
+        assert [t.content for t in turns][:2] == ["question 0", "answer 0"]
 
 
 def test_offline_agent_recalls_and_saves_without_an_llm(memory: Memory) -> None:
@@ -202,7 +203,8 @@ def test_two_users_with_the_same_session_id_each_have_their_own_conversation(age
     saved = agent.end_session("alice", "s1").result(timeout=30)
     assert sorted(r["memory"] for r in saved["results"]) == ["User keeps bees", "User lives in Ghent"]
     fake_openai.script_chat(facts("User plays the cello"))
-    assert [r["memory"] for r in agent.end_session("bob", "s1").result(timeout=30)["results"]] == ["User plays the cello"]
+    ended = agent.end_session("bob", "s1").result(timeout=30)
+    assert [r["memory"] for r in ended["results"]] == ["User plays the cello"]
     assert [m["memory"] for m in agent.memory.get_all(user_id="bob")["results"]] == ["User plays the cello"]
     assert all(t.saved for user in ("alice", "bob") for t in agent.sessions.turns("s1", agent_scope(user)))
     assert [t.content for t in agent.sessions.turns("s1", agent_scope("bob"))] == ["I play the cello", "Hello Bob"]

@@ -106,8 +106,8 @@ def test_expiry_survives_a_full_export_and_import(tmp_path: Path, models_dir: Pa
     richer_store(source, embedder)
     out = tmp_path / "backup.jsonl"
     cli(source, "export", "--out", str(out))
-    written = {row["version"]["text"]: row["version"]["expires_at"] for row in map(json.loads, out.read_text().splitlines())
-               if "version" in row}
+    written = {row["version"]["text"]: row["version"]["expires_at"]
+               for row in map(json.loads, out.read_text().splitlines()) if "version" in row}
     assert written["I'm in Rome this week"] == 1712534400.0 and written["I'm allergic to peanuts"] is None
     for store in ("sqlite", "qdrant"):
         target = new_home(tmp_path, models_dir, f"to-{store}")
@@ -174,7 +174,8 @@ def test_refused_before_anything_is_written(tmp_path: Path, models_dir: Path, em
     assert "line 2" in refused("edited.jsonl", "".join([lines[0], json.dumps(row) + "\n", *lines[2:]]))
     row = json.loads(lines[1])
     row["version"]["expires_at"] = "next week"
-    assert "expires_at must be epoch seconds" in refused("expiry.jsonl", "".join([lines[0], json.dumps(row) + "\n", *lines[2:]]))
+    changed = "".join([lines[0], json.dumps(row) + "\n", *lines[2:]])
+    assert "expires_at must be epoch seconds" in refused("expiry.jsonl", changed)
     row = json.loads(lines[1])
     row["version"]["colour"] = "red"
     newer = "".join([lines[0], json.dumps(row) + "\n", *lines[2:]])
@@ -212,7 +213,8 @@ def test_the_current_memories_export_keeps_expiry_through_an_import(tmp_path: Pa
     again = cli(target, "import", str(out)).stdout
     assert "0 added, 8 already known" in again  # the expired memory too: it is not added twice
     mem0_line = tmp_path / "mem0.jsonl"  # Mem0's expiration_date alone: shown through that day
-    mem0_line.write_text(json.dumps({"memory": "Visiting Oslo", "user_id": "carol", "expiration_date": "2030-05-01"}) + "\n")
+    mem0_line.write_text(json.dumps({"memory": "Visiting Oslo", "user_id": "carol",
+                                     "expiration_date": "2030-05-01"}) + "\n")
     cli(target, "import", str(mem0_line))
     with Memory(home=target, embedder=embedder) as m:
         [oslo] = m.get_all(user_id="carol")["results"]

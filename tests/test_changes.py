@@ -119,7 +119,8 @@ def test_ownership_is_checked_against_what_was_read() -> None:
     with pytest.raises(InvalidInput):  # an agent-only writer may not close Alice's memory
         check(ChangeSet(closes=[Close("m", 20.0)], owner=Scope(agent_id="travel")), state(alices))
     with pytest.raises(InvalidInput):  # a new version may not move the memory to another owner
-        check(ChangeSet(inserts=[(memory("m", "likes green tea", ALICE), vec())], closes=[Close("m", 20.0)]), state(alices))
+        check(ChangeSet(inserts=[(memory("m", "likes green tea", ALICE), vec())], closes=[Close("m", 20.0)]),
+              state(alices))
     with pytest.raises(InvalidInput):  # a new memory has exactly the writer's scope
         check(ChangeSet(inserts=[(memory("n", "likes jazz", BOB), vec())], owner=ALICE), state())
     assert check(ChangeSet(closes=[Close("m", 20.0)], owner=ALICE), state(alices)).closes
@@ -178,12 +179,14 @@ def worlds(draw: st.DrawFn) -> tuple[State, ChangeSet, dict[int, MemoryRecord]]:
                                    valid_to=None if current else 5.0,
                                    expires_at=draw(st.sampled_from([None, None, NOW - 1, NOW + 1])))
     held = [r for r in versions.values() if r.valid_to is None]
-    mostly_held = st.sampled_from([r.id for r in held]) if held and draw(st.integers(0, 4)) else st.sampled_from(IDS)
+    # bool(held): as the left operand of `and`, a list would make mypy expect a list from draw()
+    mostly_held = (st.sampled_from([r.id for r in held]) if bool(held) and draw(st.integers(0, 4))
+                   else st.sampled_from(IDS))
     closes = [Close(mid, 20.0, version=draw(st.sampled_from([None, None, *versions])) if versions else None)
               for mid in draw(st.lists(mostly_held, max_size=2))]
     inserts = []
     for _ in range(draw(st.integers(0, 3))):
-        like = draw(st.sampled_from(held)) if held and draw(st.booleans()) else None  # the text of a held memory
+        like = draw(st.sampled_from(held)) if bool(held) and draw(st.booleans()) else None  # the text of a held memory
         inserts.append((memory(draw(st.sampled_from(["new1", "new2", "new2", *IDS])),
                                like.text if like else draw(st.sampled_from(TEXTS)),
                                like.scope if like else draw(st.sampled_from(SCOPES))), vec()))

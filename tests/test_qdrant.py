@@ -497,7 +497,8 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
                       "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2}
     assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
     assert _snapshot(qdrant, ids) == _snapshot(source, ids)
-    assert [(t.content, t.saved) for t in qdrant.sessions.turns("s1", Scope(user_id="u"))] == [("hi", False), ("hello", True)]
+    turns = qdrant.sessions.turns("s1", Scope(user_id="u"))
+    assert [(t.content, t.saved) for t in turns] == [("hi", False), ("hello", True)]
     back = _sqlite(tmp_path / "b.db")
     migrate(qdrant, back)  # the Qdrant store knows its own binding
     assert _snapshot(back, ids) == _snapshot(source, ids)
@@ -675,7 +676,8 @@ def test_sessions_written_when_session_ids_were_global_stay_their_owners(tmp_pat
     said = [("user", "hi", 1.0, 11), ("assistant", "hello", 2.0, 12)]
     client.upsert(name, points=[models.PointStruct(id=legacy, vector={}, payload=head)] + [
         models.PointStruct(id=str(uuid.uuid4()), vector={}, payload={
-            "kind": "turn", "session_id": "s1", "role": role, "content": text, "created_at": t, "seq": seq, "saved": False})
+            "kind": "turn", "session_id": "s1", "role": role, "content": text, "created_at": t, "seq": seq,
+            "saved": False})
         for role, text, t, seq in said])
     alice, bob, sessions = Scope(user_id="alice"), Scope(user_id="bob"), store.sessions
     assert [t.content for t in sessions.turns("s1", alice)] == ["hi", "hello"] and sessions.turns("s1", bob) == []

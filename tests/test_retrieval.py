@@ -148,7 +148,8 @@ def test_explain_takes_each_score_apart_and_is_off_by_default(memory: Memory) ->
     for hit in hits:
         parts = hit["explain"]
         assert set(parts) == {"cosine", "keyword", "fused", "time", "context"}
-        assert hit["score"] == pytest.approx(min(max(parts["fused"] + parts["time"] + parts["context"], 0), 1), abs=1e-5)
+        summed = parts["fused"] + parts["time"] + parts["context"]
+        assert hit["score"] == pytest.approx(min(max(summed, 0), 1), abs=1e-5)
         assert parts["cosine"] == pytest.approx(hit["similarity"], abs=1e-5)
     assert hits[0]["explain"]["keyword"] == 1.0 and hits[-1]["memory"] == "My sister lives in Oslo"
     assert hits[-1]["explain"]["keyword"] == 0.0

@@ -63,7 +63,8 @@ def test_mem0_self_hosted_paths_round_trip(server: Server, keys: dict[str, str])
         assert [m["id"] for m in http.get("/memories", params={"user_id": "carol"}).json()["results"]] == [memory_id]
         hits = http.post("/search", json={"query": "which city?", "user_id": "carol"}).json()["results"]
         assert hits[0]["id"] == memory_id and 0 <= hits[0]["score"] <= 1
-        assert http.put(f"/memories/{memory_id}", json={"text": "I live in Porto"}).json()["message"].startswith("Memory updated")
+        updated = http.put(f"/memories/{memory_id}", json={"text": "I live in Porto"}).json()
+        assert updated["message"].startswith("Memory updated")
         assert http.put(f"/memories/{memory_id}", json={"data": "I live in Braga"}).status_code == 200
         history = http.get(f"/memories/{memory_id}/history").json()
         assert [(h["event"], h["new_memory"]) for h in history] == [
@@ -100,7 +101,8 @@ def test_engram_extras_dry_run_categories_as_of_revert_and_export(server: Server
         hiking = http.post("/memories", json={"messages": "I like hiking", "user_id": "dan", "infer": False}).json()
         undone = http.post("/v1/revert", json={"batch_id": hiking["batch_id"]}).json()
         assert [(r["event"], r["previous_memory"]) for r in undone["results"]] == [("REVERT", "I like hiking")]
-        assert [m["memory"] for m in http.get("/memories", params={"user_id": "dan"}).json()["results"]] == ["I am vegan"]
+        left = http.get("/memories", params={"user_id": "dan"}).json()["results"]
+        assert [m["memory"] for m in left] == ["I am vegan"]
         again = http.post("/v1/revert", json={"batch_id": hiking["batch_id"]})
         assert again.status_code == 400 and "already reverted" in again.json()["error"]["message"]
 
@@ -125,17 +127,21 @@ def test_errors_are_json_with_a_4xx_status(server: Server, keys: dict[str, str])
             assert body["type"] == kind and body["request_id"] == response.headers["x-request-id"]
             return str(body["message"])
 
-        error(http.post("/memories", content=b"{not json", headers={"content-type": "application/json"}), 422, "InvalidInput")
+        error(http.post("/memories", content=b"{not json", headers={"content-type": "application/json"}), 422,
+              "InvalidInput")
         error(http.post("/memories", json={"messages": "x"}), 400, "ScopeRequired")
         error(http.post("/memories", json={"messages": "", "user_id": "u", "infer": False}), 400, "InvalidInput")
-        error(http.post("/search", json={"query": "x", "user_id": "u", "filters": {"a": {"zz": 1}}}), 400, "InvalidFilter")
+        error(http.post("/search", json={"query": "x", "user_id": "u", "filters": {"a": {"zz": 1}}}), 400,
+              "InvalidFilter")
         error(http.get("/memories/nope"), 404, "NotFound")
         error(http.get("/no/such/path"), 404, "HTTPError")
         error(http.patch("/memories"), 405, "HTTPError")
         error(http.post("/memories", json={"messages": "x", "user_id": "u", "bogus": 1}), 422, "InvalidInput")
-        memory_id = http.post("/memories", json={"messages": "v1", "user_id": "u", "infer": False}).json()["results"][0]["id"]
+        added = http.post("/memories", json={"messages": "v1", "user_id": "u", "infer": False})
+        memory_id = added.json()["results"][0]["id"]
         http.put(f"/memories/{memory_id}", json={"text": "v2"})
-        assert "version" in error(http.put(f"/memories/{memory_id}", json={"text": "v3", "expected_version": 1}), 409, "Conflict")
+        stale = http.put(f"/memories/{memory_id}", json={"text": "v3", "expected_version": 1})
+        assert "version" in error(stale, 409, "Conflict")
         error(http.post("/reset"), 403, "Forbidden")
         too_big = http.post("/memories", content=b"x" * 1_100_000, headers={"content-type": "application/json"})
         error(too_big, 413, "TooLarge")
@@ -203,7 +209,8 @@ def test_reset_takes_an_admin_key_and_erases_only_its_tenant(server: Server, key
         assert admin.post("/reset").json() == {"message": "All memories reset"}
         assert admin.get("/memories", params={"user_id": "g"}).json()["results"] == []
     with server.client(keys["globex"]) as globex:
-        assert [m["memory"] for m in globex.get("/memories", params={"user_id": "g"}).json()["results"]] == ["globex keeps this"]
+        kept = globex.get("/memories", params={"user_id": "g"}).json()["results"]
+        assert [m["memory"] for m in kept] == ["globex keeps this"]
 
 
 def test_the_keys_command_prints_a_key_once_lists_and_revokes(tmp_path: Path) -> None:
@@ -232,7 +239,8 @@ def test_without_keys_it_serves_loopback_only(tmp_path: Path, models_dir: Path) 
         with server.client() as http:
             added = http.post("/memories", json={"messages": "open", "user_id": "u", "infer": False})
             assert added.status_code == 200
-            assert http.get("/memories", params={"user_id": "u"}, headers={"Host": "evil.example:80"}).status_code == 403
+            rebound = http.get("/memories", params={"user_id": "u"}, headers={"Host": "evil.example:80"})
+            assert rebound.status_code == 403
         assert (home / "engram.db").is_file()  # the home's own store, the one the CLI uses
         listed = engram(home, "list", "--user", "u", "--json")
         assert [m["memory"] for m in json.loads(listed.stdout)["results"]] == ["open"]
@@ -262,7 +270,8 @@ def test_graceful_shutdown_finishes_the_writes_in_flight(tmp_path: Path, models_
         with server.client() as http:
             for i in range(200):
                 try:
-                    response = http.post("/memories", json={"messages": f"fact {n}-{i}", "user_id": "u", "infer": False})
+                    response = http.post("/memories",
+                                         json={"messages": f"fact {n}-{i}", "user_id": "u", "infer": False})
                 except httpx.TransportError:
                     return  # the server stopped taking new connections
                 if response.status_code != 200:

@@ -88,7 +88,8 @@ def test_mem0s_own_memory_client_works_unmodified(served: tuple[Server, dict[str
     assert len(out["page"]["results"]) == 1 and out["page"]["previous"] and out["page"]["next"] is None
     assert out["get"]["memory"] == "I am allergic to peanuts" and out["get"]["metadata"] == {"source": "chat"}
     assert out["update"]["message"] == "Memory updated successfully!"
-    assert [h["new_memory"] for h in out["history"]] == ["I am allergic to peanuts", "I am allergic to peanuts and cashews"]
+    assert [h["new_memory"] for h in out["history"]] == ["I am allergic to peanuts",
+                                                          "I am allergic to peanuts and cashews"]
     assert out["delete"]["message"] == "Memory deleted successfully!"
     assert [m["memory"] for m in out["after_delete"]["results"]] == ["I live in Oslo"]
     assert out["delete_all"]["count"] == 1 and out["after_delete_all"]["results"] == []

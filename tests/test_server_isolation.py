@@ -41,7 +41,8 @@ class Owner:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[tuple[Server, list[Owner], dict[str, str]]]:
+def world(tmp_path_factory: pytest.TempPathFactory,
+          models_dir: Path) -> Iterator[tuple[Server, list[Owner], dict[str, str]]]:
     home = make_home(tmp_path_factory.mktemp("isolation"), models_dir)
     store = KeyStore(home / "keys.db")
     owners = [Owner(f"{t}/{u}", t, u, store.create(t, u)[0]) for t, u in
@@ -57,7 +58,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
                     "messages": f"{owner.secret} fact {i}", "infer": False, "metadata": {"tag": owner.secret}}).json()
                 owner.ids.append(added["results"][0]["id"])
                 owner.batches.append(added["batch_id"])
-            owner.sessions.append(http.post("/v1/chat", headers=auth, json={"message": f"{owner.secret} hello"}).json()["session_id"])
+            chat = http.post("/v1/chat", headers=auth, json={"message": f"{owner.secret} hello"}).json()
+            owner.sessions.append(chat["session_id"])
             for memory_id in owner.ids:
                 owner.versions[memory_id] = http.get(f"/memories/{memory_id}", headers=auth).json()["version"]
     yield server, owners, tenant_keys
@@ -85,7 +87,8 @@ def _reads(http: httpx.Client, victim: Owner, pick: random.Random) -> httpx.Resp
         lambda: http.post("/search", json={"query": victim.secret, "user_id": user}),
         lambda: http.post("/search", json={"query": victim.secret, "filters": {"user_id": user}}),
         lambda: http.post("/search", json={"query": victim.secret, "filters": {"tag": victim.secret}}),
-        lambda: http.post("/v3/memories/search/", json={"query": victim.secret, "filters": {"AND": [{"user_id": user}]}}),
+        lambda: http.post("/v3/memories/search/",
+                          json={"query": victim.secret, "filters": {"AND": [{"user_id": user}]}}),
         lambda: http.post("/v3/memories/", json={"filters": {"user_id": user}}),
         lambda: http.post("/v3/memories/", json={"filters": {"memory": {"icontains": victim.secret}}}),
         lambda: http.get("/v1/export", params={"user_id": user}),
@@ -132,7 +135,8 @@ def test_two_thousand_randomized_attempts_leak_nothing_and_write_nothing(
             kind = pick.choice(kinds)
             response = kind(http, victim, pick)
             outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
-            assert _allowed(attacker, victim, response), (attacker.name, victim.name, response.request.url, response.text)
+            assert _allowed(attacker, victim, response), (attacker.name, victim.name, response.request.url,
+                                                          response.text)
     finally:
         for client in clients.values():
             client.close()
@@ -165,7 +169,7 @@ def test_mcp_attempts_by_id_and_batch_reach_nothing(world: tuple[Server, list[Ow
             await session.initialize()
             for _ in range(MCP_ATTEMPTS // len(owners)):
                 victim = pick.choice(victims)
-                tool, args = pick.choice([
+                calls: list[tuple[str, dict[str, Any]]] = [
                     ("get_memory", {"memory_id": pick.choice(victim.ids)}),
                     ("update_memory", {"memory_id": pick.choice(victim.ids), "text": "overwritten"}),
                     ("memory_history", {"memory_id": pick.choice(victim.ids)}),
@@ -173,7 +177,8 @@ def test_mcp_attempts_by_id_and_batch_reach_nothing(world: tuple[Server, list[Ow
                     ("revert", {"batch_id": pick.choice(victim.batches)}),
                     ("search_memory", {"query": victim.secret}),
                     ("list_memories", {}),
-                ])
+                ]
+                tool, args = pick.choice(calls)
                 result = await session.call_tool(tool, args)
                 text = " ".join(getattr(c, "text", "") for c in result.content)
                 results.append((tool in ("search_memory", "list_memories") or bool(result.is_error), text))

@@ -142,13 +142,15 @@ def test_a_database_from_before_scoped_sessions_keeps_each_sessions_owner(tmp_pa
         db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
     db.execute("INSERT INTO sessions VALUES ('s1', 'alice', NULL, NULL, 1, 2), ('s2', 'bob', 'coach', NULL, 3, 3)")
     db.execute("INSERT INTO turns (seq, session_id, role, content, created_at, saved) VALUES "
-               "(5, 's1', 'user', 'hi', 1, 1), (6, 's1', 'assistant', 'hello', 2, 0), (7, 's2', 'user', 'ready?', 3, 0)")
+               "(5, 's1', 'user', 'hi', 1, 1), (6, 's1', 'assistant', 'hello', 2, 0), "
+               "(7, 's2', 'user', 'ready?', 3, 0)")
     db.close()
     store = SQLiteStore(path)
     try:
         alice, bob = Scope(user_id="alice"), Scope(user_id="bob")
         sessions = store.sessions
-        assert [(t.content, t.seq, t.saved) for t in sessions.turns("s1", alice)] == [("hi", 5, True), ("hello", 6, False)]
+        assert [(t.content, t.seq, t.saved) for t in sessions.turns("s1", alice)] == [("hi", 5, True),
+                                                                                     ("hello", 6, False)]
         assert [t.content for t in sessions.turns("s2", Scope(user_id="bob", agent_id="coach"))] == ["ready?"]
         sessions.append_turns("s1", bob, [Turn("user", "bob's own", 4.0)])
         assert [t.content for t in sessions.turns("s1", bob)] == ["bob's own"]

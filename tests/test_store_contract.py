@@ -279,7 +279,8 @@ def test_two_scopes_each_have_their_own_session_of_the_same_id(store: Store) -> 
     store.apply(ChangeSet(inserts=[(record("I am Alice", user="alice"), vec(1))], saved=("s1", alice, mine[0].seq)))  # type: ignore[arg-type]
     assert [t.saved for t in sessions.turns("s1", alice)] == [True, False]
     assert [t.saved for t in sessions.turns("s1", coach)] == [False]
-    assert [(s["id"], s.get("agent_id"), s["turns"]) for s in sessions.of(alice)] == [("s1", None, 2), ("s1", "coach", 1)]
+    assert [(s["id"], s.get("agent_id"), s["turns"]) for s in sessions.of(alice)] == [("s1", None, 2),
+                                                                                     ("s1", "coach", 1)]
     assert [(s["id"], s["turns"]) for s in sessions.of(bob)] == [("s1", 2)]
     dumped = {(s.scope, s.id): [t.content for t in turns] for s, turns in sessions.dump()}
     assert dumped == {(alice, "s1"): ["I am Alice", "hi Alice"], (bob, "s1"): ["I am Bob", "hi Bob"],
@@ -341,7 +342,8 @@ def test_a_change_set_marks_chat_turns_saved_in_the_same_write(store: Store) -> 
     with pytest.raises(NotFound):  # the write fails: the turns stay unsaved, nothing is stored
         store.apply(ChangeSet(inserts=[(record("likes tea"), vec(1))], closes=[Close("missing", 5.0)],
                               saved=("s1", scope, turns[-1].seq)))  # type: ignore[arg-type]
-    assert [t.saved for t in store.sessions.turns("s1", scope)] == [False, False] and store.select(Criteria(scope)) == []
+    assert [t.saved for t in store.sessions.turns("s1", scope)] == [False, False]
+    assert store.select(Criteria(scope)) == []
     with pytest.raises(NotFound):  # another scope's session of that id is no session of this one
         store.apply(ChangeSet(inserts=[(record("likes tea"), vec(1))], saved=("s1", Scope(user_id="v"), turns[0].seq)))  # type: ignore[arg-type]
     assert store.select(Criteria(scope)) == []

@@ -23,8 +23,10 @@ BIG = 10_000  # memories of the user whose page load is timed
 IMG = ROOT / "docs" / "img"
 
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (make chromium, or apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
+    pytest.skip("Debian's chromium is not installed (make chromium, or apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="the playwright package is not installed (pip install -e '.[dev]')")
 
 
 def _key(home: Path, *args: str) -> str:
@@ -67,7 +69,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Token {keys['admin']}"}, timeout=60) as api:
         bob = api.post("/memories", json={"messages": "Bob keeps bees on the roof", "user_id": "bob", "infer": False})
         assert bob.status_code == 200, bob.text
-        yield {"server": server, "url": server.url, "keys": keys, "api": api, "bob_memory": bob.json()["results"][0]["id"]}
+        yield {"server": server, "url": server.url, "keys": keys, "api": api,
+               "bob_memory": bob.json()["results"][0]["id"]}
     assert server.stop_cleanly()
 
 
@@ -122,7 +125,8 @@ def test_add_with_a_dry_run_search_edit_delete_and_revert(browser: Any, site: di
     page.get_by_role("button", name="Search", exact=True).click()
     first = page.locator(".hits li").first
     sync_api.expect(first).to_contain_text("allergic to peanuts")
-    shown = dict(zip(first.locator("dt").all_inner_texts(), map(float, first.locator("dd").all_inner_texts())))
+    shown = dict(zip(first.locator("dt").all_inner_texts(), map(float, first.locator("dd").all_inner_texts()),
+                     strict=True))
     served = site["api"].post("/web/search", json={"query": "peanut allergy", "user_id": "alice"}).json()["results"][0]
     assert shown["cosine"] == pytest.approx(served["explain"]["cosine"], abs=1e-3) and shown["cosine"] > 0.3
     assert shown["keyword"] == pytest.approx(served["explain"]["keyword"], abs=1e-3) and shown["keyword"] > 0
@@ -155,8 +159,8 @@ def test_add_with_a_dry_run_search_edit_delete_and_revert(browser: Any, site: di
 
 def test_import_with_progress_export_and_switching_users(browser: Any, site: dict[str, Any], tmp_path: Path) -> None:
     upload = tmp_path / "carol.jsonl"
-    upload.write_text("".join(json.dumps({"memory": f"Carol fact {i}", "categories": ["work" if i % 2 else "home"]}) + "\n"
-                              for i in range(300)))
+    upload.write_text("".join(json.dumps({"memory": f"Carol fact {i}", "categories": ["work" if i % 2 else "home"]})
+                              + "\n" for i in range(300)))
     page = signed_in(browser, site, site["keys"]["admin"])
     page.goto(site["url"] + "/#/u/carol")
     page.get_by_text("Import a file").click()

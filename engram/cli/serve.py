@@ -46,7 +46,8 @@ def serve(ctx: typer.Context,
     from engram.server.keys import KeyStore
 
     if workers < 1 or not 0 < port < 65536 or log_level not in _LOG_LEVELS:
-        raise ConfigError(f"--workers must be at least 1, --port in 1..65535, --log-level one of {', '.join(_LOG_LEVELS)}")
+        raise ConfigError("--workers must be at least 1, --port in 1..65535, "
+                          f"--log-level one of {', '.join(_LOG_LEVELS)}")
     chosen = load_settings(ctx, home)
     note_new_store(chosen)
     keyed = KeyStore(chosen.home / "keys.db").any_active()
@@ -69,7 +70,8 @@ def log_config(level: str) -> dict[str, Any]:
     return {
         "version": 1, "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "engram.server.request_ids.RequestIdFilter"}},
-        "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s [%(request_id)s] %(message)s"}},
+        "formatters": {"line": {
+            "format": "%(asctime)s %(levelname)s %(process)d %(name)s [%(request_id)s] %(message)s"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "line",
                                 "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level},

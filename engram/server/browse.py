@@ -54,7 +54,8 @@ def state_of(record: MemoryRecord) -> State:
 
 
 def page(records: list[MemoryRecord], number: int, size: int) -> dict[str, Any]:
-    """Page `number` (from 1) of `records` (which may end one past the page: then `more` is true), each with its state."""
+    """Page `number` (from 1) of `records` (which may end one past the page: then `more` is true), each with its
+    state."""
     start = (number - 1) * size
     return {"page": number, "page_size": size, "more": len(records) > start + size,
             "results": [{**r.to_dict(), "state": state_of(r)} for r in records[start:start + size]]}

@@ -83,7 +83,8 @@ class KeyStore:
             self._local.db = db
         return db
 
-    def create(self, tenant: str, user_id: Any = None, *, admin: bool = False, label: str | None = None) -> tuple[str, ApiKey]:
+    def create(self, tenant: str, user_id: Any = None, *, admin: bool = False,
+               label: str | None = None) -> tuple[str, ApiKey]:
         """A new key (the only time its text exists) and what it grants."""
         check_tenant(tenant)
         user = Scope(user_id=owner_id(user_id)).user_id  # checked as any user id is

@@ -55,7 +55,8 @@ class RateLimiter:
             self._buckets[who] = bucket
             if len(self._buckets) > 100_000:  # forget the full buckets of callers gone quiet
                 now = self.clock()
-                self._buckets = {k: b for k, b in self._buckets.items() if b.tokens + (now - b.at) * self.rate < self.burst}
+                self._buckets = {k: b for k, b in self._buckets.items()
+                                 if b.tokens + (now - b.at) * self.rate < self.burst}
         if wait:
             raise RateLimited(f"over {self.rate:g} requests per second for this key; retry in {wait:.2f} s",
                               retry_after=max(1, math.ceil(wait)))

@@ -37,7 +37,7 @@ def caller_over_http(ctx: Context) -> Caller:
     scope: MutableMapping[str, Any] | None = getattr(request, "scope", None)
     if scope is None or CALLER_KEY not in scope:
         raise ToolError("this connection has no checked caller")
-    return scope[CALLER_KEY]  # type: ignore[no-any-return]
+    return scope[CALLER_KEY]
 
 
 def build_mcp(tenants: Tenants, who: Callable[[Context], Caller]) -> MCPServer:
@@ -56,17 +56,17 @@ def build_mcp(tenants: Tenants, who: Callable[[Context], Caller]) -> MCPServer:
     @server.tool()
     def add_memories(text: str, ctx: Context) -> dict[str, Any]:
         """Remember what `text` says about the user (facts are extracted and reconciled with what is known)."""
-        return run(ctx, lambda c, m, u: m.add(text, user_id=u, infer=True))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.add(text, user_id=u, infer=True))
 
     @server.tool()
     def search_memory(query: str, ctx: Context) -> dict[str, Any]:
         """The user's memories most relevant to `query`, best first."""
-        return run(ctx, lambda c, m, u: m.search(query, user_id=u))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.search(query, user_id=u))
 
     @server.tool()
     def list_memories(ctx: Context) -> dict[str, Any]:
         """All the user's current memories, newest first."""
-        return run(ctx, lambda c, m, u: m.get_all(user_id=u))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.get_all(user_id=u))
 
     @server.tool()
     def delete_memories(memory_ids: list[str], ctx: Context) -> dict[str, Any]:
@@ -74,31 +74,31 @@ def build_mcp(tenants: Tenants, who: Callable[[Context], Caller]) -> MCPServer:
         def delete(c: Caller, m: Memory, u: str) -> dict[str, Any]:
             owned = [c.owns(m, memory_id) for memory_id in memory_ids]
             return {"results": [m.delete(memory_id) for memory_id in owned]}
-        return run(ctx, delete)  # type: ignore[no-any-return]
+        return run(ctx, delete)
 
     @server.tool()
     def delete_all_memories(ctx: Context) -> dict[str, Any]:
         """Delete every memory of the user (revert the returned batch_id to undo)."""
-        return run(ctx, lambda c, m, u: m.delete_all(user_id=u))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.delete_all(user_id=u))
 
     @server.tool()
     def get_memory(memory_id: str, ctx: Context) -> dict[str, Any]:
         """One of the user's memories by id."""
-        return run(ctx, lambda c, m, u: m.get(c.owns(m, memory_id), strict=True))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.get(c.owns(m, memory_id), strict=True))
 
     @server.tool()
     def update_memory(memory_id: str, text: str, ctx: Context) -> dict[str, Any]:
         """Change the text of one of the user's memories (the old text stays in its history)."""
-        return run(ctx, lambda c, m, u: m.update(c.owns(m, memory_id), text=text))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.update(c.owns(m, memory_id), text=text))
 
     @server.tool()
     def memory_history(memory_id: str, ctx: Context) -> dict[str, Any]:
         """Every change of one of the user's memories, oldest first."""
-        return run(ctx, lambda c, m, u: {"history": m.history(c.owns(m, memory_id), strict=True)})  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: {"history": m.history(c.owns(m, memory_id), strict=True)})
 
     @server.tool()
     def revert(batch_id: str, ctx: Context) -> dict[str, Any]:
         """Undo a whole add or delete_all of the user by its batch_id."""
-        return run(ctx, lambda c, m, u: m.revert(c.owns_batch(m, batch_id)))  # type: ignore[no-any-return]
+        return run(ctx, lambda c, m, u: m.revert(c.owns_batch(m, batch_id)))
 
     return server

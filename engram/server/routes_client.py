@@ -88,8 +88,9 @@ def get_all(body: ClientListBody, s: Caller, request: Request, page: Annotated[i
 
 @router.post("/v3/memories/search/", summary="Search memories", responses={200: {"model": SearchResult}})
 def search(body: ClientSearchBody, s: Caller) -> Response:
-    return ok(s.memory.search(body.query, user_id=s.caller.user(None), filters=s.caller.filters(lift_scope(body.filters)),
-                              top_k=body.top_k, threshold=body.threshold, rerank=body.rerank,
+    return ok(s.memory.search(body.query, user_id=s.caller.user(None),
+                              filters=s.caller.filters(lift_scope(body.filters)), top_k=body.top_k,
+                              threshold=body.threshold, rerank=body.rerank,
                               categories=body.categories, show_expired=body.show_expired))
 
 
@@ -110,7 +111,8 @@ def delete(memory_id: str, s: Caller, delete_linked: bool = False) -> Response:
 
 
 @router.delete("/v1/memories/", summary="Delete a scope's memories", responses={200: {"model": DeleteAllResult}})
-def delete_all(s: Caller, user_id: ScopeQuery = None, agent_id: ScopeQuery = None, run_id: ScopeQuery = None) -> Response:
+def delete_all(s: Caller, user_id: ScopeQuery = None, agent_id: ScopeQuery = None,
+               run_id: ScopeQuery = None) -> Response:
     return ok(s.memory.delete_all(user_id=s.caller.user(user_id), agent_id=agent_id, run_id=run_id))
 
 

@@ -38,7 +38,8 @@ async def ready(request: Request) -> Response:
     return ok({"status": "ready"})
 
 
-@router.post("/v1/revert", summary="Undo a whole add or delete_all by its batch id", responses={200: {"model": WriteResult}})
+@router.post("/v1/revert", summary="Undo a whole add or delete_all by its batch id",
+             responses={200: {"model": WriteResult}})
 def revert(body: RevertBody, s: Caller) -> Response:
     return ok(s.memory.revert(s.caller.owns_batch(s.memory, body.batch_id)))
 

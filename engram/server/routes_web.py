@@ -47,7 +47,8 @@ class PageHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not (path == "/" or path.startswith("/static/")):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
 
         async def headed(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -66,11 +66,13 @@ class WebSessions:
         token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
         db = self._db()
         db.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
-        db.execute("INSERT INTO web_sessions VALUES (?, ?, ?, ?, ?)", (_digest(token), key.id, csrf, now, now + LIFETIME))
+        db.execute("INSERT INTO web_sessions VALUES (?, ?, ?, ?, ?)",
+                   (_digest(token), key.id, csrf, now, now + LIFETIME))
         return token, csrf
 
     def find(self, token: str) -> tuple[Caller, str] | None:
-        """The caller of a live session and its CSRF token; None when the session is unknown, over or its key revoked."""
+        """The caller of a live session and its CSRF token; None when the session is unknown, over or its key
+        revoked."""
         try:
             row = self._db().execute(_LOOKUP, (_digest(token), time.time())).fetchone()
         except sqlite3.OperationalError as exc:
@@ -129,5 +131,6 @@ class SameOrigin:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             if cross_site(scope["method"], headers):
                 refused = self.reject(Forbidden("a state-changing request from another site is refused"))
-                return await refused(scope, receive, send)
+                await refused(scope, receive, send)
+                return
         await self.app(scope, receive, send)

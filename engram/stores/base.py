@@ -207,7 +207,8 @@ class Store(ABC):
         """Every event written with this batch id, oldest first."""
 
     @abstractmethod
-    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory",
+                        limit: int = 10) -> list[str]:
         """The distinct memory ids (of any version, current or closed) or batch ids (of history events) that
         start with `prefix` (no wildcards), sorted, at most `limit`: how a short id someone typed is found."""
 

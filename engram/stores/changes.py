@@ -156,7 +156,7 @@ def _duplicates(changes: ChangeSet, state: State, closed: set[str], reopens: lis
 
 
 def _check_inserts(changes: ChangeSet, state: State, kept: list[int], live: set[str]) -> None:
-    for record, vector in changes.inserts:
+    for _, vector in changes.inserts:
         size = np.asarray(vector).size
         if size != state.dimension:
             raise StoreError(f"vector of dimension {size} given to a store bound to {state.dimension}")

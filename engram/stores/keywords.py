@@ -59,8 +59,8 @@ class ScopeTerms:
             self._merge()
 
     def scores(self, query: Iterable[int], admitted: np.ndarray) -> np.ndarray:
-        """BM25 of every row for the query's term indices, one per query word (0 where no term matches). `admitted` marks the rows
-        that count for the statistics (document count, frequencies, average length) and may score."""
+        """BM25 of every row for the query's term indices, one per query word (0 where no term matches). `admitted`
+        marks the rows that count for the statistics (document count, frequencies, average length) and may score."""
         scores = np.zeros(self.rows, dtype=np.float64)
         total = int(admitted.sum())
         if total == 0:

@@ -40,7 +40,8 @@ class ScopeMatrix:
         """The rows' keyword postings (engram.stores.keywords)."""
         if self._terms is None:
             stored = self._documents or [None] * len(self.records)
-            self._terms = ScopeTerms([_document(blob, record) for blob, record in zip(stored, self.records)])
+            self._terms = ScopeTerms([_document(blob, record)
+                                      for blob, record in zip(stored, self.records, strict=True)])
             self._documents = None
         return self._terms
 
@@ -81,7 +82,8 @@ class ScopeMatrix:
             new = np.stack([v for _, v in mine]).astype(np.float32)
             self.vectors = np.vstack([self.vectors, new]) if start else new  # an empty matrix has no dimension yet
             self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
-            self.valid_to = np.concatenate([self.valid_to, [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
+            self.valid_to = np.concatenate([self.valid_to,
+                                            [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
             self.expires_at = np.concatenate([self.expires_at, [_expiry(r) for r, _ in mine]])
             if self._terms is not None:
                 self._terms.append([_document(None, r) for r, _ in mine])

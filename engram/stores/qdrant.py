@@ -113,7 +113,8 @@ class QdrantStore(Store):
                                abandon_after=0.0 if exclusive else abandon_after)
         self._dimension: int | None = None
         self._binding: tuple[str, int] | None = None  # this handle's embedder, once bound
-        self.sessions: QdrantSessions = QdrantSessions(self.client, self.names, local=self.local, lock=self._lock, reading=self._reading)
+        self.sessions: QdrantSessions = QdrantSessions(self.client, self.names, local=self.local, lock=self._lock,
+                                                       reading=self._reading)
         with self._lock:
             self.journal.settle()  # a crashed writer's intent: finish or undo it before anyone reads
 
@@ -197,8 +198,9 @@ class QdrantStore(Store):
         twins = {(scope, h): r for scope, hashes in wanted_twins(changes, at).items()
                  for h, r in self._twins(scope, hashes, at).items()}
         head = self._head(changes.saved)
-        checked = check(changes, State({memory_id: to_record(payload, version) for memory_id, (version, payload) in current.items()},
-                                       records, twins, at, dimension, taken, changes.saved is None or head is not None))
+        current_records = {memory_id: to_record(payload, version) for memory_id, (version, payload) in current.items()}
+        checked = check(changes, State(current_records, records, twins, at, dimension, taken,
+                                       changes.saved is None or head is not None))
         written_by = {version: payload["txn"] for version, payload in [*current.values(), *reopened.items()]}
         saved = None
         if changes.saved is not None and head is not None:
@@ -261,8 +263,8 @@ class QdrantStore(Store):
     def _current(self, memory_ids: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         found: dict[str, tuple[int, dict[str, Any]]] = {}
         for start in range(0, len(memory_ids), 256):
-            flt = models.Filter(must=[models.FieldCondition(key="id", match=models.MatchAny(any=memory_ids[start:start + 256])),
-                                      match("status", CURRENT)])
+            chunk = models.MatchAny(any=memory_ids[start:start + 256])
+            flt = models.Filter(must=[models.FieldCondition(key="id", match=chunk), match("status", CURRENT)])
             found.update((_payload(p)["id"], (int(p.id), _payload(p))) for p in self._points(flt))
         return found
 
@@ -315,9 +317,11 @@ class QdrantStore(Store):
         encoded = encode_query(text)
         if encoded is None:
             return []
-        return self._query(models.SparseVector(indices=encoded[0], values=encoded[1]), "words", read_filter(criteria), k)
+        words = models.SparseVector(indices=encoded[0], values=encoded[1])
+        return self._query(words, "words", read_filter(criteria), k)
 
-    def fused(self, vector: np.ndarray, text: str, criteria: Criteria, k: int, pool: int = 50) -> list[tuple[MemoryRecord, float]]:
+    def fused(self, vector: np.ndarray, text: str, criteria: Criteria, k: int,
+              pool: int = 50) -> list[tuple[MemoryRecord, float]]:
         """Dense and keyword candidates fused by Qdrant's own reciprocal rank fusion, in one request."""
         flt = read_filter(criteria)
         prefetch = [models.Prefetch(query=np.asarray(vector, dtype=np.float32).reshape(-1).tolist(), using="dense",
@@ -339,10 +343,12 @@ class QdrantStore(Store):
             models.FieldCondition(key="batch_id", match=models.MatchAny(any=sorted(batches))),
             *(models.FieldCondition(key="created_at", range=models.Range(gte=t, lte=t)) for t in legacy)])
         scope = [match(name, value) for name, value in criteria.scope.items()]
-        written = self._points(models.Filter(must=[*scope, _VISIBLE, same_batch]))  # cheap conditions first (local mode)
+        # cheap conditions first (local mode)
+        written = self._points(models.Filter(must=[*scope, _VISIBLE, same_batch]))
         flt = read_filter(criteria)  # which of them the criteria admit: asked of Qdrant, like every filter
         others: list[models.ExtendedPointId] = [int(p.id) for p in written]
-        admitted = {int(p.id) for p in self._points(models.Filter(must=[models.HasIdCondition(has_id=list(others)), flt]))
+        among = models.HasIdCondition(has_id=list(others))
+        admitted = {int(p.id) for p in self._points(models.Filter(must=[among, flt]))
                     } if flt and len(others) > 1 else set()
         records = [to_record(p.payload, int(p.id)) for p in written]  # type: ignore[arg-type]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
@@ -354,7 +360,7 @@ class QdrantStore(Store):
         found = self._read(self.names.memories, [], lambda: self.client.query_points(
             self.names.memories, query=query, using=using, query_filter=flt, limit=k, with_payload=_RECORD,
             **kwargs).points)
-        return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]  # type: ignore[arg-type]
+        return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]
 
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
@@ -379,16 +385,17 @@ class QdrantStore(Store):
     def _events(self, condition: models.FieldCondition | None) -> list[Event]:
         flt = models.Filter(must=[*([condition] if condition else []), match("pending", False)])
         points = self._read(self.names.events, [], lambda: list(scroll_all(self.client, self.names.events, flt)))
-        return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]  # type: ignore[index, arg-type]
+        return [to_event(p.payload) for p in sorted(points, key=lambda p: p.payload["seq"])]
 
-    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory",
+                        limit: int = 10) -> list[str]:
         # Qdrant has no prefix match on keyword fields: one pass over the ids alone (short ids are typed by people)
         collection, name, flt = {
             "memory": (self.names.memories, "id", models.Filter(must=[_VISIBLE])),
             "batch": (self.names.events, "batch_id", models.Filter(must=[match("pending", False)])),
         }[kind]
         points = self._read(collection, [], lambda: list(scroll_all(self.client, collection, flt, payload=[name])))
-        return sorted({p.payload[name] for p in points if p.payload[name].startswith(prefix)})[:limit]  # type: ignore[index]
+        return sorted({p.payload[name] for p in points if p.payload[name].startswith(prefix)})[:limit]
 
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version in the order written (pages by `written`, so concurrent writes do not shift pages)."""
@@ -403,11 +410,11 @@ class QdrantStore(Store):
             if not fresh:
                 return
             for point in fresh:
-                yield to_record(point.payload, int(point.id)), np.asarray(point.vector["dense"], dtype=np.float32)  # type: ignore[arg-type, index]
-            if last != points[-1].payload["written"]:  # type: ignore[index]
+                yield to_record(point.payload, int(point.id)), np.asarray(point.vector["dense"], dtype=np.float32)
+            if last != points[-1].payload["written"]:
                 seen = set()
-            last = points[-1].payload["written"]  # type: ignore[index]
-            seen |= {int(p.id) for p in points if p.payload["written"] == last}  # type: ignore[index]
+            last = points[-1].payload["written"]
+            seen |= {int(p.id) for p in points if p.payload["written"] == last}
 
     def count(self) -> int:
         """Current memories (all scopes)."""

@@ -80,17 +80,26 @@ def client_errors(what: str) -> Iterator[None]:
         raise StoreError(f"Qdrant {what} failed: {exc}") from exc
 
 
-_clock_lock = threading.Lock()
-_last_tick = 0
+class _Clock:
+    """The process's one strictly increasing clock (a lock and the last tick handed out)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def tick(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+_clock = _Clock()
 
 
 def tick() -> int:
     """Microseconds since the epoch, strictly increasing within the process: orders versions, events and turns.
     Microseconds stay below 2**53 (until the year 2255), so Qdrant's float ranges compare them exactly."""
-    global _last_tick
-    with _clock_lock:
-        _last_tick = max(time.time_ns() // 1000, _last_tick + 1)
-        return _last_tick
+    return _clock.tick()
 
 
 @dataclass(frozen=True)
@@ -127,13 +136,14 @@ class Plan:
     points: list[models.PointStruct] = field(default_factory=list)  # new versions, written pending
     events: list[models.PointStruct] = field(default_factory=list)  # written pending
     inserted: list[Any] = field(default_factory=list)  # the MemoryRecords returned by apply
-    saved: dict[str, Any] | None = None  # {session_id, scope, legacy, seq}: turns marked as handed to add(), after commit
+    # {session_id, scope, legacy, seq}: turns marked as handed to add(), after commit
+    saved: dict[str, Any] | None = None
 
     def intent(self) -> dict[str, Any]:
         final = [(p.id, p.payload["valid_to"] is None) for p in self.points]  # type: ignore[index]
         return {
             "kind": "intent", "state": "open", "started": time.time(), "memory_ids": self.memory_ids,
-            "closes": self.closes, "reopens": self.reopens, "events": [int(p.id) for p in self.events],  # type: ignore[arg-type]
+            "closes": self.closes, "reopens": self.reopens, "events": [int(p.id) for p in self.events],
             "current": [v for v, current in final if current], "closed": [v for v, current in final if not current],
             "saved": self.saved,
         }
@@ -223,8 +233,9 @@ class Journal:
     def _others(self, plan: Plan) -> bool:
         """Another open or committed intent touches one of these memories."""
         for start in range(0, len(plan.memory_ids), _CHUNK):
+            chunk = models.MatchAny(any=plan.memory_ids[start:start + _CHUNK])
             flt = models.Filter(
-                must=[models.FieldCondition(key="memory_ids", match=models.MatchAny(any=plan.memory_ids[start:start + _CHUNK])),
+                must=[models.FieldCondition(key="memory_ids", match=chunk),
                       models.FieldCondition(key="state", match=models.MatchAny(any=["open", "committed"]))],
                 must_not=[models.HasIdCondition(has_id=[plan.txn])],
             )
@@ -263,7 +274,8 @@ class Journal:
 
     def _roll_forward(self, txn: int, intent: dict[str, Any]) -> None:
         self._batch([self._guarded(txn, c["v"], c["expect"], CURRENT, {
-            "status": CLOSED, "valid_to": c["valid_to"], "superseded_by": c["superseded_by"]}) for c in intent["closes"]])
+            "status": CLOSED, "valid_to": c["valid_to"], "superseded_by": c["superseded_by"]})
+            for c in intent["closes"]])
         self._step("closes")
         self._batch([self._guarded(txn, r["v"], txn if r["expect"] is None else r["expect"], CLOSED, {
             "status": CURRENT, "valid_to": None, "superseded_by": None}) for r in intent["reopens"]])
@@ -285,7 +297,7 @@ class Journal:
             owned = session_turns(saved["session_id"], saved.get("scope"), saved.get("legacy", False))
             turns = models.Filter(must=[owned, models.FieldCondition(key="seq", range=models.Range(lte=saved["seq"]))])
             self.client.set_payload(self.names.sessions, payload={"saved": True}, points=turns, wait=True,
-                                    **self._write)  # type: ignore[arg-type]
+                                    **self._write)
 
     def _guarded(self, txn: int, version: int, expect: int, status: str,
                  payload: dict[str, Any]) -> models.SetPayloadOperation:

@@ -35,7 +35,7 @@ def plan(changes: ChangeSet, checked: Checked, written_by: Mapping[int, int], sa
     if changes.keep_versions:  # checked free and valid
         versions = [record.version for record, _ in kept]  # type: ignore[misc]
     written = Plan(txn, [], closes, reopens, saved=saved)
-    for (record, vector), version in zip(kept, versions):
+    for (record, vector), version in zip(kept, versions, strict=True):
         indices, values = encode_document(record.text)
         written.points.append(models.PointStruct(
             id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
@@ -43,7 +43,7 @@ def plan(changes: ChangeSet, checked: Checked, written_by: Mapping[int, int], sa
                     "words": models.SparseVector(indices=indices, values=values)}))
         written.inserted.append(replace(record, version=version))
     closed, inserted = checked.closed, {r.id: r.version for r in written.inserted}
-    for event, event_id in zip(checked.events, new_ids(len(checked.events))):
+    for event, event_id in zip(checked.events, new_ids(len(checked.events)), strict=True):
         filled = with_versions(event, closed, inserted)
         written.events.append(models.PointStruct(id=event_id, vector={}, payload=event_payload(
             filled, filled.old_version, filled.new_version,

@@ -56,7 +56,8 @@ _ALWAYS_PRESENT = ("memory", "categories", "id", "hash", "created_at", "updated_
 _BARE_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 _RANGE = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
-_KEYWORD, _INTEGER, _FLOAT = models.PayloadSchemaType.KEYWORD, models.PayloadSchemaType.INTEGER, models.PayloadSchemaType.FLOAT
+_KEYWORD, _INTEGER, _FLOAT = (models.PayloadSchemaType.KEYWORD, models.PayloadSchemaType.INTEGER,
+                              models.PayloadSchemaType.FLOAT)
 # Payload indexes (servers only; local mode has none). user_id is the tenant: Qdrant co-locates each user's points.
 INDEXES: dict[str, dict[str, Any]] = {
     "memories": {"user_id": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
@@ -290,13 +291,17 @@ def _cond(cond: Cond) -> Node:
     if cond.op in _ORDER:
         return _order(cond, key)
     if cond.op in ("contains", "icontains"):
-        if cond.field in TIME_FIELDS:
-            return False  # numbers never contain text
-        folded = cond.op == "icontains"
-        needle = cond.value.casefold() if folded else cond.value
-        return models.FieldCondition(key=_folded_key(cond.field) if folded else key,
-                                     match=models.MatchSubstring(substring=needle))
+        return _contains(cond, key)
     raise InvalidFilter(f"unknown operator {cond.op!r} on {cond.field!r}")
+
+
+def _contains(cond: Cond, key: str) -> Node:
+    if cond.field in TIME_FIELDS:
+        return False  # numbers never contain text
+    folded = cond.op == "icontains"
+    needle = cond.value.casefold() if folded else cond.value
+    return models.FieldCondition(key=_folded_key(cond.field) if folded else key,
+                                 match=models.MatchSubstring(substring=needle))
 
 
 def _eq(name: str, key: str, value: Any) -> Node:

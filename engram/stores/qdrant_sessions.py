@@ -74,7 +74,8 @@ class QdrantSessions(SessionStore):
         """The scope's session of this id, or None (the collection must exist)."""
         key = scope_key(scope)
         own, legacy = _point(session_id, key), _legacy_point(session_id)
-        found = {str(p.id): p.payload for p in self.client.retrieve(self.names.sessions, [own, legacy], with_payload=True)}
+        points = self.client.retrieve(self.names.sessions, [own, legacy], with_payload=True)
+        found = {str(p.id): p.payload for p in points}
         if found.get(own) is not None:
             return Head(own, found[own], False)  # type: ignore[arg-type]
         old = found.get(legacy)
@@ -90,7 +91,8 @@ class QdrantSessions(SessionStore):
             stored = [Turn(t.role, t.content, t.created_at, tick(), t.saved) for t in turns]
             self._write_turns(session_id, scope, stored)
             if head is not None and stamp > head.payload["updated_at"]:
-                self.client.set_payload(self.names.sessions, payload={"updated_at": stamp}, points=[head.point], wait=True)
+                self.client.set_payload(self.names.sessions, payload={"updated_at": stamp}, points=[head.point],
+                                        wait=True)
         return stored
 
     def turns(self, session_id: str, scope: Scope, last: int | None = None) -> list[Turn]:
@@ -141,7 +143,8 @@ class QdrantSessions(SessionStore):
                 heads.append(_head(point))
         for head in sorted(heads, key=lambda h: (h.payload["created_at"], h.payload["session_id"], h.payload["scope"])):
             p = head.payload
-            mine = turns.get((p["session_id"], p["scope"]), []) + (turns.get((p["session_id"], None), []) if head.legacy else [])
+            legacy = turns.get((p["session_id"], None), []) if head.legacy else []
+            mine = turns.get((p["session_id"], p["scope"]), []) + legacy
             yield (Session(p["session_id"], p["user_id"], p["agent_id"], p["run_id"], p["created_at"], p["updated_at"]),
                    sorted(mine, key=lambda t: t.seq or 0))
 
@@ -171,7 +174,8 @@ class QdrantSessions(SessionStore):
         """Write a new session's point (inside the lock)."""
         key = scope_key(scope)
         payload = {"kind": "session", "session_id": session_id, "scope": key, "user_id": scope.user_id,
-                   "agent_id": scope.agent_id, "run_id": scope.run_id, "created_at": created_at, "updated_at": updated_at}
+                   "agent_id": scope.agent_id, "run_id": scope.run_id, "created_at": created_at,
+                   "updated_at": updated_at}
         head = Head(_point(session_id, key), payload, False)
         self.client.upsert(self.names.sessions, wait=True,
                            points=[models.PointStruct(id=head.point, vector={}, payload=payload)])
@@ -185,12 +189,13 @@ class QdrantSessions(SessionStore):
             models.PointStruct(id=point_id, vector={}, payload={
                 "kind": "turn", "session_id": session_id, "scope": key, "role": t.role, "content": t.content,
                 "created_at": t.created_at, "seq": t.seq, "saved": t.saved})
-            for t, point_id in zip(turns, new_ids(len(turns)))])
+            for t, point_id in zip(turns, new_ids(len(turns)), strict=True)])
 
     def _seqs_taken(self, seqs: list[int]) -> set[int]:
         if not seqs:
             return set()
-        flt = models.Filter(must=[match("kind", "turn"), models.FieldCondition(key="seq", match=models.MatchAny(any=seqs))])
+        flt = models.Filter(must=[match("kind", "turn"),
+                                  models.FieldCondition(key="seq", match=models.MatchAny(any=seqs))])
         return {p.payload["seq"] for p in scroll_all(self.client, self.names.sessions, flt)}  # type: ignore[index]
 
     def _ensure(self) -> None:

@@ -252,7 +252,8 @@ class SQLiteStore(Store):
                 version = self._scope_version(self._db, scope)
             except sqlite3.Error as exc:
                 raise StoreError(f"read from {self.path} failed: {exc}") from exc
-            return self._cache.get((scope.user_id, scope.agent_id, scope.run_id), version, lambda: self._load(scope, version))
+            return self._cache.get((scope.user_id, scope.agent_id, scope.run_id), version,
+                                   lambda: self._load(scope, version))
 
     def _load(self, scope: Scope, version: int) -> ScopeMatrix:
         where = " AND ".join(f"{name}=?" for name, _ in scope.items())
@@ -329,12 +330,14 @@ class SQLiteStore(Store):
             params,
         )
         return [
-            Event(memory_id=r[1], op=Op(r[2]), old_text=r[3], new_text=r[4], reason=r[5], source=tuple(json.loads(r[6])),
-                  old_version=r[7], new_version=r[8], actor=r[9], batch_id=r[10], created_at=r[11], seq=r[0])
+            Event(memory_id=r[1], op=Op(r[2]), old_text=r[3], new_text=r[4], reason=r[5],
+                  source=tuple(json.loads(r[6])), old_version=r[7], new_version=r[8], actor=r[9], batch_id=r[10],
+                  created_at=r[11], seq=r[0])
             for r in rows
         ]
 
-    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory",
+                        limit: int = 10) -> list[str]:
         table, column = {"memory": ("memories", "id"), "batch": ("history", "batch_id")}[kind]
         # A range the column's index answers, then an exact test: LIKE would read % and _ as wildcards
         rows = self._read(f"SELECT DISTINCT {column} FROM {table} WHERE {column} >= ? AND {column} < ? "
@@ -345,7 +348,8 @@ class SQLiteStore(Store):
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         last = 0
         while True:
-            rows = self._read(f"SELECT {COLUMNS}, vector FROM memories WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,))
+            rows = self._read(f"SELECT {COLUMNS}, vector FROM memories WHERE rowid > ? ORDER BY rowid LIMIT 1000",
+                              (last,))
             if not rows:
                 return
             for row, vector in zip(rows, decode([row[-1] for row in rows], self._dimension()), strict=True):

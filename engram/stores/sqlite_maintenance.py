@@ -34,9 +34,9 @@ def contents(db: sqlite3.Connection) -> dict[str, int]:
     def one(sql: str) -> int:
         return int(db.execute(sql).fetchone()[0])
 
-    return {"memories": one("SELECT count(DISTINCT id) FROM memories"), "versions": one("SELECT count(*) FROM memories"),
-            "events": one("SELECT count(*) FROM history"), "sessions": one("SELECT count(*) FROM sessions"),
-            "turns": one("SELECT count(*) FROM turns")}
+    return {"memories": one("SELECT count(DISTINCT id) FROM memories"),
+            "versions": one("SELECT count(*) FROM memories"), "events": one("SELECT count(*) FROM history"),
+            "sessions": one("SELECT count(*) FROM sessions"), "turns": one("SELECT count(*) FROM turns")}
 
 
 def backup(database: str | Path, dest: str | Path, *, force: bool = False) -> dict[str, int]:
@@ -104,13 +104,14 @@ def swap_vectors(database: str | Path, copy: str | Path, binding: tuple[str, int
             if later:
                 made = np.asarray(embed([text for _, text in later]), dtype="<f4")
                 db.executemany("UPDATE main.memories SET vector=? WHERE rowid=?",
-                               [(vector.tobytes(), rowid) for (rowid, _), vector in zip(later, made)])
+                               [(vector.tobytes(), rowid) for (rowid, _), vector in zip(later, made, strict=True)])
             sizes = valid_sizes(binding[1])
             marks = ",".join("?" * len(sizes))
             wrong = db.execute(f"SELECT count(*) FROM main.memories WHERE length(vector) NOT IN ({marks})", sizes)
             if wrong.fetchone()[0]:
                 raise StoreError("vectors of another size remain after the swap; nothing was changed")
-            db.executemany("INSERT INTO main.engram_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            db.executemany("INSERT INTO main.engram_meta VALUES (?, ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            [("embedder", binding[0]), ("dimension", str(binding[1]))])
             _move_past(db, 0)
             return len(later)
@@ -173,6 +174,6 @@ def _move_past(db: sqlite3.Connection, seen: int) -> None:
     """Inside a write: every scope's version past anything a process may have cached (from the database before a
     restore: caches compare versions, and a restored counter could repeat one they hold for other contents)."""
     seq = max(seen, _write_seq(db)) + 1
-    db.execute("INSERT INTO main.engram_meta VALUES ('write_seq', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-               (str(seq),))
+    db.execute("INSERT INTO main.engram_meta VALUES ('write_seq', ?) "
+               "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(seq),))
     db.execute("UPDATE main.scope_versions SET version=?", (seq,))

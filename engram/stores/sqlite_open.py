@@ -47,7 +47,8 @@ def connect(path: Path, timeout: float, read_only: str | None) -> sqlite3.Connec
             raise CorruptStore(f"cannot open {path}: {exc}") from exc
 
 
-def _open(path: Path, timeout: float, read_only_uri: str | None = None, read_only: str | None = None) -> sqlite3.Connection:
+def _open(path: Path, timeout: float, read_only_uri: str | None = None,
+          read_only: str | None = None) -> sqlite3.Connection:
     db = sqlite3.connect(read_only_uri or path, timeout=timeout, isolation_level=None, check_same_thread=False,
                          uri=read_only_uri is not None)
     try:
@@ -109,7 +110,8 @@ def check_binding(path: Path, rows: dict[str, str], name: str, dimension: int) -
     if rows and (rows.get("embedder") != name or rows.get("dimension") != str(dimension)):
         raise EmbedderMismatch(
             f"{path} holds vectors of embedder {rows.get('embedder')!r} (dimension {rows.get('dimension')}); this "
-            f"engram is configured with {name!r} (dimension {dimension}). Use the same embedder, or another data directory."
+            f"engram is configured with {name!r} (dimension {dimension}). Use the same embedder, or another data "
+            "directory."
         )
 
 

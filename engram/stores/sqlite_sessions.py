@@ -104,7 +104,8 @@ class SQLiteSessions(SessionStore):
                     continue
                 taken = turn.seq is None or db.execute("SELECT 1 FROM turns WHERE seq=?", (turn.seq,)).fetchone()
                 cursor = db.execute(
-                    "INSERT INTO turns (seq, owner, session_id, role, content, created_at, saved) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO turns (seq, owner, session_id, role, content, created_at, saved) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (None if taken else turn.seq, owner, session.id, turn.role, turn.content, turn.created_at,
                      int(turn.saved)))
                 have[(turn.role, turn.content, turn.created_at)] = int(cursor.lastrowid)  # type: ignore[arg-type]
