@@ -207,7 +207,8 @@ def _build_wheel(source: Path, requirement: str) -> None:
         names = wheel.namelist()
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         scripts = wheel.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    assert "engram/server/app.py" in names and re.search(r"^engram = engram\.cli:main$", scripts, re.MULTILINE)
+    assert "engram/server/app.py" in names, "the copied files make a wheel without engram's server"
+    assert re.search(r"^engram = engram\.cli:main$", scripts, re.MULTILINE), "the wheel has no engram command"
     for extra in re.findall(r"\[([\w,]+)\]", requirement)[0].split(",") if "[" in requirement else []:
         assert f"Provides-Extra: {extra}" in metadata, f"the wheel has no extra {extra}"
 

@@ -130,7 +130,10 @@ async def _connect(entry: dict[str, Any], env: dict[str, str], errlog: TextIO) -
     if "command" in entry:
         command = shutil.which(expand(entry["command"], env), path=env["PATH"])
         assert command, f"{entry['command']} is not on PATH"
-        params = StdioServerParameters(command=command, args=[expand(a, env) for a in entry.get("args", [])],
+        args = [expand(a, env) for a in entry.get("args", [])]
+        if Path(command).name == "engram":
+            engram_parses(args)  # a clear usage error rather than a closed connection
+        params = StdioServerParameters(command=command, args=args,
                                        env={**env, **{k: expand(v, env) for k, v in entry.get("env", {}).items()}})
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
             return await _tools(session)
@@ -146,5 +149,12 @@ def connect_all(config: str, env: dict[str, str], work: Path) -> dict[str, list[
     """Connect to each server of an MCP client configuration; the tools each one lists."""
     servers = json.loads(config)["mcpServers"]
     assert servers, "the configuration names no server"
-    with open(work / "mcp-stdio.log", "a") as errlog:
-        return {name: anyio.run(_connect, entry, env, errlog) for name, entry in servers.items()}
+    log = work / "mcp-stdio.log"
+    tools = {}
+    for name, entry in servers.items():
+        with open(log, "a") as errlog:
+            try:
+                tools[name] = anyio.run(_connect, entry, env, errlog)
+            except Exception as error:
+                raise AssertionError(f"MCP server {name}: {error!r}\n{log.read_text()[-3000:]}") from error
+    return tools

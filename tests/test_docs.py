@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
@@ -47,7 +46,7 @@ from doc_checks import (
     size,
     upstreams,
 )
-from doc_server import ServerSession, connect_all
+from doc_server import ServerSession, connect_all, expand
 from fastapi.testclient import TestClient
 
 from engram import AsyncMemory, Memory, Settings
@@ -100,6 +99,27 @@ def test_the_shown_output_rules() -> None:
     assert not output_matches("a\nb\n", "a\n") and not output_matches("a b\n", "a ...\nc\n")
 
 
+def test_the_rules_for_files_read_not_run(tmp_path: Path) -> None:
+    assert expand("Token ${KEY}@${HOST:-localhost}", {"KEY": "k"}) == "Token k@localhost"
+    with pytest.raises(AssertionError, match=r"KEY.* is not set"):
+        expand("Token ${KEY}", {})
+    assert directives("nginx", "server {\n  listen 443;  # tls\n}\n") == [["server"], ["listen", "443"]]
+    with pytest.raises(AssertionError, match="needs a ;"):
+        directives("nginx", "server {\n  listen 443\n}\n")
+    with pytest.raises(AssertionError, match="unbalanced"):
+        directives("caddy", "example.com {\n  reverse_proxy 127.0.0.1:8765\n")
+    assert upstreams("caddy", directives("caddy", "a.com {\n  reverse_proxy 127.0.0.1:8765\n}")) == ["127.0.0.1:8765"]
+    with pytest.raises(AssertionError, match="keep engram on loopback"):
+        check_upstream("10.0.0.2:8765")
+    assert size("2m") == 2 * 1024**2 and size("512") == 512
+    with pytest.raises(AssertionError, match="engram requires"):
+        check_dockerfile("FROM python:3.9-slim\n", tmp_path)
+    with pytest.raises(AssertionError, match="ADD is not checked"):
+        check_dockerfile("FROM python:3.12\nADD . /src\n", tmp_path)
+    with pytest.raises(AssertionError, match="no such file"):
+        check_dockerfile("FROM python:3.12\nCOPY setup.cfg /src/\n", tmp_path)
+
+
 MARKED = """\
 <!-- doc-test: run session="tour" -->
 ```python
@@ -131,6 +151,31 @@ a: 1
 
 ```python
 ```
+<!-- doc-test: run server="api" -->
+```sh
+engram serve --port 8765
+```
+<!-- doc-test: run server="api" -->
+```sh
+curl -s http://127.0.0.1:8765/health
+```
+<!-- doc-test: output -->
+```text
+{"status":"ok"}
+```
+<!-- doc-test: mcp server="api" -->
+```json
+{"mcpServers": {}}
+```
+```python
+print("not in the session")
+```
+<!-- doc-test: run server="api" session="tour" -->
+```sh
+```
+<!-- doc-test: proxy -->
+```text
+```
 """
 
 
@@ -139,10 +184,11 @@ def test_markers_are_read_and_their_mistakes_reported(tmp_path: Path) -> None:
     doc.write_text(MARKED)
     blocks, problems = parse(doc)
     assert [[(b.line, b.kind) for b in unit] for unit in units(blocks)] == [
-        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")]]
+        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")],
+        [(33, "run"), (37, "run"), (41, "output"), (45, "mcp")], [(48, "run")]]
     assert [p.split(": ", 1)[1].split(" ")[:3] for p in problems] == [
         ["a", "```yaml", "block"], ["a", "skipped", "block"], ["unknown", "doc-test", "kind"],
-        ["a", "doc-test", "marker"]]
+        ["a", "doc-test", "marker"], ["a", "block", "of"], ["a", "proxy", "block"]]
 
 
 def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
@@ -396,7 +442,7 @@ def test_proxies_forward_to_engram_as_it_expects(unit: list[Block], tmp_path: Pa
 
 
 @pytest.fixture
-def sample(memory: Memory) -> Iterator[Memory]:
+def sample(memory: Memory) -> Memory:
     memory.add("I'm allergic to peanuts", user_id="alice", infer=False, categories=["health"],
                metadata={"city": "Paris", "rank": 3, "note": "from the doctor"})
     memory.add("I drink my coffee black", user_id="alice", infer=False, metadata={"city": "Rome", "rank": 1})
