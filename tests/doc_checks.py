@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,11 +21,13 @@ from typing import Any
 
 import typer
 from doc_blocks import ROOT
+from fastapi.testclient import TestClient
 from packaging.specifiers import SpecifierSet
 
 from engram import Settings
 from engram.cli import app
 from engram.cli.serve import is_loopback, serve
+from engram.server.app import create_app
 
 
 def pyproject() -> dict[str, Any]:
@@ -213,6 +216,16 @@ def _build_wheel(source: Path, requirement: str) -> None:
         assert f"Provides-Extra: {extra}" in metadata, f"the wheel has no extra {extra}"
 
 
+def check_built_service(service: dict[str, Any], dockerfile: str, context: Path) -> Image:
+    """A compose service built from the Dockerfile: the port it listens on published, its volumes mounted."""
+    image = check_dockerfile(dockerfile, context)
+    published = {int(str(port).rsplit(":", 1)[-1]) for port in service.get("ports", [])}
+    assert set(image.exposed) <= published, f"the image listens on {image.exposed}, the service publishes {published}"
+    mounted = {str(volume).split(":")[1] for volume in service.get("volumes", [])}
+    assert set(image.volumes) <= mounted, f"the image's volumes {image.volumes} are not mounted"
+    return image
+
+
 def _check_image(image: Image, context: Path) -> None:
     check_engram_env(image.env, context)
     assert image.env.get("ENGRAM_HOME") in image.volumes, "the data directory (ENGRAM_HOME) is not a volume"
@@ -262,3 +275,19 @@ def check_upstream(address: str) -> None:
     host, _, port = address.rpartition(":")
     assert is_loopback(host), f"the proxy forwards to {host}: keep engram on loopback"
     assert int(port) == default_port(), f"the proxy forwards to port {port}, engram serve listens on {default_port()}"
+
+
+def check_proxy(lang: str, text: str, settings: Settings) -> None:
+    """It forwards to engram on loopback, lets bodies engram takes through, and engram keeps its request id."""
+    found = directives(lang, text)
+    addresses = upstreams(lang, found)
+    assert addresses, "the proxy forwards nowhere"
+    for address in addresses:
+        check_upstream(address)
+    for words in found:
+        if words[0] == "client_max_body_size":  # smaller: the proxy's own 413 page instead of engram's JSON
+            assert size(words[1]) >= settings.server_max_body, f"{words} is below server_max_body"
+        if words[:3] == ["proxy_set_header", "X-Request-ID", "$request_id"]:  # nginx's: 32 hex digits
+            with TestClient(create_app(settings), base_url="http://127.0.0.1") as http:
+                given = uuid.uuid4().hex
+                assert http.get("/health", headers={"X-Request-ID": given}).headers["X-Request-ID"] == given

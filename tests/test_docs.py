@@ -1,7 +1,9 @@
 """Every code block of README.md and docs/*.md is run, or checked as what it is, and its shown output compared.
 
-The marker convention and the shown-output rules are in tests/doc_blocks.py. A block added without a way to
-check it fails `test_every_block_is_run_or_marked`.
+The marker convention and the shown-output rules are in tests/doc_blocks.py; doc_server.py runs the server
+sessions and MCP client configurations, doc_checks.py checks the blocks that are read rather than run, and
+doc_llm.py holds the fake LLM's answers. A block added without a way to check it fails
+`test_every_block_is_run_or_marked`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import uuid
 from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
@@ -36,9 +37,10 @@ from doc_blocks import (
     units,
 )
 from doc_checks import (
-    Image,
+    check_built_service,
     check_dockerfile,
     check_engram_env,
+    check_proxy,
     check_setup_line,
     check_upstream,
     directives,
@@ -46,15 +48,14 @@ from doc_checks import (
     size,
     upstreams,
 )
+from doc_llm import LLM_SCRIPTS
 from doc_server import ServerSession, connect_all, expand
-from fastapi.testclient import TestClient
 
 from engram import AsyncMemory, Memory, Settings
 from engram.agent import Agent
 from engram.filters import OPERATORS
-from engram.server.app import create_app
 from engram.server.mcp import TOOLS
-from engram.testing import FakeOpenAI, dspy_reply
+from engram.testing import FakeOpenAI
 
 BLOCKS, PROBLEMS = all_blocks()
 UNITS = units(BLOCKS)
@@ -205,35 +206,6 @@ def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
 
 
 # -- Python -----------------------------------------------------------------------------------------------------
-
-def facts(*items: tuple[str, str]) -> str:
-    return dspy_reply(facts=[{"text": t, "category": c, "about": "user", "happened_at": None} for t, c in items])
-
-
-def turn(*tools: tuple[str, dict], response: str, save: bool) -> list[str]:
-    """The LLM answers of one chat-agent turn: a ReAct step per tool call, `finish`, then the reply."""
-    steps = [dspy_reply(next_thought=f"use {name}", next_tool_name=name, next_tool_args=args) for name, args in tools]
-    steps.append(dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}))
-    return [*steps, dspy_reply(reasoning="answering", response=response, save_memory=save)]
-
-
-# What the fake LLM answers, in order, to the blocks marked llm="NAME".
-LLM_SCRIPTS: dict[str, list[str]] = {
-    "inferred": [
-        facts(("User likes coffee", "preferences")),
-        facts(("User likes tea more than coffee", "preferences"), ("User likes football", "preferences")),
-        dspy_reply(operations=[
-            {"fact": 0, "op": "DELETE", "memory_id": 0, "text": None, "reason": "the user now prefers tea"},
-            {"fact": 1, "op": "ADD", "memory_id": None, "text": None, "reason": "new"}]),
-    ],
-    "chat": [
-        *turn(response="What a nice name!", save=True),
-        facts(("User has a dog named Rex", "personal")),
-        dspy_reply(profile="- User has a dog named Rex"),
-        *turn(("search_memories", {"query": "dog name"}), response="Your dog is called Rex.", save=False),
-    ],
-}
-
 
 def close_all(namespace: dict[str, Any]) -> None:
     opened = [v for v in namespace.values() if isinstance(v, (Agent, Memory, AsyncMemory))]
@@ -400,21 +372,10 @@ def test_compose_blocks_set_engram_settings_and_qdrants_version(unit: list[Block
             assert image.split(":v")[1].startswith(client + "."), f"{name}: {image} is not qdrant-client {client}"
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         if service.get("build") == ".":
-            env = {**built_image(unit[0], service, tmp_path).env, **env}
+            dockerfiles = [b for b in parse(unit[0].path)[0] if b.kind == "dockerfile"]
+            assert len(dockerfiles) == 1, f"{unit[0].where}: built from ., so the doc shows one Dockerfile"
+            env = {**check_built_service(service, dockerfiles[0].code, tmp_path / "image").env, **env}
         check_engram_env(env, tmp_path)
-
-
-def built_image(compose: Block, service: dict[str, Any], tmp_path: Path) -> Image:
-    """The image of the doc's Dockerfile, which a service built from `.` runs: its port published, its volume
-    mounted."""
-    dockerfiles = [b for b in parse(compose.path)[0] if b.kind == "dockerfile"]
-    assert len(dockerfiles) == 1, f"{compose.where}: built from ., so the doc shows one Dockerfile"
-    image = check_dockerfile(dockerfiles[0].code, tmp_path / "image")
-    published = {int(str(port).rsplit(":", 1)[-1]) for port in service.get("ports", [])}
-    assert set(image.exposed) <= published, f"{compose.where}: the image listens on {image.exposed}"
-    mounted = {str(volume).split(":")[1] for volume in service.get("volumes", [])}
-    assert set(image.volumes) <= mounted, f"{compose.where}: the image's volumes {image.volumes} are not mounted"
-    return image
 
 
 @pytest.mark.parametrize("unit", of_kind("dockerfile"))
@@ -425,20 +386,7 @@ def test_dockerfiles_build_engram_and_serve_it(unit: list[Block], tmp_path: Path
 
 @pytest.mark.parametrize("unit", of_kind("proxy"))
 def test_proxies_forward_to_engram_as_it_expects(unit: list[Block], tmp_path: Path) -> None:
-    block = unit[0]
-    found = directives(block.lang, block.code)
-    addresses = upstreams(block.lang, found)
-    assert addresses, f"{block.where}: the proxy forwards nowhere"
-    for address in addresses:
-        check_upstream(address)
-    settings = Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
-    for words in found:
-        if words[0] == "client_max_body_size":  # smaller: the proxy's own 413 page instead of engram's JSON
-            assert size(words[1]) >= settings.server_max_body, f"{block.where}: {words} is below server_max_body"
-        if words[:3] == ["proxy_set_header", "X-Request-ID", "$request_id"]:  # nginx's: 32 hex digits
-            with TestClient(create_app(settings), base_url="http://127.0.0.1") as http:
-                given = uuid.uuid4().hex
-                assert http.get("/health", headers={"X-Request-ID": given}).headers["X-Request-ID"] == given
+    check_proxy(unit[0].lang, unit[0].code, Settings.load(env={"ENGRAM_HOME": str(tmp_path)}))
 
 
 @pytest.fixture
