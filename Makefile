@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup strace chromium demo lint test test-min bench
+.PHONY: setup strace chromium curl demo lint test test-min bench
 
-setup: $(VENV)/.installed strace chromium
+setup: $(VENV)/.installed strace chromium curl
 
 # tests/test_offline.py traces a whole session with strace: installed where apt-get can (Debian, as root, as on
 # CI); elsewhere that test is skipped.
@@ -23,6 +23,13 @@ chromium:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && apt-get install -y chromium; \
 		else echo "chromium is missing (apt-get install chromium): tests/test_web.py will be skipped"; fi; }
+
+# docs/server.md's examples call the running server with curl, as a reader would (tests/test_docs.py runs them).
+curl:
+	@command -v curl >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y curl; \
+		else echo "curl is missing (apt-get install curl): the docs/server.md examples in tests/test_docs.py will fail"; fi; }
 
 # CPU torch first (it is only used once, to export the embedding model to ONNX): an unpinned torch
 # would pull gigabytes of CUDA packages.
@@ -56,7 +63,7 @@ $(VENV_MIN)/.installed: pyproject.toml .ci/lowest_constraints.py
 	$(PY_MIN) -m pip install --quiet -c $(VENV_MIN)/constraints.txt -e '.[dev]'
 	touch $@
 
-test-min: $(VENV_MIN)/.installed strace chromium
+test-min: $(VENV_MIN)/.installed strace chromium curl
 	@echo "lowest allowed versions: $$(tr '\n' ' ' < $(VENV_MIN)/constraints.txt)"
 	$(PY_MIN) -m pytest -q
 

@@ -11,18 +11,38 @@ tests/test_docs.py for what each check does):
              both in a scratch data directory. Options: session="NAME" (consecutive blocks of one file with the
              same session share a Python namespace or a shell data directory, because the text reads as one
              session), llm="SCRIPT" (Python: the LLM is engram.testing.FakeOpenAI answering with the named
-             script), input="..." (shell: standard input, with \\n escapes)
+             script), input="..." (shell: standard input, with \\n escapes), server="NAME" (below)
     output   the output of the shell block right before it; `...` alone on a line stands for any lines,
              within a line for any text, and a run of spaces for any run of spaces
     setup    shell lines that install or test engram: make targets, pip extras and pins, engram commands and
              python -m modules are checked to exist, not run
     config   a TOML config file, loaded by engram's settings
     compose  a docker compose file: parsed, its ENGRAM_* variables loaded as settings, its Qdrant image of
-             qdrant-client's version
+             qdrant-client's version; a service built from `.` matches the file's Dockerfile
+    dockerfile  a Dockerfile: its base image runs a Python engram supports, the files it copies are
+             enough to build engram's wheel (built), its pip lines are checked as setup lines, its ENGRAM_*
+             variables load, its volume holds the data directory and its command is an `engram` command line
+             on the port it exposes
+    proxy    a Caddyfile (```caddy) or nginx configuration (```nginx): it forwards to engram on loopback at
+             `engram serve`'s default port, lets bodies as large as engram takes through, and engram keeps the
+             request id it sets
+    mcp      an MCP client's JSON configuration ("mcpServers"): each server it names is connected to with the
+             MCP SDK's client as the configuration says (a command over stdio, this tree's `engram` first on
+             PATH; or a url with headers, where ${VAR} and ${VAR:-default} are expanded from the environment as
+             Claude Code does), its tools listed and one called. Option: server="NAME"
     filters  lines `filters=...`, each run by get_all and search on sample memories
     layout   the source tree: every file it names exists and every part of engram/ is named
     skip     not run; reason="..." is required (what this machine cannot provide, e.g. a Qdrant server).
              Shell lines of a skipped block are still parsed by the CLI
+
+A server session: consecutive run and mcp blocks of one file with the same server="NAME" read as one
+terminal session next to a running server. Its first block is one `engram serve ... --port P` line: it is
+started in the background in the session's scratch data directory, on a free loopback port in place of P,
+and must answer /health. The later blocks run in that data directory, with P replaced by that port wherever
+they name it after a colon (`127.0.0.1:P`), and each shell block starts with the environment the ones
+before it exported (`export ENGRAM_KEY=$(...)` carries over, as in one shell); a Python block runs in a
+process of its own with that environment. At the end the server gets SIGTERM and must exit cleanly, with no
+error in its log.
 
 Shown output in Python: a comment holding `-> PATTERN` after a statement (on its last line, or on the comment
 lines right after it) shows the value of that expression statement, or of the name it assigns. PATTERN is a
@@ -47,10 +67,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-KINDS: dict[str, set[str]] = {"run": {"session", "llm", "input"}, "output": set(), "setup": set(), "config": set(),
-                              "compose": set(), "filters": set(), "layout": set(), "skip": {"reason"}}
+KINDS: dict[str, set[str]] = {"run": {"session", "server", "llm", "input"}, "output": set(), "setup": set(),
+                              "config": set(), "compose": set(), "dockerfile": set(), "proxy": set(),
+                              "mcp": {"server"}, "filters": set(), "layout": set(), "skip": {"reason"}}
 RUN_BY_DEFAULT = {"python", "sh", "bash"}
 SHELL = {"sh", "bash"}
+PROXIES = {"caddy", "nginx"}
 MARKER = re.compile(r'<!-- doc-test: ([a-z]+)((?: [a-z]+="[^"]*")*) -->')
 OPTION = re.compile(r' ([a-z]+)="([^"]*)"')
 FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
@@ -111,15 +133,24 @@ def _marker(line: str, lang: str) -> tuple[str, dict[str, str], str | None]:
     if not found:
         return "", {}, f"malformed marker {line!r}: <!-- doc-test: KIND key=\"value\" ... -->"
     kind, options = found.group(1), dict(OPTION.findall(found.group(2)))
+    problem = _marker_problem(kind, options, lang)
+    return ("", {}, problem) if problem else (kind, options, None)
+
+
+def _marker_problem(kind: str, options: dict[str, str], lang: str) -> str | None:
+    """What is wrong with a well-formed marker on a block of this language, if anything."""
     if kind not in KINDS:
-        return "", {}, f"unknown doc-test kind {kind!r}; known: {sorted(KINDS)}"
-    if set(options) - KINDS[kind]:
-        return "", {}, f"doc-test {kind} takes no {sorted(set(options) - KINDS[kind])}"
-    if kind == "skip" and len(options.get("reason", "").strip()) < 10:
-        return "", {}, "a skipped block needs reason=\"...\" saying what it needs"
-    if kind == "run" and lang not in RUN_BY_DEFAULT:
-        return "", {}, f"a ```{lang} block cannot be run"
-    return kind, options, None
+        return f"unknown doc-test kind {kind!r}; known: {sorted(KINDS)}"
+    wrong = {
+        f"doc-test {kind} takes no {sorted(set(options) - KINDS[kind])}": bool(set(options) - KINDS[kind]),
+        "a skipped block needs reason=\"...\" saying what it needs":
+            kind == "skip" and len(options.get("reason", "").strip()) < 10,
+        f"a ```{lang} block cannot be run": kind == "run" and lang not in RUN_BY_DEFAULT,
+        "a block of a server session takes no session= or llm=":
+            "server" in options and bool({"session", "llm"} & set(options)),
+        f"a proxy block is ```{' or ```'.join(sorted(PROXIES))}": kind == "proxy" and lang not in PROXIES,
+    }
+    return next((problem for problem, found in wrong.items() if found), None)
 
 
 def all_blocks() -> tuple[list[Block], list[str]]:
@@ -132,15 +163,24 @@ def all_blocks() -> tuple[list[Block], list[str]]:
     return blocks, problems
 
 
+def together(block: Block) -> tuple[str, str] | None:
+    """The session or server session a block belongs to, if any."""
+    for option in ("session", "server"):
+        if option in block.options:
+            return option, block.options[option]
+    return None
+
+
 def units(blocks: list[Block]) -> list[list[Block]]:
-    """What runs together: a run block with the output block after it, and consecutive blocks of one session."""
+    """What runs together: a run block with the output block after it, and consecutive blocks of one session or
+    one server session."""
     grouped: list[list[Block]] = []
     for block in blocks:
         last = grouped[-1][-1] if grouped else None
         joins = last is not None and last.path == block.path and (
-            block.kind == "output" or (block.kind == "run" and last.kind in ("run", "output")
-                                       and block.options.get("session") is not None
-                                       and block.options.get("session") == grouped[-1][0].options.get("session")))
+            block.kind == "output" or (block.kind in ("run", "mcp") and last.kind in ("run", "output", "mcp")
+                                       and together(block) is not None
+                                       and together(block) == together(grouped[-1][0])))
         if joins:
             grouped[-1].append(block)
         else:
@@ -242,7 +282,20 @@ def _call(value: ast.expr, line: int) -> ast.Call:
     return ast.Call(ast.Name(CHECK, ast.Load()), [value, ast.Constant(line)], [])
 
 
-def matches(value: Any, pattern: Any) -> bool:
+def run_python(block: Block, namespace: dict[str, Any]) -> None:
+    """Execute a Python block in `namespace`, checking each output it shows."""
+    tree, patterns = instrument(block)
+
+    def check(value: Any, line: int) -> Any:
+        pattern = eval(patterns[line], namespace)  # a pattern written in our own docs
+        assert matches(value, pattern), f"{block.path.name}:{line} shows {patterns[line].strip()}\ngot {value!r}"
+        return value
+
+    namespace[CHECK] = check
+    exec(compile(tree, str(block.path), "exec"), namespace)  # noqa: S102 - our own documentation
+
+
+def matches(value: Any, pattern: Any) -> bool:  # noqa: PLR0911 - one answer per form of pattern
     """Whether `value` looks as `pattern` shows it (the rules are in this module's docstring)."""
     if pattern is Ellipsis:
         return True
@@ -275,3 +328,9 @@ def output_matches(actual: str, shown: str) -> bool:
             pieces.append("[^\n]*?".join(texts) + "\n")
     text = "\n".join(line.rstrip() for line in actual.rstrip("\n").splitlines()) + "\n"
     return re.fullmatch("".join(pieces), text) is not None
+
+
+if __name__ == "__main__":  # python doc_blocks.py PATH LINE < CODE: one Python block, in a process of its own
+    import sys
+
+    run_python(Block(Path(sys.argv[1]), int(sys.argv[2]), "python", sys.stdin.read(), "run"), {"__name__": "__docs__"})

@@ -1,14 +1,15 @@
 """Every code block of README.md and docs/*.md is run, or checked as what it is, and its shown output compared.
 
-The marker convention and the shown-output rules are in tests/doc_blocks.py. A block added without a way to
-check it fails `test_every_block_is_run_or_marked`.
+The marker convention and the shown-output rules are in tests/doc_blocks.py; doc_server.py runs the server
+sessions and MCP client configurations, doc_checks.py checks the blocks that are read rather than run, and
+doc_llm.py holds the fake LLM's answers. A block added without a way to check it fails
+`test_every_block_is_run_or_marked`.
 """
 
 from __future__ import annotations
 
 import ast
 import codecs
-import importlib.util
 import inspect
 import os
 import re
@@ -17,33 +18,44 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml  # type: ignore[import-untyped]
 from doc_blocks import (
-    CHECK,
     ROOT,
     SHELL,
     Block,
     all_blocks,
-    instrument,
     matches,
     output_matches,
     parse,
+    run_python,
     units,
 )
+from doc_checks import (
+    check_built_service,
+    check_dockerfile,
+    check_engram_env,
+    check_proxy,
+    check_setup_line,
+    check_upstream,
+    directives,
+    engram_parses,
+    size,
+    upstreams,
+)
+from doc_llm import LLM_SCRIPTS
+from doc_server import ServerSession, connect_all, expand
 
 from engram import AsyncMemory, Memory, Settings
 from engram.agent import Agent
-from engram.cli import app
 from engram.filters import OPERATORS
-from engram.testing import FakeOpenAI, dspy_reply
+from engram.server.mcp import TOOLS
+from engram.testing import FakeOpenAI
 
 BLOCKS, PROBLEMS = all_blocks()
 UNITS = units(BLOCKS)
@@ -51,8 +63,14 @@ MAX_SKIPPED = 3  # what this machine cannot run at all: a Qdrant server; keep it
 
 
 def of_kind(kind: str, langs: set[str] | None = None) -> list[Any]:
-    found = [u for u in UNITS if u[0].kind == kind and (langs is None or u[0].lang in langs)]
+    """The units that start with a block of this kind (server sessions apart)."""
+    found = [u for u in UNITS if u[0].kind == kind and (langs is None or u[0].lang in langs)
+             and "server" not in u[0].options]
     return [pytest.param(u, id=u[0].where) for u in found]
+
+
+def server_sessions() -> list[Any]:
+    return [pytest.param(u, id=u[0].where) for u in UNITS if "server" in u[0].options]
 
 
 def test_every_block_is_run_or_marked() -> None:
@@ -66,7 +84,7 @@ def test_every_block_is_run_or_marked() -> None:
         assert all(b.kind != "output" for b in unit) or (first.kind == "run" and first.lang in SHELL), \
             f"{first.where}: an output block shows what a shell block that runs prints; Python shows it in # -> ..."
     checked = {u[0].kind for u in UNITS}
-    assert checked <= {"run", "setup", "config", "compose", "filters", "layout", "skip"}
+    assert checked <= {"run", "setup", "config", "compose", "dockerfile", "proxy", "mcp", "filters", "layout", "skip"}
 
 
 def test_the_shown_output_rules() -> None:
@@ -80,6 +98,27 @@ def test_the_shown_output_rules() -> None:
     assert output_matches("a\nb  \nc 1.5 ms\nd\n", "a\n...\nc ... ms\nd\n")
     assert output_matches("│ 1db311aa │ 0.5 │\n", "│ ...      │ 0.5   │\n") and not output_matches("ab\n", "a b\n")
     assert not output_matches("a\nb\n", "a\n") and not output_matches("a b\n", "a ...\nc\n")
+
+
+def test_the_rules_for_files_read_not_run(tmp_path: Path) -> None:
+    assert expand("Token ${KEY}@${HOST:-localhost}", {"KEY": "k"}) == "Token k@localhost"
+    with pytest.raises(AssertionError, match=r"KEY.* is not set"):
+        expand("Token ${KEY}", {})
+    assert directives("nginx", "server {\n  listen 443;  # tls\n}\n") == [["server"], ["listen", "443"]]
+    with pytest.raises(AssertionError, match="needs a ;"):
+        directives("nginx", "server {\n  listen 443\n}\n")
+    with pytest.raises(AssertionError, match="unbalanced"):
+        directives("caddy", "example.com {\n  reverse_proxy 127.0.0.1:8765\n")
+    assert upstreams("caddy", directives("caddy", "a.com {\n  reverse_proxy 127.0.0.1:8765\n}")) == ["127.0.0.1:8765"]
+    with pytest.raises(AssertionError, match="keep engram on loopback"):
+        check_upstream("10.0.0.2:8765")
+    assert size("2m") == 2 * 1024**2 and size("512") == 512
+    with pytest.raises(AssertionError, match="engram requires"):
+        check_dockerfile("FROM python:3.9-slim\n", tmp_path)
+    with pytest.raises(AssertionError, match="ADD is not checked"):
+        check_dockerfile("FROM python:3.12\nADD . /src\n", tmp_path)
+    with pytest.raises(AssertionError, match="no such file"):
+        check_dockerfile("FROM python:3.12\nCOPY setup.cfg /src/\n", tmp_path)
 
 
 MARKED = """\
@@ -113,6 +152,31 @@ a: 1
 
 ```python
 ```
+<!-- doc-test: run server="api" -->
+```sh
+engram serve --port 8765
+```
+<!-- doc-test: run server="api" -->
+```sh
+curl -s http://127.0.0.1:8765/health
+```
+<!-- doc-test: output -->
+```text
+{"status":"ok"}
+```
+<!-- doc-test: mcp server="api" -->
+```json
+{"mcpServers": {}}
+```
+```python
+print("not in the session")
+```
+<!-- doc-test: run server="api" session="tour" -->
+```sh
+```
+<!-- doc-test: proxy -->
+```text
+```
 """
 
 
@@ -121,10 +185,11 @@ def test_markers_are_read_and_their_mistakes_reported(tmp_path: Path) -> None:
     doc.write_text(MARKED)
     blocks, problems = parse(doc)
     assert [[(b.line, b.kind) for b in unit] for unit in units(blocks)] == [
-        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")]]
+        [(3, "run"), (8, "run")], [(11, "run"), (16, "output")], [(30, "run")],
+        [(33, "run"), (37, "run"), (41, "output"), (45, "mcp")], [(48, "run")]]
     assert [p.split(": ", 1)[1].split(" ")[:3] for p in problems] == [
         ["a", "```yaml", "block"], ["a", "skipped", "block"], ["unknown", "doc-test", "kind"],
-        ["a", "doc-test", "marker"]]
+        ["a", "doc-test", "marker"], ["a", "block", "of"], ["a", "proxy", "block"]]
 
 
 def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
@@ -141,47 +206,6 @@ def test_shown_output_in_python_is_checked(tmp_path: Path) -> None:
 
 
 # -- Python -----------------------------------------------------------------------------------------------------
-
-def facts(*items: tuple[str, str]) -> str:
-    return dspy_reply(facts=[{"text": t, "category": c, "about": "user", "happened_at": None} for t, c in items])
-
-
-def turn(*tools: tuple[str, dict], response: str, save: bool) -> list[str]:
-    """The LLM answers of one chat-agent turn: a ReAct step per tool call, `finish`, then the reply."""
-    steps = [dspy_reply(next_thought=f"use {name}", next_tool_name=name, next_tool_args=args) for name, args in tools]
-    steps.append(dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}))
-    return steps + [dspy_reply(reasoning="answering", response=response, save_memory=save)]
-
-
-# What the fake LLM answers, in order, to the blocks marked llm="NAME".
-LLM_SCRIPTS: dict[str, list[str]] = {
-    "inferred": [
-        facts(("User likes coffee", "preferences")),
-        facts(("User likes tea more than coffee", "preferences"), ("User likes football", "preferences")),
-        dspy_reply(operations=[
-            {"fact": 0, "op": "DELETE", "memory_id": 0, "text": None, "reason": "the user now prefers tea"},
-            {"fact": 1, "op": "ADD", "memory_id": None, "text": None, "reason": "new"}]),
-    ],
-    "chat": [
-        *turn(response="What a nice name!", save=True),
-        facts(("User has a dog named Rex", "personal")),
-        dspy_reply(profile="- User has a dog named Rex"),
-        *turn(("search_memories", {"query": "dog name"}), response="Your dog is called Rex.", save=False),
-    ],
-}
-
-
-def run_python(block: Block, namespace: dict[str, Any]) -> None:
-    tree, patterns = instrument(block)
-
-    def check(value: Any, line: int) -> Any:
-        pattern = eval(patterns[line], namespace)  # a pattern written in our own docs
-        assert matches(value, pattern), f"{block.path.name}:{line} shows {patterns[line].strip()}\ngot {value!r}"
-        return value
-
-    namespace[CHECK] = check
-    exec(compile(tree, str(block.path), "exec"), namespace)  # noqa: S102 - our own documentation
-
 
 def close_all(namespace: dict[str, Any]) -> None:
     opened = [v for v in namespace.values() if isinstance(v, (Agent, Memory, AsyncMemory))]
@@ -249,6 +273,16 @@ def shell_env(tmp_path: Path, home: Path, models_dir: Path) -> dict[str, str]:
             "TMPDIR": str(tmp_path), "COLUMNS": "100", "ENGRAM_HOME": str(home), "HF_HUB_OFFLINE": "1"}
 
 
+def check_ran(block: Block, done: subprocess.CompletedProcess[str]) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{block.where}:\n{output[-4000:]}"
+    assert "Traceback" not in output and "error:" not in output, f"{block.where}:\n{output[-4000:]}"
+
+
+def check_printed(block: Block, printed: str) -> None:
+    assert output_matches(printed, block.code), f"{block.where} shows\n{block.code}\nbut it printed\n{printed}"
+
+
 @pytest.mark.parametrize("unit", of_kind("run", SHELL))
 def test_shell_blocks_run_and_print_what_they_show(unit: list[Block], shell_env: dict[str, str],
                                                    tmp_path: Path) -> None:
@@ -257,30 +291,42 @@ def test_shell_blocks_run_and_print_what_they_show(unit: list[Block], shell_env:
     printed = ""
     for block in unit:
         if block.kind == "output":
-            assert output_matches(printed, block.code), f"{block.where} shows\n{block.code}\nbut it printed\n{printed}"
+            check_printed(block, printed)
             continue
         stdin = codecs.decode(block.options.get("input", ""), "unicode_escape")
         # A block that starts a server and never ends fails after 3 minutes rather than holding the suite.
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=work, env=shell_env, input=stdin,
                               capture_output=True, text=True, timeout=180, check=False)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{block.where}:\n{output[-4000:]}"
-        assert "Traceback" not in output and "error:" not in output, f"{block.where}:\n{output[-4000:]}"
+        check_ran(block, done)
         printed = done.stdout
 
 
-def engram_parses(args: list[str]) -> None:
-    """Parse an engram command line as the CLI would, without running it (a usage error when it would not)."""
-    command: Any = typer.main.get_command(app)
-    context = command.context_class(command, info_name="engram")
-    while args and args[0] in getattr(command, "commands", {}):
-        name, command, args = args[0], command.commands[args[0]], args[1:]
-        if hasattr(command, "commands"):
-            context = command.context_class(command, info_name=name, parent=context)
-        else:
-            command.make_context(name, args, parent=context).close()
-            return
-    raise AssertionError(f"no engram command in {args}")
+@pytest.mark.parametrize("unit", server_sessions())
+def test_server_sessions_run_against_the_server_they_start(unit: list[Block], shell_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    printed = ""
+    with ServerSession(unit[0], shell_env, work) as session:
+        for block in unit[1:]:
+            if block.kind == "output":
+                check_printed(block, printed)
+            elif block.kind == "mcp":
+                tools = connect_all(session.text(block), session.env, work)
+                assert all(set(names) == set(TOOLS) for names in tools.values()), f"{block.where}: {tools}"
+            elif block.lang in SHELL:
+                done = session.run_shell(block)
+                check_ran(block, done)
+                printed = done.stdout
+            else:
+                done = session.run_python(block)
+                assert done.returncode == 0, f"{block.where}:\n{(done.stdout + done.stderr)[-4000:]}"
+
+
+@pytest.mark.parametrize("unit", of_kind("mcp"))
+def test_mcp_client_configurations_connect(unit: list[Block], shell_env: dict[str, str], tmp_path: Path) -> None:
+    tools = connect_all(unit[0].code, shell_env, tmp_path)
+    assert all(set(names) == set(TOOLS) for names in tools.values()), f"{unit[0].where}: {tools}"
 
 
 @pytest.mark.parametrize("unit", of_kind("skip", SHELL))
@@ -292,41 +338,10 @@ def test_skipped_shell_blocks_are_command_lines_engram_takes(unit: list[Block]) 
             engram_parses(words[1:])
 
 
-def makefile_targets() -> set[str]:
-    return set(re.findall(r"^([\w.-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
-
-
-def check_setup_command(words: list[str]) -> None:
-    program, args = Path(words[0]).name, words[1:]
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    if program == "make":
-        assert set(args) <= makefile_targets(), f"no such make target: {set(args) - makefile_targets()}"
-    elif program.startswith("python") and args[0] == "-m":
-        assert importlib.util.find_spec(args[1]) is not None, f"no module {args[1]}"
-    elif program == "pip" and args[0] == "install":
-        for arg in args[1:]:
-            extras = re.fullmatch(r"\.\[([\w,]+)\]", arg)
-            if extras:
-                assert set(extras.group(1).split(",")) <= set(pyproject["project"]["optional-dependencies"])
-            elif "==" in arg:
-                assert arg in (ROOT / "Makefile").read_text(), f"{arg} is not the Makefile's pin"
-            else:
-                assert arg == "-e", f"pip argument {arg} is not checked"
-    elif program == "engram":
-        commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-        assert args[0] in commands, f"no engram command {args[0]}"
-    else:
-        raise AssertionError(f"setup command {words} is neither make, python -m, pip install nor engram")
-
-
 @pytest.mark.parametrize("unit", of_kind("setup"))
 def test_setup_blocks_name_targets_extras_and_commands_that_exist(unit: list[Block]) -> None:
     for line in unit[0].code.splitlines():
-        words = shlex.split(line, comments=True)
-        while words:
-            end = words.index("&&") if "&&" in words else len(words)
-            check_setup_command(words[:end])
-            words = words[end + 1:]
+        check_setup_line(line)
 
 
 # -- configuration, compose files, filters, layout ---------------------------------------------------------------
@@ -355,18 +370,31 @@ def test_compose_blocks_set_engram_settings_and_qdrants_version(unit: list[Block
         image = service.get("image", "")
         if image.startswith("qdrant/qdrant:"):
             assert image.split(":v")[1].startswith(client + "."), f"{name}: {image} is not qdrant-client {client}"
-        env = {k: str(v) for k, v in (service.get("environment") or {}).items() if k.startswith("ENGRAM_")}
-        settings = Settings.load(env={**env, "ENGRAM_HOME": str(tmp_path)})
-        for key, value in env.items():
-            assert str(getattr(settings, key.removeprefix("ENGRAM_").lower())) == value, key
+        env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        if service.get("build") == ".":
+            dockerfiles = [b for b in parse(unit[0].path)[0] if b.kind == "dockerfile"]
+            assert len(dockerfiles) == 1, f"{unit[0].where}: built from ., so the doc shows one Dockerfile"
+            env = {**check_built_service(service, dockerfiles[0].code, tmp_path / "image").env, **env}
+        check_engram_env(env, tmp_path)
+
+
+@pytest.mark.parametrize("unit", of_kind("dockerfile"))
+def test_dockerfiles_build_engram_and_serve_it(unit: list[Block], tmp_path: Path) -> None:
+    image = check_dockerfile(unit[0].code, tmp_path / "image")
+    assert image.command[1] == "serve", f"{unit[0].where}: the image serves engram"
+
+
+@pytest.mark.parametrize("unit", of_kind("proxy"))
+def test_proxies_forward_to_engram_as_it_expects(unit: list[Block], tmp_path: Path) -> None:
+    check_proxy(unit[0].lang, unit[0].code, Settings.load(env={"ENGRAM_HOME": str(tmp_path)}))
 
 
 @pytest.fixture
-def sample(memory: Memory) -> Iterator[Memory]:
+def sample(memory: Memory) -> Memory:
     memory.add("I'm allergic to peanuts", user_id="alice", infer=False, categories=["health"],
                metadata={"city": "Paris", "rank": 3, "note": "from the doctor"})
     memory.add("I drink my coffee black", user_id="alice", infer=False, metadata={"city": "Rome", "rank": 1})
-    yield memory
+    return memory
 
 
 @pytest.mark.parametrize("unit", of_kind("filters"))
