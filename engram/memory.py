@@ -103,7 +103,7 @@ class Memory:
         self.settings = settings or Settings.load(**overrides)
         self.reranker = reranker or reranker_from(self.settings)
         self.embedder = embedder or embedder_from(self.settings)
-        self.store = store or store_from(self.settings)
+        self.store = store or store_from(self.settings, self.embedder)
         self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
