@@ -49,7 +49,7 @@ from engram.stores.sqlite_open import BINDING, record_binding
 from engram.stores.sqlite_rows import COLUMNS, to_record
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
 
-__all__ = ["FilesStore"]
+__all__ = ["FilesStore", "grep"]
 
 log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], np.ndarray]
@@ -437,3 +437,16 @@ def _event(row: tuple) -> Event:
     return Event(memory_id=row[1], op=Op(row[2]), old_text=row[3], new_text=row[4], reason=row[5],
                  source=tuple(json.loads(row[6])), old_version=row[7], new_version=row[8], actor=row[9],
                  batch_id=row[10], created_at=row[11], seq=row[0])
+
+
+def grep(store: Store, pattern: str, scope: Scope, limit: int = 100) -> list[dict[str, Any]]:
+    """Current memories of `scope` whose text the regular expression matches: with their file and line from a
+    files store, from any other store without them (file and line None)."""
+    if isinstance(store, FilesStore):
+        return store.grep(pattern, scope, limit)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInput(f"not a regular expression: {pattern!r} ({exc})") from None
+    found = [r for r in sorted(store.select(Criteria(scope)), key=lambda r: r.version or 0) if regex.search(r.text)]
+    return [{"id": r.id, "memory": r.text, "file": None, "line": None, **dict(r.scope.items())} for r in found[:limit]]
