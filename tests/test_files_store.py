@@ -206,3 +206,27 @@ def test_files_git_commits_each_batch(home: Path, embedder: Embedder) -> None:
     tracked = subprocess.run(["git", "-C", str(home / "memory"), "ls-files"], capture_output=True, text=True,
                              check=True).stdout.split()
     assert "user-alice/memories.md" in tracked and not any(t.startswith(".index") for t in tracked)
+
+
+def test_cli_migrate_to_files_and_back(home: Path, tmp_path: Path, embedder: Embedder) -> None:
+    from typer.testing import CliRunner
+
+    from engram.cli import app
+
+    def run(*args: str, store: str = "sqlite", code: int = 0) -> str:
+        result = CliRunner(env={"ENGRAM_HOME": str(home), "ENGRAM_STORE": store}).invoke(app, list(args))
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert "Traceback" not in result.output
+        return result.stdout + result.stderr
+
+    run("add", "I like green tea", "--user", "alice")
+    run("add", "I live in Lisbon", "--user", "alice")
+    out = run("migrate", "--to", "files")
+    assert "sqlite → files: 2 memories" in out and "copied now: 2 versions, 2 events" in out
+    assert "copied now: 0 versions, 0 events" in run("migrate", "--to", "files")  # resumable: nothing left
+    assert "I live in Lisbon <!-- id=" in (home / "memory" / "user-alice" / "memories.md").read_text()
+    with Memory(Settings.load(env={}, home=home, store="files"), embedder=embedder) as memory:
+        assert memory.search("where do I live?", user_id="alice")["results"][0]["memory"] == "I live in Lisbon"
+    out = run("migrate", "--to", "sqlite", "--path", str(tmp_path / "back.db"), store="files")
+    assert "files → sqlite: 2 memories" in out
+    assert "same directory" in run("migrate", "--to", "files", store="files", code=2)

@@ -32,7 +32,7 @@ import numpy as np
 from engram.errors import InvalidInput, NotFound, StoreError
 from engram.stores.base import ChangeSet, Close, Criteria, Store, scope_key
 from engram.stores.changes import Checked
-from engram.stores.files_format import FILE, Item, Problem, diff, parse, render, scope_of_path, scope_path
+from engram.stores.files_format import FILE, Edits, Item, Problem, diff, parse, render, scope_of_path, scope_path
 from engram.stores.files_journal import Batch, commit, locked, recover
 from engram.stores.files_log import (
     EVENTS,
@@ -201,18 +201,19 @@ class FilesStore(Store):
             with self.index._write() as db:
                 self._record(db, path, scope)
 
-    def _hand_changes(self, scope: Scope, path: str, edits: Any) -> ChangeSet:
+    def _hand_changes(self, scope: Scope, path: str, edits: Edits) -> ChangeSet:
         texts = edits.added + [text for _, text in edits.changed]
         if texts and self.embed is None:
             raise StoreError(f"{path} has memories added or changed by hand, and this store has no embedder to "
                              "make their vectors: open it through Memory (or give FilesStore(embed=...))")
-        vectors = list(self.embed(texts)) if texts else []
+        vectors = list(self.embed(texts)) if texts and self.embed is not None else []
         stamp, batch = now(), f"file-{uuid.uuid4().hex}"
         changes = ChangeSet(dedup=False)
         why = f"edited by hand in {path}"
         for i, text in enumerate(edits.added):
-            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), **dict(scope.items()),
-                                  created_at=stamp, updated_at=stamp, valid_from=stamp, batch_id=batch, position=i)
+            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=scope.user_id,
+                                  agent_id=scope.agent_id, run_id=scope.run_id, created_at=stamp, updated_at=stamp,
+                                  valid_from=stamp, batch_id=batch, position=i)
             changes.inserts.append((record, vectors[i]))
             changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=text, reason=why, actor="file"))
         for (old, text), vector in zip(edits.changed, vectors[len(edits.added):], strict=True):
@@ -241,9 +242,9 @@ class FilesStore(Store):
         rows = db.execute(f"SELECT {_EVENT_COLUMNS} FROM history WHERE seq > ? OR seq IN "
                           f"({','.join('?' * len(given))}) ORDER BY seq", (last_seq, *given)).fetchall()
         events = [_event(row) for row in rows]
-        for name, lines in ((VERSIONS, versions), (EVENTS, [event_line(e) for e in events])):
-            if lines:
-                batch.append[name] = (_size(self.root / name), "".join(lines))
+        for name, logged in ((VERSIONS, versions), (EVENTS, [event_line(e) for e in events])):
+            if logged:
+                batch.append[name] = (_size(self.root / name), "".join(logged))
         scopes = {r.scope for r in [stored[i] for i in checked.kept] + [e for _, _, e in checked.closes]
                   + checked.reopens}
         for scope in scopes:
@@ -287,7 +288,7 @@ class FilesStore(Store):
     def _commit_git(self, batch: str | None) -> None:
         """files_git: each batch a commit of the machine's git, its batch id in the message."""
         def git(*args: str) -> None:
-            done = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True)
+            done = subprocess.run(["git", "-C", str(self.root), *args], check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise StoreError(f"git {args[0]} in {self.root} failed: {done.stderr.strip() or done.stdout.strip()}")
 
@@ -363,7 +364,8 @@ class FilesStore(Store):
         self._fresh()
         return self.index.all_events()
 
-    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory", limit: int = 10) -> list[str]:
+    def ids_with_prefix(self, prefix: str, *, kind: Literal["memory", "batch"] = "memory",
+                        limit: int = 10) -> list[str]:
         self._fresh()
         return self.index.ids_with_prefix(prefix, kind=kind, limit=limit)
 

@@ -154,15 +154,15 @@ def render(lines: list[Line], current: list[MemoryRecord], scope: Scope) -> str:
     current memories no line shows appended, in version order."""
     by_id = {r.id: r for r in current}
     by_text: dict[str, list[MemoryRecord]] = {}
-    for record in current:
-        by_text.setdefault(normalize_text(record.text), []).append(record)
+    for each in current:
+        by_text.setdefault(normalize_text(each.text), []).append(each)
     placed = _held(lines, current)  # a memory whose line someone broke keeps that line only
     out: list[str] = []
     for line in lines:
         if isinstance(line, Verbatim):
             out.append(line.raw)
             continue
-        record = by_id.get(line.memory_id) if line.memory_id else None
+        record: MemoryRecord | None = by_id.get(line.memory_id) if line.memory_id else None
         if record is None or record.id in placed:
             record = next((r for r in by_text.get(normalize_text(line.text), []) if r.id not in placed), None)
         if record is not None:
