@@ -32,7 +32,18 @@ import numpy as np
 from engram.errors import InvalidInput, NotFound, StoreError
 from engram.stores.base import ChangeSet, Close, Criteria, Store, scope_key
 from engram.stores.changes import Checked
-from engram.stores.files_format import FILE, Edits, Item, Problem, diff, parse, render, scope_of_path, scope_path
+from engram.stores.files_format import (
+    FILE,
+    Edits,
+    Item,
+    Problem,
+    diff,
+    parse,
+    render,
+    render_item,
+    scope_of_path,
+    scope_path,
+)
 from engram.stores.files_journal import Batch, commit, locked, recover
 from engram.stores.files_log import (
     EVENTS,
@@ -247,9 +258,15 @@ class FilesStore(Store):
                 batch.append[name] = (_size(self.root / name), "".join(logged))
         scopes = {r.scope for r in [stored[i] for i in checked.kept] + [e for _, _, e in checked.closes]
                   + checked.reopens}
+        only_added = not checked.closes and not checked.reopens
         for scope in scopes:
             path = f"{scope_path(scope)}/{FILE}"
-            current = [_row(row) for row in db.execute(
+            size = self._appendable(db, path) if only_added else None
+            if size is not None:  # new memories only, in a file as engram last saw it: appended, not rewritten
+                lines = [render_item(stored[i]) + "\n" for i in checked.kept if stored[i].scope == scope]
+                batch.append[path] = (size, "".join(lines))
+                continue
+            current = [to_record(row) for row in db.execute(
                 f"SELECT {COLUMNS} FROM memories WHERE valid_to IS NULL AND user_id IS ? AND agent_id IS ? "
                 "AND run_id IS ? ORDER BY rowid", (scope.user_id, scope.agent_id, scope.run_id))]
             lines, _problems = parse(_read(self.root / path), path)
@@ -267,6 +284,16 @@ class FilesStore(Store):
         for name in [*batch.append, *batch.replace]:
             self._record(db, name, None if name in ROOT_FILES else self._scope_for(name, scopes))
         self._last_batch = next((e.batch_id for e in events), None)
+
+    def _appendable(self, db: sqlite3.Connection, path: str) -> int | None:
+        """The size of a memories.md lines may be appended to: unchanged since recorded, ending a line."""
+        row = db.execute("SELECT size, mtime FROM files_seen WHERE path=?", (path,)).fetchone()
+        stat = _stat(self.root / path)
+        if row is None or stat is None or stat != tuple(row) or stat[0] == 0:
+            return None
+        with open(self.root / path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return stat[0] if fh.read(1) == b"\n" else None
 
     @staticmethod
     def _scope_for(path: str, scopes: set[Scope]) -> Scope | None:
@@ -429,10 +456,6 @@ def _size(path: Path) -> int:
 
 def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _row(row: tuple) -> MemoryRecord:
-    return to_record(row)
 
 
 def _event(row: tuple) -> Event:

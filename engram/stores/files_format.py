@@ -19,8 +19,8 @@ from urllib.parse import quote, unquote
 
 from engram.types import MemoryRecord, Scope, normalize_text
 
-__all__ = ["FILE", "Item", "Line", "Problem", "Verbatim", "Edits", "diff", "parse", "render", "scope_path",
-           "scope_of_path"]
+__all__ = ["FILE", "Edits", "Item", "Line", "Problem", "Verbatim", "diff", "parse", "render", "render_item",
+           "scope_of_path", "scope_path"]
 
 FILE = "memories.md"
 _KINDS = (("user_id", "user"), ("agent_id", "agent"), ("run_id", "run"))
@@ -28,6 +28,7 @@ _SAFE = "@+,=_-."  # kept as they are in a directory name, with letters and digi
 _COMMENT = re.compile(r"^(?P<text>.*?)\s*<!--(?P<attrs>[^<>]*)-->\s*$", re.DOTALL)
 _ATTR = re.compile(r"(\w+)=(\S+)")
 _ITEM = re.compile(r"^[-*] (?P<rest>.*)$")
+_PLAIN = re.compile(r"^- (?P<text>\S.*?) <!-- id=(?P<id>[^\s<>]+) v=(?P<v>\d+) -->$")  # as render_item writes it
 
 
 def scope_path(scope: Scope) -> str:
@@ -101,6 +102,11 @@ def parse(content: str, path: str) -> tuple[list[Line], list[Problem]]:
     i = 0
     while i < len(raw_lines):
         raw = raw_lines[i]
+        plain = _PLAIN.match(raw)
+        if plain is not None and not (i + 1 < len(raw_lines) and raw_lines[i + 1].startswith("  ")):
+            lines.append(Item(plain["text"].strip(), plain["id"], int(plain["v"]), i + 1))
+            i += 1
+            continue
         match = _ITEM.match(raw)
         if match is None:
             if raw.strip() and not raw.lstrip().startswith("#"):
