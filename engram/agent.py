@@ -75,6 +75,18 @@ class _Tools:
         return [{"memory": h["memory"], "stated": (h["valid_from"] or "")[:10], "categories": h["categories"]}
                 for h in hits]
 
+    def grep_memories(self, pattern: str) -> list[dict[str, Any]] | str:
+        """Find the user's memories whose text matches a regular expression (exact words, names, numbers), with
+        the file and line that hold them when memory is kept as Markdown files."""
+        try:
+            found = self.memory.grep(pattern, user_id=self.user_id, limit=self.limit)["results"]
+        except InvalidInput as exc:
+            return f"error: {exc}"  # a bad pattern: the model may retry
+        except EngramError as exc:
+            self.failures.append(exc)
+            raise
+        return [{"memory": f["memory"], "file": f["file"], "line": f["line"]} for f in found]
+
     def list_categories(self) -> dict[str, int]:
         """The categories of the user's memories, with how many memories each has."""
         memories = self.memory.get_all(user_id=self.user_id, limit=1000)["results"]
@@ -141,7 +153,7 @@ class Agent:
         from engram.signatures import ChatTurn
 
         assert self.llm is not None
-        agent = self.llm.dspy.ReAct(ChatTurn, tools=[tools.search_memories, tools.list_categories],
+        agent = self.llm.dspy.ReAct(ChatTurn, tools=[tools.search_memories, tools.grep_memories, tools.list_categories],
                                     max_iters=self.max_iters)
         transcript = "\n".join(f"{t.role}: {t.content}" for t in recent) or "(this is the first message)"
         prediction = self.llm.run(agent, usage, profile=profile, transcript=transcript, message=message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,15 @@ def embedder_from(settings: Settings) -> Embedder:
     raise ConfigError(f"unknown embedder {settings.embedder!r}; known: local, openai")
 
 
-def store_from(settings: Settings) -> Store:
+def store_from(settings: Settings, embedder: Embedder | None = None) -> Store:
+    """The configured store. `embedder`: what the files store embeds memories written by hand with (default: the
+    configured one, made only when such a memory is found)."""
+    if settings.store == "files":
+        from engram.stores.files import FilesStore
+
+        directory = settings.files_dir or settings.home / "memory"
+        return FilesStore(directory, embed=_embed_with(settings, embedder), git=settings.files_git,
+                          cache_rows=settings.cache_rows)
     if settings.store == "sqlite":
         from engram.stores.sqlite import SQLiteStore
 
@@ -71,7 +80,18 @@ def store_from(settings: Settings) -> Store:
         if str(path) != ":memory:":
             make_dirs(path)  # 0700: qdrant-client writes its files with the umask's mode
         return QdrantStore(path=path, collection=settings.qdrant_collection)
-    raise ConfigError(f"unknown store {settings.store!r}; known: sqlite, qdrant")
+    raise ConfigError(f"unknown store {settings.store!r}; known: sqlite, qdrant, files")
+
+
+def _embed_with(settings: Settings, embedder: Embedder | None) -> Callable[[list[str]], Any]:
+    made = [embedder] if embedder is not None else []
+
+    def embed(texts: list[str]) -> Any:
+        if not made:
+            made.append(embedder_from(settings))
+        return made[0].embed(texts)
+
+    return embed
 
 
 def reranker_from(settings: Settings) -> Reranker | None:

@@ -21,7 +21,7 @@ from engram.inputs import MAX_SEARCH_LIMIT
 __all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "ServerKeys", "Settings", "StoreKind",
            "VectorStorage"]
 
-StoreKind = Literal["sqlite", "qdrant"]
+StoreKind = Literal["sqlite", "qdrant", "files"]  # files: Markdown files in files_dir (engram.stores.files)
 EmbedderKind = Literal["local", "openai"]  # local: all-MiniLM-L6-v2, offline; openai: any /v1/embeddings
 EmbedderBackend = Literal["auto", "onnx", "sentence-transformers"]
 SearchFusion = Literal["score", "rrf", "dense", "keyword"]  # score: weighted normalised scores
@@ -59,6 +59,8 @@ class Settings:
     qdrant_api_key: str | None = None
     qdrant_path: str | None = None  # local Qdrant directory, or ":memory:"; default <home>/qdrant
     qdrant_collection: str = "engram"
+    files_dir: Path | None = None  # store = files: the directory of Markdown files; default <home>/memory
+    files_git: bool = False  # store = files: each write a git commit in files_dir (the machine's git)
     llm_model: str | None = None  # any DSPy/LiteLLM model string; None = the offline rules-based pipeline
     llm_api_base: str | None = None  # an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
     llm_api_key: str | None = None  # falls back to OPENAI_API_KEY
@@ -134,6 +136,8 @@ def _coerce(name: str, value: Any) -> Any:
             if number > _MAXIMUM.get(name, math.inf):
                 raise ConfigError(f"setting {name} is at most {_MAXIMUM[name]:,}, got {value!r}")
             return number
+        if kind.startswith("bool"):
+            return _boolean(name, value)
         if "Path" in kind:
             return Path(str(value)).expanduser()
         if name in _CHOICES and isinstance(value, str):
@@ -141,6 +145,15 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"setting {name} must be true or false, got {value!r}")
+    return word in ("true", "1", "yes")
 
 
 def _read_toml(explicit: str | None, home: Path) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class Memory:
         self.settings = settings or Settings.load(**overrides)
         self.reranker = reranker or reranker_from(self.settings)
         self.embedder = embedder or embedder_from(self.settings)
-        self.store = store or store_from(self.settings)
+        self.store = store or store_from(self.settings, self.embedder)
         self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
@@ -341,6 +341,14 @@ class Memory:
         limit = pick_limit(limit, top_k)
         records = self.store.select(criteria, check_limit(100 if limit is None else limit, maximum=MAX_LIST_LIMIT))
         return {"results": [record.to_dict() for record in records]}
+
+    def grep(self, pattern: str, *, user_id: str | None = None, agent_id: str | None = None,
+             run_id: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Current memories whose text the regular expression `pattern` matches, with file and line (store = files)."""
+        from engram.stores.files import grep
+
+        scope = Scope.build(user_id, agent_id, run_id)
+        return {"results": grep(self.store, pattern, scope, check_limit(limit, maximum=MAX_LIST_LIMIT))}
 
     def history(self, memory_id: str, *, strict: bool = False) -> list[dict[str, Any]]:
         """Every change of a memory, oldest first, deleted memories included; [] for an unknown id (as in

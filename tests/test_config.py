@@ -57,7 +57,7 @@ def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)})
 
 
-CHOICES = {"store": "sqlite, qdrant", "embedder": "local, openai",
+CHOICES = {"store": "sqlite, qdrant, files", "embedder": "local, openai",
            "embedder_backend": "auto, onnx, sentence-transformers", "search_fusion": "score, rrf, dense, keyword",
            "reconcile_mode": "predict, react"}
 
@@ -96,3 +96,10 @@ def test_search_behaviour_comes_from_settings(tmp_path: Path) -> None:
     assert (config.fusion, config.context, config.time_weight) == ("rrf", (), 0.0)
     with pytest.raises(ConfigError, match="search_fusion"):
         Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, search_fusion="magic")
+
+
+def test_files_git_is_a_boolean_setting(tmp_path: Path) -> None:
+    assert Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_FILES_GIT": "true"}).files_git is True
+    assert Settings.load(env={"ENGRAM_HOME": str(tmp_path)}, files_git=False).files_git is False
+    with pytest.raises(ConfigError, match="files_git must be true or false"):
+        Settings.load(env={"ENGRAM_HOME": str(tmp_path), "ENGRAM_FILES_GIT": "maybe"})

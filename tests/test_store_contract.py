@@ -40,8 +40,15 @@ def _qdrant_path(path: Path) -> Store:
     return QdrantStore(path=path / "qdrant")
 
 
+def _files(path: Path) -> Store:
+    from engram.stores.files import FilesStore
+
+    return FilesStore(path / "memory")
+
+
 STORES: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda path: SQLiteStore(path / "engram.db"),
+    "files": _files,
     "qdrant-memory": _qdrant_memory,
     "qdrant-path": _qdrant_path,
 }

@@ -1,4 +1,4 @@
-"""`engram migrate`: copy every memory, vector and event between the SQLite and the Qdrant store."""
+"""`engram migrate`: copy every memory, vector and event between the SQLite, the Qdrant and the files store."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
 class StoreKind(StrEnum):
     sqlite = "sqlite"
     qdrant = "qdrant"
+    files = "files"
 
 
 def migrate_command(
@@ -36,8 +37,8 @@ def migrate_command(
     to: Annotated[StoreKind, typer.Option("--to", help="The store to copy into.")],
     from_: Annotated[StoreKind | None, typer.Option("--from", help="The store to copy from (default: the "
                                                        "configured store, ENGRAM_STORE).")] = None,
-    path: Annotated[Path | None, typer.Option("--path", help="Target SQLite file or local Qdrant directory "
-                                                 "(default: <home>/engram.db or <home>/qdrant).")] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="Target SQLite file, local Qdrant directory or files "
+                                                 "directory (default: <home>/engram.db, qdrant or memory).")] = None,
     url: Annotated[str | None, typer.Option("--url", help="Target Qdrant server or cluster URL.")] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", help="API key of the target Qdrant server.")] = None,
     collection: Annotated[str | None, typer.Option("--collection", help="Target Qdrant collection name.")] = None,
@@ -85,6 +86,15 @@ def _target(settings: Settings, to: StoreKind, path: Path | None, url: str | Non
         if source_kind == "sqlite" and target_path.resolve() == settings.database.resolve():
             raise InvalidInput(f"the source and the target are the same file ({escape(str(target_path))}); give --path")
         return SQLiteStore(target_path, cache_rows=settings.cache_rows)
+    if to is StoreKind.files:
+        from engram.components import store_from
+
+        configured_dir = (settings.files_dir or settings.home / "memory").expanduser()
+        target_dir = (path or configured_dir).expanduser()
+        if source_kind == "files" and target_dir.resolve() == configured_dir.resolve():
+            raise InvalidInput(f"the source and the target are the same directory ({escape(str(target_dir))}); "
+                               "give --path")
+        return store_from(replace(settings, store="files", files_dir=target_dir))
     name = collection or settings.qdrant_collection
     if url is not None:
         return QdrantStore(url=url, api_key=api_key, collection=name)
