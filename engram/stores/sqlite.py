@@ -28,6 +28,7 @@ from engram.stores.changes import (
     wanted_twins,
     with_versions,
 )
+from engram.graph import Graph
 from engram.stores.keywords import pack
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.sparse import term_counts
@@ -43,6 +44,7 @@ from engram.stores.sqlite_rows import (
     rows_in,
     to_record,
 )
+from engram.stores.sqlite_graph import read_graphs, write_graph
 from engram.stores.sqlite_sessions import SQLiteSessions
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
@@ -125,6 +127,8 @@ class SQLiteStore(Store):
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions)
             stored[i] = replace(record, version=versions[record.id])
+            if changes.graph.get(i):
+                write_graph(db, versions[record.id], changes.graph[i])
         closed = checked.closed
         for event in checked.events:
             self._log(db, with_versions(event, closed, versions), changes.keep_versions)
@@ -297,6 +301,22 @@ class SQLiteStore(Store):
             records = [r for batch in wanted if batch is not None for r in matrix.batch(batch)]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
 
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        with self._lock:
+            records = self.select(criteria)
+            try:
+                graphs = read_graphs(self._db, [r.version for r in records])  # type: ignore[misc]
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+        return [(r, graphs[r.version]) for r in records if r.version in graphs]
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        with self._lock:
+            try:
+                return read_graphs(self._db, versions)
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
             return np.zeros((0, self._binding[1] if self._binding else 0), dtype=np.float32)
@@ -352,7 +372,7 @@ class SQLiteStore(Store):
     def reset(self) -> None:
         with self._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "history", "turns", "sessions"):
+            for table in ("memories", "history", "turns", "sessions", "graph_entities", "graph_relations"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             self._bump(db, set(keys))
