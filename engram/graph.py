@@ -28,7 +28,7 @@ MAX_NAME = 100
 def normal(name: str) -> str:
     """The key two spellings of one name share: case-folded, punctuation and a leading "the" dropped."""
     key = _SPACES.sub(" ", _PUNCT.sub(" ", name)).strip().casefold()
-    return key[4:] if key.startswith("the ") else key
+    return key.removeprefix("the ")
 
 
 def relation_name(text: str) -> str:
@@ -44,7 +44,7 @@ class Entity:
     kind: str = "thing"
     aliases: tuple[str, ...] = ()
 
-    def keys(self) -> set[str]:
+    def names(self) -> set[str]:
         return {normal(n) for n in (self.name, *self.aliases)} - {""}
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,10 +97,7 @@ def build(entities: Iterable[Entity], relations: Iterable[Relation]) -> Graph:
         if not name or len(name) > MAX_NAME:
             continue
         merged[name] = _join(merged.get(name), replace(entity, name=name))
-    kept = []
-    for relation in dict.fromkeys(relations):
-        if relation.subject in merged and relation.object in merged and relation.subject != relation.object:
-            kept.append(relation)
+    kept = [r for r in dict.fromkeys(relations) if r.subject in merged and r.object in merged and r.subject != r.object]
     return Graph(tuple(merged.values()), tuple(kept))
 
 
@@ -146,7 +143,7 @@ class _Index:
         return index
 
     def add(self, entity: Entity) -> None:
-        for key in entity.keys():
+        for key in entity.names():
             self.by_key.setdefault(key, set()).add(entity.name)
         if entity.kind == "person":
             for name in (entity.name, *entity.aliases):
@@ -157,7 +154,7 @@ class _Index:
     def find(self, entity: Entity) -> str | None:
         """The one known entity this one is, or None (unknown, or ambiguous)."""
         found: set[str] = set()
-        for key in entity.keys():
+        for key in entity.names():
             found |= self.by_key.get(key, set())
         if len(found) == 1:
             return next(iter(found))
@@ -170,8 +167,8 @@ class _Index:
         begins another person's first name."""
         if " " in key or len(key) < 3:
             return None
-        matches = {canonical for first, canonical in self.people.items()
-                   if first != key and (first.startswith(key) or key.startswith(first)) and min(len(first), len(key)) >= 3}
+        matches = {canonical for first, canonical in self.people.items() if first != key
+                   and min(len(first), len(key)) >= 3 and (first.startswith(key) or key.startswith(first))}
         return next(iter(matches)) if len(matches) == 1 else None
 
 
@@ -182,11 +179,12 @@ def resolve(graph: Graph, known: Iterable[Entity]) -> Graph:
     index = _Index.of(known)
     renamed: dict[str, str] = {}
     out: list[Entity] = []
-    for entity in sorted(graph.entities, key=lambda e: (not e.aliases, e.kind == "thing")):
-        original, canonical = entity.name, index.find(entity)
-        if canonical is not None and canonical != entity.name:
-            entity = Entity(canonical, entity.kind, (*entity.aliases, entity.name))
-        renamed[original] = entity.name
+    for given in sorted(graph.entities, key=lambda e: (not e.aliases, e.kind == "thing")):
+        canonical = index.find(given)
+        entity = given
+        if canonical is not None and canonical != given.name:
+            entity = Entity(canonical, given.kind, (*given.aliases, given.name))
+        renamed[given.name] = entity.name
         index.add(entity)
         out.append(entity)
     relations = [Relation(renamed.get(r.subject, r.subject), r.relation, renamed.get(r.object, r.object))
@@ -200,7 +198,7 @@ def walk(relations: Iterable[Relation], start: Iterable[str], hops: int) -> dict
     for relation in relations:
         links.setdefault(relation.subject, set()).add(relation.object)
         links.setdefault(relation.object, set()).add(relation.subject)
-    distance = {name: 0 for name in start}
+    distance = dict.fromkeys(start, 0)
     queue = deque(distance)
     while queue:
         name = queue.popleft()
@@ -226,6 +224,6 @@ def named_in(text: str, entities: Iterable[Entity]) -> set[str]:
     for entity in entities:
         if entity.name == USER:
             continue
-        if any(len(key) >= 3 and f" {key} " in words for key in entity.keys()):
+        if any(len(key) >= 3 and f" {key} " in words for key in entity.names()):
             found.add(entity.name)
     return found

@@ -20,18 +20,18 @@ KIN = ("sister|brother|mother|father|mom|mum|dad|wife|husband|partner|friend|son
        "boss|colleague|coworker|cousin|aunt|uncle|grandmother|grandfather|grandma|grandpa|niece|nephew|roommate|"
        "neighbou?r|fiancée?|mentor|manager|child|kid|dog|cat")
 _KIN_WORD = rf"(?:(?:best|older|younger|little|big|baby|new|old|twin|step|ex)[ -])?(?:{KIN})"
-_WORD = r"(?:[A-Z][\w'’-]*[\w]|[A-Z])"
+_WORD = r"(?:[A-Z][\w'\u2019-]*[\w]|[A-Z])"
 _NAME = rf"{_WORD}(?:[ ](?:(?:of|de|la|van|von|the)[ ])?{_WORD})*"
 _REF = rf"(?:{_NAME}|\x00\d+\x00)"  # a name, or a kin phrase already taken out (see _take_kin)
-_OWNED = re.compile(rf"\b({_NAME})['’]s ({_KIN_WORD})(?:,? (?:named |called )?({_NAME})(?!['’]s))?")
-_IS_KIN = re.compile(rf"\b({_NAME}) is ({_NAME})['’]s ({_KIN_WORD})\b")
+_OWNED = re.compile(rf"\b({_NAME})['\u2019]s ({_KIN_WORD})(?:,? (?:named |called )?({_NAME})(?!['\u2019]s))?")
+_IS_KIN = re.compile(rf"\b({_NAME}) is ({_NAME})['\u2019]s ({_KIN_WORD})\b")
 _VERBS: list[tuple[str, str, str, str]] = [  # (relation, verb pattern, preposition pattern, object kind)
-    ("lives_in", r"(?:\w+ly )?(?:live|lives|lived|is living|was living|has lived|moved|has moved|relocated|grew up|"
-                 r"is moving|will move)(?: back)?", r"in|to", "place"),
+    ("lives_in", (r"(?:\w+ly )?(?:live|lives|lived|is living|was living|has lived|moved|has moved|relocated|"
+                  r"grew up|is moving|will move)(?: back)?"), r"in|to", "place"),
     ("born_in", r"(?:was|is) born", r"in", "place"),
     ("from", r"(?:is|was|comes|came)", r"from", "place"),
-    ("works_at", r"(?:\w+ly )?(?:work|works|worked|is working|has worked|started working|got a job|is employed|"
-                 r"will work|interns|volunteers)(?: as (?:an? )?[\w ]{1,30}?)?", r"at|for", "organisation"),
+    ("works_at", (r"(?:\w+ly )?(?:work|works|worked|is working|has worked|started working|got a job|is employed|"
+                  r"will work|interns|volunteers)(?: as (?:an? )?[\w ]{1,30}?)?"), r"at|for", "organisation"),
     ("studies_at", r"(?:study|studies|studied|is studying|goes to school|went to school|teaches|taught)", r"at",
      "organisation"),
     ("married_to", r"(?:is married|got married|was married|married)", r"to|", "person"),
@@ -106,7 +106,7 @@ def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
 
 def _third_person(text: str) -> str:
     text = re.sub(r"\b(?:my|My)\b", f"{USER}'s", text)
-    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['’])|\bI(?=['’](?:m|ve|d|ll)\b)", USER, text)
+    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])|\bI(?=['\u2019](?:m|ve|d|ll)\b)", USER, text)
 
 
 def _user(name: str) -> str:
@@ -141,11 +141,11 @@ def _ref(ref: str, phrases: list[str]) -> str | None:
 def _trimmed(name: str) -> str | None:
     """A name with leading non-names dropped ("Hey Mel" -> "Mel"); None when nothing is left."""
     words = name.split(" ")
-    while words and words[0].strip("'’").casefold() in _NOT_NAMES:
+    while words and words[0].strip("'\u2019").casefold() in _NOT_NAMES:
         words = words[1:]
     while words and words[-1].casefold() in _NOT_NAMES:
         words = words[:-1]
-    name = re.sub(r"['’]s$", "", " ".join(words))
+    name = re.sub(r"['\u2019]s$", "", " ".join(words))
     if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME:
         return None
     return USER if name == USER else name

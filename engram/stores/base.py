@@ -89,9 +89,9 @@ class ChangeSet:
     memory of exactly the same scope already holds is skipped, with its events, decided inside the write.
     `saved`: (session id, its scope, seq) — mark a chat session's turns up to seq as handed to add(), in the
     same write as the memories extracted from them. `graph`: by insert index, the entities and relations that
-    version names (engram.graph), written with it and holding exactly as long as it does. `keep_versions`: each insert keeps the `version` its record
-    carries and each event its `seq` (a copy that keeps identity, such as a restore); StoreError, writing
-    nothing, when one is already taken."""
+    version names (engram.graph), written with it and holding exactly as long as it does. `keep_versions`: each
+    insert keeps the `version` its record carries and each event its `seq` (a copy that keeps identity, such as
+    a restore); StoreError, writing nothing, when one is already taken."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
@@ -146,6 +146,7 @@ class Store(ABC):
     """A backend's memories. One instance may be used from several threads; it serialises what it must."""
 
     sessions: SessionStore  # the same backend's chat sessions
+    keeps_graph: bool = False  # whether it stores `ChangeSet.graph` and answers `graph` (an optional ability)
 
     @abstractmethod
     def bind_embedder(self, name: str, dimension: int) -> None:

@@ -357,6 +357,8 @@ class QdrantStore(Store):
             **kwargs).points)
         return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]  # type: ignore[arg-type]
 
+    keeps_graph = True
+
     def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
         flt = read_filter(criteria)
         if flt is None:

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from engram.errors import CorruptStore, EmbedderMismatch, NotFound, StoreError
+from engram.graph import Graph
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
 from engram.stores.changes import (
     Checked,
@@ -28,10 +29,10 @@ from engram.stores.changes import (
     wanted_twins,
     with_versions,
 )
-from engram.graph import Graph
 from engram.stores.keywords import pack
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.sparse import term_counts
+from engram.stores.sqlite_graph import read_graphs, write_graph
 from engram.stores.sqlite_open import (
     BINDING,
     check_binding,
@@ -44,7 +45,6 @@ from engram.stores.sqlite_rows import (
     rows_in,
     to_record,
 )
-from engram.stores.sqlite_graph import read_graphs, write_graph
 from engram.stores.sqlite_sessions import SQLiteSessions
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
@@ -300,6 +300,8 @@ class SQLiteStore(Store):
             wanted = {matrix.records[i].batch_id for i in (matrix.position.get(v) for v in versions) if i is not None}
             records = [r for batch in wanted if batch is not None for r in matrix.batch(batch)]
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
+
+    keeps_graph = True
 
     def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
         with self._lock:

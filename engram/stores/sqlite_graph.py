@@ -29,4 +29,4 @@ def read_graphs(db: sqlite3.Connection, versions: list[int]) -> dict[int, Graph]
     for version, subject, relation, obj in rows_in(
             db, "SELECT version, subject, relation, object FROM graph_relations WHERE version IN", versions, tuple):
         relations.setdefault(version, []).append(Relation(subject, relation, obj))
-    return {v: Graph(tuple(entities.get(v, ())), tuple(relations.get(v, ()))) for v in entities.keys() | relations.keys()}
+    return {v: Graph(tuple(entities.get(v, ())), tuple(relations.get(v, ()))) for v in {*entities, *relations}}
