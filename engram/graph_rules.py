@@ -39,6 +39,9 @@ _VERBS: list[tuple[str, str, str, str]] = [  # (relation, verb pattern, preposit
 ]
 _RULES = [(relation, re.compile(rf"({_REF}) {verb} (?:(?:{prep}) )?(?:the )?({_REF})"), kind)
           for relation, verb, prep, kind in _VERBS]
+# "Ana lives in Lyon and works at Acme": the second verb's subject is the first one's.
+_AND_VERB = re.compile(rf"^({_REF}) ([^.;!?]*?)\band (?=(?:also )?(?:lives?|lived|moved|works?|worked|stud(?:y|ies|ied)|"
+                       r"is|was|comes|came|got|teaches|taught)\b)", re.M)
 _ORGANISATION = re.compile(r"\b(Inc|Corp|Corporation|Ltd|LLC|GmbH|University|College|School|Bank|Company|Group|"
                            r"Hospital|Institute|Labs?|Studio|Foundation|Agency|Center|Centre)\b\.?$")
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December")
@@ -66,6 +69,7 @@ def rules_graph(text: str) -> Graph:
     entities: list[Entity] = []
     relations: list[Relation] = []
     text, phrases = _take_kin(text, entities, relations)
+    text = _AND_VERB.sub(lambda m: f"{m[1]} {m[2]}. {m[1]} ", re.sub(r"(?<=[.!?;])\s+", "\n", text))
     for relation, pattern, kind in _RULES:
         for match in pattern.finditer(text):
             subject, obj = _ref(match[1], phrases), _ref(match[2], phrases)
@@ -78,7 +82,7 @@ def rules_graph(text: str) -> Graph:
     dates = {e.name for e in entities if e.kind == "date"}
     for match in _NAMES.finditer(text):
         name = _trimmed(match[0])
-        if name and name not in dates and not any(name in d for d in dates):
+        if name and name != USER and name not in dates and not any(name in d for d in dates):
             entities.append(Entity(name, _kind_of(name, "thing")))
     return build(entities, relations)
 
@@ -140,6 +144,8 @@ def _ref(ref: str, phrases: list[str]) -> str | None:
 
 def _trimmed(name: str) -> str | None:
     """A name with leading non-names dropped ("Hey Mel" -> "Mel"); None when nothing is left."""
+    if name == USER:
+        return USER
     words = name.split(" ")
     while words and words[0].strip("'\u2019").casefold() in _NOT_NAMES:
         words = words[1:]
@@ -148,7 +154,7 @@ def _trimmed(name: str) -> str | None:
     name = re.sub(r"['\u2019]s$", "", " ".join(words))
     if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME:
         return None
-    return USER if name == USER else name
+    return name
 
 
 def _kind_of(name: str, default: str) -> str:
