@@ -17,6 +17,7 @@ from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
+from engram.graph_memory import add_graph, entities, related
 from engram.inputs import (
     MAX_LIST_LIMIT,
     MAX_SEARCH_LIMIT,
@@ -29,7 +30,6 @@ from engram.inputs import (
     check_threshold,
     parse_messages,
 )
-from engram.graph_memory import add_graph, entities, related
 from engram.pipeline import Pipeline, plan_changes
 from engram.raw import RawBatch, raw_changes
 from engram.retrieval import search, search_config
@@ -303,14 +303,14 @@ class Memory:
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                threshold: float | None = None, categories: Any = None, as_of: Any = None,
                top_k: int | None = None, show_expired: bool = False, rerank: bool = False,
-               explain: bool = False, graph: bool = False) -> dict[str, Any]:
+               explain: bool = False, graph: bool | None = None) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
         minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
         name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
         reorder the best candidates (`rerank_score` in results); without one configured it changes nothing.
         `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context).
         `graph=True` also brings in the memories naming the entities the query names, and their neighbours'
-        (graph memory; `explain` then has a `graph` part)."""
+        (graph memory; `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
@@ -319,7 +319,8 @@ class Memory:
         vector = self._bound_embedder().embed([text])[0]
         pool = count if reranker is None else max(count, reranker.candidates)
         hits = search(self.store, vector, text, criteria, pool, threshold=check_threshold(threshold),
-                      config=self._search, explain=explain, graph=graph is True)
+                      config=self._search, explain=explain,
+                      graph=self.settings.search_graph if graph is None else graph is True)
         if reranker is not None and hits:
             hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}

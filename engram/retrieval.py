@@ -77,7 +77,7 @@ def search_config(settings: Settings) -> SearchConfig:
     """The search behaviour the settings ask for."""
     return SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k, fusion=settings.search_fusion,
                         keyword_weight=settings.search_keyword_weight, context=parse_weights(settings.search_context),
-                        time_weight=settings.search_time_weight)
+                        time_weight=settings.search_time_weight, graph_weight=settings.search_graph_weight)
 
 
 def parse_weights(text: str | Sequence[float]) -> tuple[float, ...]:

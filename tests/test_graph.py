@@ -123,3 +123,21 @@ def test_llm_triplets_come_in_the_extraction_answer_with_no_extra_call(llm_memor
     related = llm_memory.related("Mel", user_id="u", hops=1)
     assert related["entity"]["name"] == "Melanie"
     assert {("User", "colleague", "Melanie"), ("Melanie", "plays", "violin")} <= triples(related)
+
+
+def test_the_agent_explores_an_entity(home, embedder, fake_openai: FakeOpenAI) -> None:
+    from engram.agent import Agent
+
+    with Memory(home=home, embedder=embedder, llm_model="openai/fake-model", llm_api_base=fake_openai.base_url,
+                llm_api_key="k", llm_retries=0) as memory, Agent(memory, save_every=100) as agent:
+        memory.add([{"role": "user", "content": "My sister Ana lives in Lyon."}], user_id="alice", infer=False)
+        fake_openai.script_chat(
+            dspy_reply(profile="- User has a sister"),
+            dspy_reply(next_thought="look her up", next_tool_name="explore_entity", next_tool_args={"name": "Ana"}),
+            dspy_reply(next_thought="done", next_tool_name="finish", next_tool_args={}),
+            dspy_reply(reasoning="from memory", response="Ana lives in Lyon.", save_memory=False))
+        reply = agent.reply("alice", "Where does my sister live?")
+    assert reply.response == "Ana lives in Lyon." and reply.trace[0]["tool"] == "explore_entity"
+    observation = reply.trace[0]["observation"]
+    assert {"subject": "Ana", "relation": "lives_in", "object": "Lyon"} in observation["relations"]
+    assert observation["memories"] == ["My sister Ana lives in Lyon."]
