@@ -125,11 +125,7 @@ def _coerce(name: str, value: Any) -> Any:
                 return None
             raise ConfigError(f"setting {name} cannot be empty")
         if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if str(value).strip().lower() not in _BOOLEANS:
-                raise ConfigError(f"setting {name} must be true or false, got {value!r}")
-            return _BOOLEANS[str(value).strip().lower()]
+            return _boolean(name, value)
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
             if isinstance(number, float) and not math.isfinite(number):
@@ -146,6 +142,14 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} must be {kind}, got {value!r}") from None
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() not in _BOOLEANS:
+        raise ConfigError(f"setting {name} must be true or false, got {value!r}")
+    return _BOOLEANS[str(value).strip().lower()]
 
 
 def _read_toml(explicit: str | None, home: Path) -> dict[str, Any]:
