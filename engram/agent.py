@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from engram.errors import EngramError, InvalidInput
+from engram.errors import EngramError, InvalidInput, NotFound
 from engram.inputs import check_text, parse_messages
 from engram.llm import LLM, Usage
 from engram.memory import Memory
@@ -87,6 +87,22 @@ class _Tools:
             raise
         return [{"memory": f["memory"], "file": f["file"], "line": f["line"]} for f in found]
 
+    def explore_entity(self, name: str) -> dict[str, Any] | str:
+        """A person, place or organisation the user mentioned: how it relates to others (two relations deep) and
+        the memories those relations come from."""
+        try:
+            found = self.memory.related(name, user_id=self.user_id, hops=2)
+        except (InvalidInput, NotFound) as exc:
+            return f"error: {exc}"  # an unknown name, say: the model may try another
+        except EngramError as exc:
+            self.failures.append(exc)
+            raise
+        for memory in found["memories"]:
+            self.used.setdefault(memory["id"], memory)
+        return {"entity": found["entity"], "relations": [{k: r[k] for k in ("subject", "relation", "object")}
+                                                         for r in found["relations"]],
+                "memories": [m["memory"] for m in found["memories"]]}
+
     def list_categories(self) -> dict[str, int]:
         """The categories of the user's memories, with how many memories each has."""
         memories = self.memory.get_all(user_id=self.user_id, limit=1000)["results"]
@@ -153,7 +169,8 @@ class Agent:
         from engram.signatures import ChatTurn
 
         assert self.llm is not None
-        agent = self.llm.dspy.ReAct(ChatTurn, tools=[tools.search_memories, tools.grep_memories, tools.list_categories],
+        agent = self.llm.dspy.ReAct(ChatTurn, tools=[tools.search_memories, tools.grep_memories, tools.explore_entity,
+                                                          tools.list_categories],
                                     max_iters=self.max_iters)
         transcript = "\n".join(f"{t.role}: {t.content}" for t in recent) or "(this is the first message)"
         prediction = self.llm.run(agent, usage, profile=profile, transcript=transcript, message=message)

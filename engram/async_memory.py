@@ -70,11 +70,21 @@ class AsyncMemory:
                      run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                      threshold: float | None = None, categories: Any = None, as_of: Any = None,
                      top_k: int | None = None, show_expired: bool = False, rerank: bool = False,
-                     explain: bool = False) -> dict[str, Any]:
+                     explain: bool = False, graph: bool | None = None) -> dict[str, Any]:
         return await asyncio.to_thread(
             self.sync.search, query, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=limit, filters=filters,
             threshold=threshold, categories=categories, as_of=as_of, top_k=top_k, show_expired=show_expired,
-            rerank=rerank, explain=explain)
+            rerank=rerank, explain=explain, graph=graph)
+
+    async def entities(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                       as_of: Any = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.entities, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                       as_of=as_of)
+
+    async def related(self, name: str, *, user_id: str | None = None, agent_id: str | None = None,
+                      run_id: str | None = None, hops: int = 2, as_of: Any = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.related, name, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                       hops=hops, as_of=as_of)
 
     @overload
     async def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...

@@ -51,6 +51,8 @@ class Settings:
     search_keyword_weight: float = 0.5  # share of the keyword score in score fusion
     search_context: str = "0.4,0.2"  # share of the best neighbouring memory's score at distance 1, 2 ("0": off)
     search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
+    search_graph: bool = False  # search(graph=None) brings in the memories of the entities a query names
+    search_graph_weight: float = 0.3  # share of that link's strength in the score (graph memory)
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
     # How the SQLite store writes new vectors: float16 halves their bytes and, measured on LoCoMo (bench/README),
     # costs no recall; float32 keeps them exact
@@ -116,7 +118,9 @@ class Settings:
 _TYPES = {f.name: f.type for f in fields(Settings)}
 _CHOICES: dict[str, tuple[str, ...]] = {name: get_args(hint) for name, hint in get_type_hints(Settings).items()
                                         if get_origin(hint) is Literal}
-_ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight", "server_rate_limit"}
+_ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "search_time_weight", "search_graph_weight",
+                 "server_rate_limit"}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 _MAXIMUM = {"search_limit": MAX_SEARCH_LIMIT, "search_pool": MAX_SEARCH_LIMIT}
 
 
@@ -127,6 +131,8 @@ def _coerce(name: str, value: Any) -> Any:
             if "None" in kind:
                 return None
             raise ConfigError(f"setting {name} cannot be empty")
+        if kind == "bool":
+            return _boolean(name, value)
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
             if isinstance(number, float) and not math.isfinite(number):
@@ -150,10 +156,9 @@ def _coerce(name: str, value: Any) -> Any:
 def _boolean(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    word = str(value).strip().lower()
-    if word not in ("true", "false", "1", "0", "yes", "no"):
+    if str(value).strip().lower() not in _BOOLEANS:
         raise ConfigError(f"setting {name} must be true or false, got {value!r}")
-    return word in ("true", "1", "yes")
+    return _BOOLEANS[str(value).strip().lower()]
 
 
 def _read_toml(explicit: str | None, home: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class Fact:
     happened_at: str | None = None
     correction: bool = False
     source: tuple[str, ...] = ()  # the ids of the messages it comes from (those the caller gave ids)
+    triplets: tuple[tuple[str, str, str], ...] = ()  # (subject, relation, object) the fact states, from the LLM
 
 
 def render_messages(messages: list[Message]) -> str:
@@ -122,4 +123,15 @@ def _fact(raw: Any, categories: tuple[str, ...], messages: list[Message]) -> Fac
         about=about if 0 < len(about) <= 100 and "\x00" not in about else "user",
         happened_at=happened if 0 < len(happened) <= 40 and "\x00" not in happened else None,
         source=cited(raw.sources, messages),
+        triplets=_triplets(getattr(raw, "triplets", None) or ()),
     )
+
+
+def _triplets(raw: Any) -> tuple[tuple[str, str, str], ...]:
+    """The LLM's triplets with three short, non-empty parts (at most 20); the others are dropped."""
+    out = []
+    for triplet in list(raw)[:20]:
+        parts = tuple(" ".join(str(getattr(triplet, key, "") or "").split()) for key in ("subject", "relation", "object"))
+        if all(0 < len(part) <= 100 and "\x00" not in part for part in parts):
+            out.append(parts)
+    return tuple(out)  # type: ignore[arg-type]

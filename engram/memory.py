@@ -17,6 +17,7 @@ from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
+from engram.graph_memory import add_graph, entities, related
 from engram.inputs import (
     MAX_LIST_LIMIT,
     MAX_SEARCH_LIMIT,
@@ -159,10 +160,12 @@ class Memory:
                     known=self.store.find_hashes(scope, hashes) if hashes else {},
                 )
                 _set_expiry(changes, expires_at, {d.target.id: d.target for d in proposed.decisions if d.target})
+                add_graph(changes, self.store, scope, {d.text: d.fact.triplets for d in proposed.decisions})
                 extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
             else:
                 changes, [results] = raw_changes(self.store, self._bound_embedder(), scope,
                                                  [RawBatch(parsed, when, batch, metadata, categories, expires_at)])
+                add_graph(changes, self.store, scope)
             changes.saved = saved
             if dry_run or not changes:
                 break
@@ -182,6 +185,7 @@ class Memory:
     def _add_raw(self, scope: Scope, batches: list[RawBatch]) -> list[list[dict[str, Any]]]:
         """Several add(infer=False) batches of one scope in one write (an import); each batch's results."""
         changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches)
+        add_graph(changes, self.store, scope)
         if changes:
             stored = self.store.apply(changes)
             results = [_known_already(r, changes, stored) for r in results]
@@ -239,10 +243,12 @@ class Memory:
         batch = uuid.uuid4().hex
         valid_from = max(stamp if change.when is None else change.when, old.valid_from)
         new = replace(new, updated_at=stamp, valid_from=valid_from, batch_id=batch)
-        [stored] = self.store.apply(ChangeSet(
+        changes = ChangeSet(
             inserts=[(new, change.vector[1])], closes=[Close(old.id, new.valid_from, version=old.version)],
             events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=new.text, actor="user")],
-        ))
+        )
+        add_graph(changes, self.store, old.scope)
+        [stored] = self.store.apply(changes)
         return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
 
     def delete(self, memory_id: str, *, expected_version: int | None = None) -> dict[str, Any]:
@@ -297,12 +303,14 @@ class Memory:
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                threshold: float | None = None, categories: Any = None, as_of: Any = None,
                top_k: int | None = None, show_expired: bool = False, rerank: bool = False,
-               explain: bool = False) -> dict[str, Any]:
+               explain: bool = False, graph: bool | None = None) -> dict[str, Any]:
         """Memories relevant to `query`, best first. `score` is fused relevance in [0, 1]; `threshold` is the
         minimum cosine similarity (`similarity` in results) a memory needs to be returned. `top_k` is Mem0's
         name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
         reorder the best candidates (`rerank_score` in results); without one configured it changes nothing.
-        `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context)."""
+        `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context).
+        `graph=True` also brings in the memories naming the entities the query names, and their neighbours'
+        (graph memory; `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
@@ -311,10 +319,26 @@ class Memory:
         vector = self._bound_embedder().embed([text])[0]
         pool = count if reranker is None else max(count, reranker.candidates)
         hits = search(self.store, vector, text, criteria, pool, threshold=check_threshold(threshold),
-                      config=self._search, explain=explain)
+                      config=self._search, explain=explain,
+                      graph=self.settings.search_graph if graph is None else graph is True)
         if reranker is not None and hits:
             hits = reranker.rerank(text, hits)[:count]
         return {"results": [hit.to_dict() for hit in hits]}
+
+    def entities(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                 as_of: Any = None) -> dict[str, Any]:
+        """The people, places, organisations and dates the scope's memories name (graph memory): each with its
+        kind, aliases and how many memories name it, most named first. `as_of`: as the memories stood then."""
+        return {"results": entities(self.store, self._criteria(user_id, agent_id, run_id, None, None, as_of, False))}
+
+    def related(self, name: str, *, user_id: str | None = None, agent_id: str | None = None,
+                run_id: str | None = None, hops: int = 2, as_of: Any = None) -> dict[str, Any]:
+        """The entity `name` names (by name, alias or short form), the entities within `hops` relations of it,
+        the relations between them and the memories they come from. NotFound when the scope names no such entity."""
+        check_text(name, 100, "name")
+        if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 5:
+            raise InvalidInput(f"hops must be an integer from 0 to 5, got {hops!r}")
+        return related(self.store, self._criteria(user_id, agent_id, run_id, None, None, as_of, False), name, hops)
 
     @overload
     def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...

@@ -21,6 +21,7 @@ import numpy as np
 
 from engram.config import Settings
 from engram.errors import ConfigError
+from engram.graph_memory import linked
 from engram.stores.base import Criteria, Store
 from engram.types import FIRST_EPOCH, LAST_EPOCH, Hit, MemoryRecord
 
@@ -48,6 +49,10 @@ class SearchConfig:
     time_slack_days: tuple[float, float] = (3.0, 10.0)
     # ... and "May" alone, or "Jan", is read as a month only after one of these words (or with a day or year).
     time_words: tuple[str, ...] = ("in", "on", "of", "since", "during", "until", "early", "mid", "late", "by")
+    # search(graph=True): memories naming an entity the query names (1) or one `graph_hops` relations from it
+    # (1/(1+d)) join the candidates and earn this share of that strength, after fusion.
+    graph_weight: float = 0.3
+    graph_hops: int = 1
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -58,6 +63,9 @@ class SearchConfig:
             raise ConfigError(f"time_weight must be non-negative, got {self.time_weight!r}")
         if any(w < 0 for w in self.context) or len(self.context) > 5:
             raise ConfigError(f"context takes up to 5 non-negative weights, got {self.context!r}")
+        if self.graph_weight < 0 or not 0 <= self.graph_hops <= 5:
+            raise ConfigError(f"graph_weight must be non-negative and graph_hops in [0, 5], got "
+                              f"{self.graph_weight!r}, {self.graph_hops!r}")
         if self.pool <= 0 or self.rrf_k <= 0:
             raise ConfigError("pool and rrf_k must be positive")
         if len(self.time_slack_days) != 2 or any(not 0 <= d <= 366 for d in self.time_slack_days):
@@ -69,7 +77,7 @@ def search_config(settings: Settings) -> SearchConfig:
     """The search behaviour the settings ask for."""
     return SearchConfig(pool=settings.search_pool, rrf_k=settings.rrf_k, fusion=settings.search_fusion,
                         keyword_weight=settings.search_keyword_weight, context=parse_weights(settings.search_context),
-                        time_weight=settings.search_time_weight)
+                        time_weight=settings.search_time_weight, graph_weight=settings.search_graph_weight)
 
 
 def parse_weights(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -197,10 +205,13 @@ def search(
     threshold: float | None = None,
     config: SearchConfig = SearchConfig(),
     explain: bool = False,
+    graph: bool = False,
 ) -> list[Hit]:
     """The best `limit` admitted records for `query`. With `explain`, each hit carries the parts of its score:
     cosine, keyword (bm25 over the best one of this query), fused (the two mixed), and what the time named in
-    the query and the neighbouring turns (context) added to it (score = fused + time + context, then clipped)."""
+    the query and the neighbouring turns (context) added to it (score = fused + time + context, then clipped).
+    With `graph`, the memories linked to the entities the query names join the candidates (engram.graph_memory)
+    and `explain` has their share too (score = fused + graph + time + context)."""
     pool = max(config.pool, limit)
     dense = store.dense(vector, criteria, pool) if config.fusion != "keyword" else []
     keyword = store.keyword(query, criteria, pool) if config.fusion != "dense" else []
@@ -211,6 +222,10 @@ def search(
         similarity[record.version] = cosine  # type: ignore[index]
     for record, _ in keyword:
         records.setdefault(record.version, record)  # type: ignore[arg-type]
+    strength: dict[int, float] = {}
+    for version, (record, share) in (linked(store, criteria, query, config.graph_hops) if graph else {}).items():
+        records.setdefault(version, record)
+        strength[version] = share
     near: dict[int, list[tuple[int | None, int | None]]] = {}
     if config.context:
         near = _neighbours(store.neighbours(list(records), criteria, len(config.context)), records)
@@ -219,13 +234,19 @@ def search(
         for version, cosine in zip(missing, store.vectors(missing) @ vector, strict=True):
             similarity[version] = float(cosine)
     scores = stages = _fused(config, dense, keyword, similarity)
+    if graph:
+        scores = _prefer_linked(scores, strength, config.graph_weight)
+    graphed = scores
     refs = time_refs(query, config.time_words) if config.time_weight else []
     if refs and scores:
         scores = _prefer_times(scores, records, refs, config.time_weight, config.time_slack_days)
     timed = scores
     if near:
         scores = spread_context(scores, near, config.context)
-    parts = _parts(similarity, {r.version: s for r, s in keyword}, (stages, timed, scores)) if explain else {}  # type: ignore[misc]
+    parts = _parts(similarity, {r.version: s for r, s in keyword}, (stages, graphed, timed, scores)) if explain else {}  # type: ignore[misc]
+    if explain and not graph:
+        for part in parts.values():
+            del part["graph"]
     order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
     hits = []
     for version in order:
@@ -239,14 +260,15 @@ def search(
 
 
 def _parts(similarity: dict[int, float], keyword: dict[int, float],
-           stages: tuple[dict[int, float], dict[int, float], dict[int, float]]) -> dict[int, dict[str, float]]:
-    """Each candidate's score taken apart (search(explain=True)): stages are fused, after time, after context."""
-    fused, timed, final = stages
+           stages: tuple[dict[int, float], ...]) -> dict[int, dict[str, float]]:
+    """Each candidate's score taken apart (search(explain=True)): stages are fused, after the graph, after time,
+    after context."""
+    fused, graphed, timed, final = stages
     best = max(keyword.values(), default=0.0)
     return {v: {"cosine": round(similarity[v], 6),
                 "keyword": round(max(keyword.get(v, 0.0), 0.0) / best if best > 0 else 0.0, 6),
-                "fused": round(fused[v], 6), "time": round(timed[v] - fused[v], 6),
-                "context": round(final[v] - timed[v], 6)}
+                "fused": round(fused[v], 6), "graph": round(graphed[v] - fused[v], 6),
+                "time": round(timed[v] - graphed[v], 6), "context": round(final[v] - timed[v], 6)}
             for v in final}
 
 
@@ -280,6 +302,11 @@ def _prefer_times(scores: dict[int, float], records: dict[int, MemoryRecord], re
     windows = [w for ref in refs for w in ref.windows(range(first - 1, last + 1), slack_days)]
     return {v: (s + bonus * any(lo <= records[v].valid_from < hi for lo, hi in windows)) / (1 + bonus)
             for v, s in scores.items()}
+
+
+def _prefer_linked(scores: dict[int, float], strength: Mapping[int, float], weight: float) -> dict[int, float]:
+    """Each score plus `weight` times its graph strength, over 1 + weight: stays in [0, 1]."""
+    return {v: (s + weight * strength.get(v, 0.0)) / (1 + weight) for v, s in scores.items()}
 
 
 def _fused(config: SearchConfig, dense: list[tuple[MemoryRecord, float]], keyword: list[tuple[MemoryRecord, float]],

@@ -15,6 +15,7 @@ import pytest
 
 from engram.errors import Conflict, EmbedderMismatch, NotFound, StoreError
 from engram.filters import parse_filters
+from engram.graph import Entity, Graph, Relation
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.stores.sqlite import SQLiteStore
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash
@@ -499,3 +500,44 @@ def test_sessions_are_copied_whole_and_copying_again_adds_nothing(store: Store) 
     assert [t.content for t in store.sessions.turns("copied", alice)] == ["my dog is Rex", "nice", "and a cat"]
     assert {(s.user_id, s.id) for s, _ in store.sessions.dump()} == {("alice", "mine"), ("alice", "copied"),
                                                                     ("bob", "copied")}
+
+
+# -- graph memory ------------------------------------------------------------------------------------------
+
+def _ana() -> Graph:
+    return Graph((Entity("User", "person"), Entity("Ana", "person", ("User's sister",)), Entity("Lyon", "place")),
+                 (Relation("User", "sister", "Ana"), Relation("Ana", "lives_in", "Lyon")))
+
+
+def test_a_versions_graph_is_written_with_it_and_read_with_its_record(store: Store) -> None:
+    lyon, tea = record("User's sister Ana lives in Lyon"), record("User likes tea")
+    [stored_lyon, _] = store.apply(ChangeSet(inserts=[(lyon, vec(1)), (tea, vec(2))], graph={0: _ana()},
+                                             events=[Event(lyon.id, Op.ADD, "b1", 100.0)]))
+    found = store.graph(Criteria(Scope(user_id="u")))
+    assert [(r.id, g) for r, g in found] == [(lyon.id, _ana())]
+    assert store.graph(Criteria(Scope(user_id="someone else"))) == []
+    assert store.graphs([stored_lyon.version]) == {stored_lyon.version: _ana()}  # type: ignore[list-item, dict-item]
+
+
+def test_a_graph_holds_while_its_version_does_and_as_of_reads_the_past(store: Store) -> None:
+    lyon = record("User's sister Ana lives in Lyon", t=100.0)
+    [old] = store.apply(ChangeSet(inserts=[(lyon, vec(1))], graph={0: _ana()}))
+    paris = Graph((Entity("Ana", "person"), Entity("Paris", "place")), (Relation("Ana", "lives_in", "Paris"),))
+    moved = replace(record("User's sister Ana lives in Paris", t=200.0), id=lyon.id)
+    store.apply(ChangeSet(inserts=[(moved, vec(2))], closes=[Close(lyon.id, 200.0, version=old.version)],
+                          graph={0: paris}))
+    assert [g for _, g in store.graph(Criteria(Scope(user_id="u")))] == [paris]
+    assert [g for _, g in store.graph(Criteria(Scope(user_id="u"), as_of=150.0))] == [_ana()]
+    store.apply(ChangeSet(closes=[Close(lyon.id, 300.0)]))
+    assert store.graph(Criteria(Scope(user_id="u"))) == []
+
+
+def test_a_failed_change_set_writes_no_graph_and_reset_removes_it(store: Store) -> None:
+    lyon = record("User's sister Ana lives in Lyon")
+    with pytest.raises(NotFound):
+        store.apply(ChangeSet(inserts=[(lyon, vec(1))], closes=[Close("no such memory", 100.0)], graph={0: _ana()}))
+    assert store.graph(Criteria(Scope(user_id="u"))) == []
+    store.apply(ChangeSet(inserts=[(lyon, vec(1))], graph={0: _ana()}))
+    store.reset()
+    store.bind_embedder("test-embedder", DIM)
+    assert store.graph(Criteria(Scope(user_id="u"))) == []

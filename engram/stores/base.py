@@ -16,7 +16,9 @@ from typing import Literal
 
 import numpy as np
 
+from engram.errors import StoreError
 from engram.filters import ALL, Filter
+from engram.graph import Graph
 from engram.stores.sessions import Session, SessionStore
 from engram.types import Event, MemoryRecord, Scope, now
 
@@ -86,9 +88,10 @@ class ChangeSet:
     against what it reads inside the write. `dedup`: an insert of a new memory whose text (hash) a current
     memory of exactly the same scope already holds is skipped, with its events, decided inside the write.
     `saved`: (session id, its scope, seq) — mark a chat session's turns up to seq as handed to add(), in the
-    same write as the memories extracted from them. `keep_versions`: each insert keeps the `version` its record
-    carries and each event its `seq` (a copy that keeps identity, such as a restore); StoreError, writing
-    nothing, when one is already taken."""
+    same write as the memories extracted from them. `graph`: by insert index, the entities and relations that
+    version names (engram.graph), written with it and holding exactly as long as it does. `keep_versions`: each
+    insert keeps the `version` its record carries and each event its `seq` (a copy that keeps identity, such as
+    a restore); StoreError, writing nothing, when one is already taken."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
@@ -98,6 +101,7 @@ class ChangeSet:
     dedup: bool = True
     saved: tuple[str, Scope, int] | None = None
     keep_versions: bool = False
+    graph: dict[int, Graph] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.closes or self.reopens or self.events or self.saved)
@@ -142,6 +146,7 @@ class Store(ABC):
     """A backend's memories. One instance may be used from several threads; it serialises what it must."""
 
     sessions: SessionStore  # the same backend's chat sessions
+    keeps_graph: bool = False  # whether it stores `ChangeSet.graph` and answers `graph` (an optional ability)
 
     @abstractmethod
     def bind_embedder(self, name: str, dimension: int) -> None:
@@ -190,6 +195,16 @@ class Store(ABC):
     @abstractmethod
     def vectors(self, versions: list[int]) -> np.ndarray:
         """The stored vectors of these versions, in the same order."""
+
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        """The admitted versions that name entities, each with its graph (engram.graph), newest first. A backend
+        keeping no graph raises StoreError (its writes drop `ChangeSet.graph`)."""
+        raise StoreError(f"{type(self).__name__} keeps no graph")
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        """The graph of each of these versions that has one (any version, current or closed): what an export
+        carries."""
+        raise StoreError(f"{type(self).__name__} keeps no graph")
 
     @abstractmethod
     def history(self, memory_id: str) -> list[Event]:

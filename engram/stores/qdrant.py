@@ -32,6 +32,7 @@ from engram.errors import (
     NotFound,
     StoreError,
 )
+from engram.graph import Graph
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
 from engram.stores.changes import (
     Checked,
@@ -361,6 +362,24 @@ class QdrantStore(Store):
             self.names.memories, query=query, using=using, query_filter=flt, limit=k, with_payload=_RECORD,
             **kwargs).points)
         return [(to_record(p.payload, int(p.id)), float(p.score)) for p in found]
+
+    keeps_graph = True
+
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        flt = read_filter(criteria)
+        if flt is None:
+            return []
+        flt = models.Filter(must=[flt], must_not=[
+            models.IsEmptyCondition(is_empty=models.PayloadField(key="graph.entities"))])
+        points = self._read(self.names.memories, [], lambda: list(scroll_all(
+            self.client, self.names.memories, flt, payload=[*_RECORD, "graph"])))
+        found = [(to_record(_payload(p), int(p.id)), Graph.from_json(_payload(p).get("graph"))) for p in points]
+        return sorted(found, key=lambda pair: (pair[0].updated_at, pair[0].version or 0), reverse=True)
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        points = self._retrieve(sorted({v for v in versions if _is_id(v)}), ["status", "graph"])
+        return {int(p.id): Graph.from_json(_payload(p)["graph"]) for p in points
+                if _payload(p)["status"] != PENDING and _payload(p).get("graph")}
 
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:

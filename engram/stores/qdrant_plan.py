@@ -35,10 +35,13 @@ def plan(changes: ChangeSet, checked: Checked, written_by: Mapping[int, int], sa
     if changes.keep_versions:  # checked free and valid
         versions = [record.version for record, _ in kept]  # type: ignore[misc]
     written = Plan(txn, [], closes, reopens, saved=saved)
-    for (record, vector), version in zip(kept, versions, strict=True):
+    for i, (record, vector), version in zip(checked.kept, kept, versions, strict=True):
         indices, values = encode_document(record.text)
+        payload = to_payload(record, status=PENDING, txn=txn, written=tick())
+        if changes.graph.get(i):  # the version's entities and relations travel in its own point
+            payload["graph"] = changes.graph[i].to_json()
         written.points.append(models.PointStruct(
-            id=version, payload=to_payload(record, status=PENDING, txn=txn, written=tick()),
+            id=version, payload=payload,
             vector={"dense": np.asarray(vector, dtype=np.float32).reshape(-1).tolist(),
                     "words": models.SparseVector(indices=indices, values=values)}))
         written.inserted.append(replace(record, version=version))

@@ -145,6 +145,25 @@ def m006_keyword_terms(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE memories_fts")
 
 
+@migration
+def m007_graph(db: sqlite3.Connection) -> None:
+    # Graph memory (engram.graph): the entities each version names and the relations it states, keyed by the
+    # version (memories.rowid), so that they hold exactly while it does. Names are indexed for lookups and hops.
+    db.execute("""
+        CREATE TABLE graph_entities (
+            version INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, aliases TEXT NOT NULL DEFAULT '[]'
+        )""")
+    db.execute("CREATE INDEX graph_entities_version ON graph_entities(version)")
+    db.execute("CREATE INDEX graph_entities_name ON graph_entities(name)")
+    db.execute("""
+        CREATE TABLE graph_relations (
+            version INTEGER NOT NULL, subject TEXT NOT NULL, relation TEXT NOT NULL, object TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX graph_relations_version ON graph_relations(version)")
+    db.execute("CREATE INDEX graph_relations_subject ON graph_relations(subject)")
+    db.execute("CREATE INDEX graph_relations_object ON graph_relations(object)")
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

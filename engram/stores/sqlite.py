@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from engram.errors import EmbedderMismatch, NotFound, StoreError
+from engram.graph import Graph
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
 from engram.stores.changes import (
     Checked,
@@ -31,6 +32,7 @@ from engram.stores.changes import (
 from engram.stores.keywords import pack
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.sparse import term_counts
+from engram.stores.sqlite_graph import read_graphs, write_graph
 from engram.stores.sqlite_open import (
     BINDING,
     check_binding,
@@ -128,6 +130,8 @@ class SQLiteStore(Store):
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
             stored[i] = replace(record, version=versions[record.id])
+            if changes.graph.get(i):
+                write_graph(db, versions[record.id], changes.graph[i])
         closed = checked.closed
         for event in checked.events:
             self._log(db, with_versions(event, closed, versions), changes.keep_versions)
@@ -304,6 +308,24 @@ class SQLiteStore(Store):
         stored = dict(self._read(BINDING)).get("dimension")
         return int(stored) if stored is not None else (self._binding[1] if self._binding else 0)
 
+    keeps_graph = True
+
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        with self._lock:
+            records = self.select(criteria)
+            try:
+                graphs = read_graphs(self._db, [r.version for r in records])  # type: ignore[misc]
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+        return [(r, graphs[r.version]) for r in records if r.version in graphs]
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        with self._lock:
+            try:
+                return read_graphs(self._db, versions)
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
     def vectors(self, versions: list[int]) -> np.ndarray:
         if not versions:
             return np.zeros((0, self._binding[1] if self._binding else 0), dtype=np.float32)
@@ -362,7 +384,7 @@ class SQLiteStore(Store):
     def reset(self) -> None:
         with self._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "history", "turns", "sessions"):
+            for table in ("memories", "history", "turns", "sessions", "graph_entities", "graph_relations"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             self._bump(db, set(keys))

@@ -1,0 +1,163 @@
+"""The entities and relations a text states, found by rules (no LLM): what the offline pipeline and raw turns
+(add(infer=False), imports) get, and what an LLM's triplets are completed with.
+
+The shapes found: kin ("my sister Ana", "Ana is User's sister", "User's sister" alone until a name is known),
+where someone lives or comes from ("lives in Lyon", "moved to Paris", "is from Spain"), works or studies ("works
+at Acme"), marriage, plus every capitalised name, month and year the text names. First-person text ("I", "my")
+is about the entity USER.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from engram.graph import MAX_NAME, USER, Entity, Graph, Relation, build, relation_name
+
+__all__ = ["graph_of", "rules_graph", "triplets_graph"]
+
+KIN = ("sister|brother|mother|father|mom|mum|dad|wife|husband|partner|friend|son|daughter|girlfriend|boyfriend|"
+       "boss|colleague|coworker|cousin|aunt|uncle|grandmother|grandfather|grandma|grandpa|niece|nephew|roommate|"
+       "neighbou?r|fiancée?|mentor|manager|child|kid|dog|cat")
+_KIN_WORD = rf"(?:(?:best|older|younger|little|big|baby|new|old|twin|step|ex)[ -])?(?:{KIN})"
+_WORD = r"(?:[A-Z][\w'\u2019-]*[\w]|[A-Z])"
+_NAME = rf"{_WORD}(?:[ ](?:(?:of|de|la|van|von|the)[ ])?{_WORD})*"
+_REF = rf"(?:{_NAME}|\x00\d+\x00)"  # a name, or a kin phrase already taken out (see _take_kin)
+_OWNED = re.compile(rf"\b({_NAME})['\u2019]s ({_KIN_WORD})(?:,? (?:named |called )?({_NAME})(?!['\u2019]s))?")
+_IS_KIN = re.compile(rf"\b({_NAME}) is ({_NAME})['\u2019]s ({_KIN_WORD})\b")
+_VERBS: list[tuple[str, str, str, str]] = [  # (relation, verb pattern, preposition pattern, object kind)
+    ("lives_in", (r"(?:\w+ly )?(?:live|lives|lived|is living|was living|has lived|moved|has moved|relocated|"
+                  r"grew up|is moving|will move)(?: back)?"), r"in|to", "place"),
+    ("born_in", r"(?:was|is) born", r"in", "place"),
+    ("from", r"(?:is|was|comes|came)", r"from", "place"),
+    ("works_at", (r"(?:\w+ly )?(?:work|works|worked|is working|has worked|started working|got a job|is employed|"
+                  r"will work|interns|volunteers)(?: as (?:an? )?[\w ]{1,30}?)?"), r"at|for", "organisation"),
+    ("studies_at", r"(?:study|studies|studied|is studying|goes to school|went to school|teaches|taught)", r"at",
+     "organisation"),
+    ("married_to", r"(?:is married|got married|was married|married)", r"to|", "person"),
+    ("dating", r"(?:is dating|dates|is in a relationship)", r"with|", "person"),
+]
+_RULES = [(relation, re.compile(rf"({_REF}) {verb} (?:(?:{prep}) )?(?:the )?({_REF})"), kind)
+          for relation, verb, prep, kind in _VERBS]
+# "Ana lives in Lyon and works at Acme": the second verb's subject is the first one's.
+_AND_VERB = re.compile(rf"^({_REF}) ([^.;!?]*?)\band (?=(?:also )?(?:lives?|lived|moved|works?|worked|stud(?:y|ies|ied)|"
+                       r"is|was|comes|came|got|teaches|taught)\b)", re.M)
+_ORGANISATION = re.compile(r"\b(Inc|Corp|Corporation|Ltd|LLC|GmbH|University|College|School|Bank|Company|Group|"
+                           r"Hospital|Institute|Labs?|Studio|Foundation|Agency|Center|Centre)\b\.?$")
+_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December")
+_DATE = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)? (?:of )?)?(?:{_MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?"
+                   rf"(?:,? (?:19|20)\d\d)?\b|\b(?:19|20)\d\d\b")
+_NAMES = re.compile(_NAME)
+# Capitalised words that are not names: sentence openers, pronouns, days and such.
+_NOT_NAMES = frozenset("""
+a an the i i'm i've i'd i'll im ive me my mine we us our you your he she it they them their his her its this that
+these those there here what who whom whose when where why how which yes no not oh ok okay hey hi hello thanks thank
+wow well so and but or if then also just really very actually maybe sure great good nice cool awesome yeah yep nope
+sorry please let lets let's can could would should will shall may might must do does did is are was were be been
+have has had just one two some any all every each both many much more most other another after before since until
+while because though although as at in on of to for from with by about into over under again still even never
+always sometimes today tomorrow yesterday tonight now soon later monday tuesday wednesday thursday friday saturday
+sunday mr mrs ms dr congrats congratulations haha lol omg btw absolutely definitely totally exactly glad happy
+love like hope wish think know see look go going got get make made take took want need feel felt keep tell told
+say said come came give gave try tried am user
+""".split())
+
+
+def rules_graph(text: str) -> Graph:
+    """The entities and relations `text` states, by the rules above."""
+    text = _third_person(" ".join(text.split()))
+    entities: list[Entity] = []
+    relations: list[Relation] = []
+    text, phrases = _take_kin(text, entities, relations)
+    text = _AND_VERB.sub(lambda m: f"{m[1]} {m[2]}. {m[1]} ", re.sub(r"(?<=[.!?;])\s+", "\n", text))
+    for relation, pattern, kind in _RULES:
+        for match in pattern.finditer(text):
+            subject, obj = _ref(match[1], phrases), _ref(match[2], phrases)
+            if subject is None or obj is None:
+                continue
+            entities += [Entity(subject, "person"), Entity(obj, _kind_of(obj, kind))]
+            relations.append(Relation(subject, relation, obj))
+    for match in _DATE.finditer(text):
+        entities.append(Entity(match[0], "date"))
+    dates = {e.name for e in entities if e.kind == "date"}
+    for match in _NAMES.finditer(text):
+        name = _trimmed(match[0])
+        if name and name != USER and name not in dates and not any(name in d for d in dates):
+            entities.append(Entity(name, _kind_of(name, "thing")))
+    return build(entities, relations)
+
+
+def triplets_graph(triplets: Iterable[tuple[str, str, str]]) -> Graph:
+    """The graph of an LLM's (subject, relation, object) triplets; "user", "I" and "me" are USER."""
+    entities: list[Entity] = []
+    relations: list[Relation] = []
+    for subject, relation, obj in triplets:
+        ends = [_user(" ".join(str(end).split())) for end in (subject, obj)]
+        name = relation_name(str(relation))
+        if not all(0 < len(end) <= MAX_NAME for end in ends) or not name:
+            continue
+        entities += [Entity(end, "person" if end == USER else _kind_of(end, "thing")) for end in ends]
+        relations.append(Relation(ends[0], name[:MAX_NAME], ends[1]))
+    return build(entities, relations)
+
+
+def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
+    """An LLM's triplets for `text`, completed with what the rules find in it (names, kin, places)."""
+    found = rules_graph(text)
+    given = triplets_graph(triplets)
+    return build((*given.entities, *found.entities), (*given.relations, *found.relations))
+
+
+def _third_person(text: str) -> str:
+    text = re.sub(r"\b(?:my|My)\b", f"{USER}'s", text)
+    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])|\bI(?=['\u2019](?:m|ve|d|ll)\b)", USER, text)
+
+
+def _user(name: str) -> str:
+    return USER if name.casefold() in ("user", "i", "me", "the user", "myself") else name
+
+
+def _take_kin(text: str, entities: list[Entity], relations: list[Relation]) -> tuple[str, list[str]]:
+    """Find kin phrases and put a placeholder where each stood, so that the verb rules read "<Ana> lives in"."""
+    phrases: list[str] = []
+
+    def keep(owner: str, kin: str, name: str | None) -> str:
+        owner = _trimmed(owner) or USER
+        phrase = f"{owner}'s {kin.lower()}"
+        person = _trimmed(name) if name else None
+        target = person or phrase
+        entities.extend([Entity(owner, "person"), Entity(target, "person", (phrase,) if person else ())])
+        relations.append(Relation(owner, relation_name(kin), target))
+        phrases.append(target)
+        return f"\x00{len(phrases) - 1}\x00"
+
+    text = _IS_KIN.sub(lambda m: keep(m[2], m[3], m[1]) + " is", text)
+    text = _OWNED.sub(lambda m: keep(m[1], m[2], m[3]), text)
+    return text, phrases
+
+
+def _ref(ref: str, phrases: list[str]) -> str | None:
+    if ref.startswith("\x00"):
+        return phrases[int(ref.strip("\x00"))]
+    return _trimmed(ref)
+
+
+def _trimmed(name: str) -> str | None:
+    """A name with leading non-names dropped ("Hey Mel" -> "Mel"); None when nothing is left."""
+    if name == USER:
+        return USER
+    words = name.split(" ")
+    while words and words[0].strip("'\u2019").casefold() in _NOT_NAMES:
+        words = words[1:]
+    while words and words[-1].casefold() in _NOT_NAMES:
+        words = words[:-1]
+    name = re.sub(r"['\u2019]s$", "", " ".join(words))
+    if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME:
+        return None
+    return name
+
+
+def _kind_of(name: str, default: str) -> str:
+    if name == USER:
+        return "person"
+    return "organisation" if _ORGANISATION.search(name) else default
