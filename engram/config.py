@@ -131,7 +131,7 @@ def _coerce(name: str, value: Any) -> Any:
             if "None" in kind:
                 return None
             raise ConfigError(f"setting {name} cannot be empty")
-        if kind == "bool":
+        if kind.startswith("bool"):
             return _boolean(name, value)
         if kind.startswith(("int", "float")):
             number = int(value) if kind.startswith("int") else float(value)
@@ -142,8 +142,6 @@ def _coerce(name: str, value: Any) -> Any:
             if number > _MAXIMUM.get(name, math.inf):
                 raise ConfigError(f"setting {name} is at most {_MAXIMUM[name]:,}, got {value!r}")
             return number
-        if kind.startswith("bool"):
-            return _boolean(name, value)
         if "Path" in kind:
             return Path(str(value)).expanduser()
         if name in _CHOICES and isinstance(value, str):

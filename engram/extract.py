@@ -131,7 +131,8 @@ def _triplets(raw: Any) -> tuple[tuple[str, str, str], ...]:
     """The LLM's triplets with three short, non-empty parts (at most 20); the others are dropped."""
     out = []
     for triplet in list(raw)[:20]:
-        parts = tuple(" ".join(str(getattr(triplet, key, "") or "").split()) for key in ("subject", "relation", "object"))
+        parts = tuple(" ".join(str(getattr(triplet, key, "") or "").split())
+                      for key in ("subject", "relation", "object"))
         if all(0 < len(part) <= 100 and "\x00" not in part for part in parts):
             out.append(parts)
     return tuple(out)  # type: ignore[arg-type]

@@ -40,8 +40,8 @@ _VERBS: list[tuple[str, str, str, str]] = [  # (relation, verb pattern, preposit
 _RULES = [(relation, re.compile(rf"({_REF}) {verb} (?:(?:{prep}) )?(?:the )?({_REF})"), kind)
           for relation, verb, prep, kind in _VERBS]
 # "Ana lives in Lyon and works at Acme": the second verb's subject is the first one's.
-_AND_VERB = re.compile(rf"^({_REF}) ([^.;!?]*?)\band (?=(?:also )?(?:lives?|lived|moved|works?|worked|stud(?:y|ies|ied)|"
-                       r"is|was|comes|came|got|teaches|taught)\b)", re.M)
+_AND_VERB = re.compile(rf"^({_REF}) ([^.;!?]*?)\band (?=(?:also )?(?:lives?|lived|moved|works?|worked|"
+                       r"stud(?:y|ies|ied)|is|was|comes|came|got|teaches|taught)\b)", re.M)
 _ORGANISATION = re.compile(r"\b(Inc|Corp|Corporation|Ltd|LLC|GmbH|University|College|School|Bank|Company|Group|"
                            r"Hospital|Institute|Labs?|Studio|Foundation|Agency|Center|Centre)\b\.?$")
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December")

@@ -247,6 +247,12 @@ def search(
     if explain and not graph:
         for part in parts.values():
             del part["graph"]
+    return _hits(records, scores, similarity, parts, threshold, limit)
+
+
+def _hits(records: dict[int, MemoryRecord], scores: dict[int, float], similarity: dict[int, float],
+          parts: dict[int, dict[str, float]], threshold: float | None, limit: int) -> list[Hit]:
+    """The best `limit` candidates by score (then cosine) whose cosine reaches `threshold`, scores clipped."""
     order = sorted(scores, key=lambda v: (-scores[v], -similarity[v]))
     hits = []
     for version in order:

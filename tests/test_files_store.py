@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,7 +142,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def _open(root: Path):  # type: ignore[no-untyped-def]
+def _open(root: Path) -> Any:
     from engram.stores.files import FilesStore
 
     store = FilesStore(root)

@@ -33,7 +33,8 @@ def to_openai(home: Path, fake: FakeOpenAI, *args: str, code: int = 0) -> str:
 def vectors(db: Path) -> dict[int, np.ndarray]:
     with sqlite3.connect(db) as conn:
         dimension = int(conn.execute("SELECT value FROM engram_meta WHERE key='dimension'").fetchone()[0])
-        return {rowid: decode([blob], dimension)[0] for rowid, blob in conn.execute("SELECT rowid, vector FROM memories")}
+        rows = conn.execute("SELECT rowid, vector FROM memories")
+        return {rowid: decode([blob], dimension)[0] for rowid, blob in rows}
 
 
 def without_vectors(db: Path) -> dict[str, list]:

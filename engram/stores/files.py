@@ -269,8 +269,8 @@ class FilesStore(Store):
             current = [to_record(row) for row in db.execute(
                 f"SELECT {COLUMNS} FROM memories WHERE valid_to IS NULL AND user_id IS ? AND agent_id IS ? "
                 "AND run_id IS ? ORDER BY rowid", (scope.user_id, scope.agent_id, scope.run_id))]
-            lines, _problems = parse(_read(self.root / path), path)
-            batch.replace[path] = render(lines, current, scope)
+            parsed, _problems = parse(_read(self.root / path), path)
+            batch.replace[path] = render(parsed, current, scope)
         binding = dict(db.execute(BINDING))
         if binding and self._binding_file() != (binding["embedder"], int(binding["dimension"])):
             batch.replace[BINDING_FILE] = json.dumps({"embedder": binding["embedder"],
