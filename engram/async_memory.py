@@ -76,6 +76,11 @@ class AsyncMemory:
             threshold=threshold, categories=categories, as_of=as_of, top_k=top_k, show_expired=show_expired,
             rerank=rerank, explain=explain, graph=graph)
 
+    async def grep(self, pattern: str, *, user_id: str | None = None, agent_id: str | None = None,
+                   run_id: str | None = None, limit: int = 100) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.grep, pattern, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                       limit=limit)
+
     async def entities(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                        as_of: Any = None) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.entities, user_id=user_id, agent_id=agent_id, run_id=run_id,
