@@ -62,6 +62,21 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def keys_connection(local: threading.local, path: Path, schema: str) -> sqlite3.Connection:
+    """This thread's connection to the keys database at `path`, made (WAL, with `schema`) on its first use."""
+    db: sqlite3.Connection | None = getattr(local, "db", None)
+    if db is None:
+        create_file(path)
+        try:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(schema)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the keys database {path}: {exc}") from exc
+        local.db = db
+    return db
+
+
 class KeyStore:
     """The keys database. Safe across threads and processes (each call is one short SQLite transaction), so a
     key revoked by `engram keys revoke` is refused by every running worker at its next request."""
@@ -71,17 +86,7 @@ class KeyStore:
         self._local = threading.local()
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            create_file(self.path)
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(_SCHEMA)
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"cannot open the keys database {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        return keys_connection(self._local, self.path, _SCHEMA)
 
     def create(self, tenant: str, user_id: Any = None, *, admin: bool = False,
                label: str | None = None) -> tuple[str, ApiKey]:

@@ -19,10 +19,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engram.errors import StoreError
-from engram.private import create_file
 from engram.server.caller import Caller
 from engram.server.errors import Forbidden, Unauthorized
-from engram.server.keys import ApiKey
+from engram.server.keys import ApiKey, keys_connection
 from engram.server.limits import ASGIApp, Receive, Scope, Send
 
 __all__ = ["COOKIE", "CSRF_HEADER", "SameOrigin", "WebSessions", "cross_site"]
@@ -50,16 +49,7 @@ class WebSessions:
         self._local = threading.local()
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            create_file(self.path)
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                db.execute(_SCHEMA)
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"cannot open the keys database {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        return keys_connection(self._local, self.path, _SCHEMA)
 
     def open(self, key: ApiKey) -> tuple[str, str]:
         """A new session of `key`: (the cookie's token, the CSRF token)."""
