@@ -334,7 +334,8 @@ class SQLiteStore(Store):
         missing = set(versions) - set(rows)
         if missing:
             raise NotFound(f"no stored vector for version(s) {sorted(missing)}")
-        return decode([rows[v] for v in versions], self._dimension())
+        # on search's path (keyword hits without a cosine): this handle's binding spares reading the store's
+        return decode([rows[v] for v in versions], self._binding[1] if self._binding else self._dimension())
 
     def history(self, memory_id: str) -> list[Event]:
         return self._events("WHERE memory_id=?", (memory_id,))
