@@ -233,11 +233,13 @@ def _writes(groups: Iterator[list[Item]], size: int) -> Iterator[tuple[Scope, li
     if size <= 0:
         raise InvalidInput(f"per_write must be a positive integer, got {size!r}")
     run: list[list[Item]] = []
+    held = 0  # items in `run`
     for group in groups:
-        if run and (run[0][0].scope != group[0].scope or sum(map(len, run)) + len(group) > size):
+        if run and (run[0][0].scope != group[0].scope or held + len(group) > size):
             yield run[0][0].scope, run
-            run = []
+            run, held = [], 0
         run.append(group)
+        held += len(group)
     if run:
         yield run[0][0].scope, run
 
