@@ -3,7 +3,8 @@
 The Qdrant store keeps these as a sparse vector whose config applies IDF (`Modifier.IDF`) at query time, so a
 document's vector depends on its own text only and never has to be rewritten when the corpus grows. Tokens
 follow SQLite FTS5's `porter unicode61 remove_diacritics 2` tokenizer (runs of letters and digits, case- and
-accent-folded, ASCII words Porter-stemmed), so both stores treat the same words as matching.
+accent-folded, ASCII words Porter-stemmed), so both stores treat the same words as matching. The SQLite store
+keeps each version's term counts (term_counts) and scores them with BM25 inside the query's scope.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["STOPWORDS", "SparseVector", "encode_document", "encode_query", "quer
 SparseVector = tuple[list[int], list[float]]
 
 # Words that carry no topic: dropping them keeps keyword search about what the query is about. Both stores use
-# this one list (the SQLite store for its FTS5 queries).
+# this one list (the SQLite store for its query words: engram.stores.keywords).
 STOPWORDS = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "did", "do", "does", "for", "from", "had",
     "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "than", "that",

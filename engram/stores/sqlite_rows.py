@@ -1,4 +1,4 @@
-"""How the SQLite store's rows are read and indexed: the memory columns, the FTS scope tokens, keyword queries."""
+"""How the SQLite store's rows are read: the memory columns, and a record from a row."""
 
 from __future__ import annotations
 
