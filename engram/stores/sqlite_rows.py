@@ -1,4 +1,4 @@
-"""How the SQLite store's rows are read: the memory columns, and a record from a row."""
+"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks."""
 
 from __future__ import annotations
 
