@@ -6,6 +6,7 @@ user, chmod alone makes the directory read-only.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -42,13 +43,33 @@ def make_read_only(home: Path) -> None:
         path.chmod(0o500 if path.is_dir() else 0o400)
 
 
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if AS_ROOT else []
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def nobody_cannot_run_engram() -> str | None:
+    """Why `nobody` cannot import engram from this checkout and its venv (a directory above them that others may
+    not enter, as under `mktemp -d`), or None when it can."""
+    if not AS_ROOT:
+        return None
+    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", "import engram"], check=False, capture_output=True,
+                           text=True, timeout=60, env={"PYTHONPATH": str(CHECKOUT), "PATH": "/usr/bin:/bin"})
+    if probe.returncode == 0:
+        return None
+    return (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+
+
 def engram_cli(home: Path, fake: FakeOpenAI, *args: str) -> subprocess.CompletedProcess[str]:
     """`engram ARGS` in a new process that may not write `home` (as nobody when this process is root)."""
+    why = nobody_cannot_run_engram()
+    if why is not None:
+        pytest.skip(f"as root these run engram as nobody, who cannot run this checkout ({why}): clone it where "
+                    "others may read it")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "ENGRAM_HOME": str(home),
            "ENGRAM_EMBEDDER": "openai", "ENGRAM_EMBEDDER_BASE_URL": fake.base_url, "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONDONTWRITEBYTECODE": "1"}
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if AS_ROOT else []
-    command = [*as_nobody, sys.executable, "-c", "from engram.cli import main; main()", *args]
+           "PYTHONPATH": str(CHECKOUT), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [*AS_NOBODY, sys.executable, "-c", "from engram.cli import main; main()", *args]
     return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=120)
 
 
