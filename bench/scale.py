@@ -2,7 +2,8 @@
 
     python bench/scale.py N USERS [--db PATH] [--users-searched 400] [--adds 200] [--profile]
 
-Builds the store (or reuses --db when it already holds N memories), then, in a fresh process state:
+Builds the store (reusing --db when an earlier run built N memories into it, growing it when it built fewer with
+the same memories per user: 5000000 100000 then 10000000 200000), then, in a fresh process state:
   cold-user search: a new Memory, each sampled user searched once (their first search loads their scope),
   warm-user search: the same users and queries again,
   single add:       add(infer=False) of one new message for sampled users (embedding included).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import random
 import sys
@@ -36,14 +38,16 @@ from engram.types import MemoryRecord, content_hash
 BATCH = 5000
 
 
-def build(memory: Memory, size: int, users: int) -> None:
-    """size memories, user k holding every users-th one; written in large change sets (the bulk path)."""
+def build(memory: Memory, db: Path, size: int, users: int, have: int, old_users: int) -> None:
+    """Grow the store from what --db already holds to size memories, written in large change sets (the bulk
+    path). The memories added in one run go round-robin to that run's new users, so a 5M/100k store grown to
+    10M/200k holds the 5M/100k store first, and every user's rows stay scattered over the file."""
     pool = memory.embedder.embed(sentences(4000, seed=3))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(have)
     memory.store.bind_embedder(memory.embedder.name, memory.embedder.dimension)
     start = time.perf_counter()
     texts = sentences(BATCH, seed=7)
-    for first in range(0, size, BATCH):
+    for first in range(have, size, BATCH):
         changes = ChangeSet()
         count = min(size, first + BATCH) - first
         noise = rng.normal(scale=0.02, size=(count, pool.shape[1])).astype(np.float32)
@@ -52,27 +56,32 @@ def build(memory: Memory, size: int, users: int) -> None:
         for j in range(count):
             i = first + j
             text = f"{texts[j].rsplit(' (#', 1)[0]} (#{i})"
-            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=f"user{i % users}",
+            user = old_users + (i - have) % (users - old_users)
+            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=f"user{user}",
                                   created_at=1.7e9 + i, updated_at=1.7e9 + i, valid_from=1.7e9 + i)
             changes.inserts.append((record, vectors[j]))
         memory.store.apply(changes)
         done = first + count
-        if done % (20 * BATCH) == 0 or done == size:
-            rate = done / (time.perf_counter() - start)
+        _sidecar(db).write_text(json.dumps({"size": done, "users": users if done == size else old_users}))
+        if (done - have) % (20 * BATCH) == 0 or done == size:
+            rate = (done - have) / (time.perf_counter() - start)
             print(f"  built {done:,} / {size:,}  ({rate:,.0f} memories/s, eta {(size - done) / rate:,.0f} s)",
                   file=sys.stderr, flush=True)
 
 
-def stored(db: Path) -> int:
-    import sqlite3
+def _sidecar(db: Path) -> Path:
+    return db.with_name(db.name + ".built.json")
 
+
+def built(db: Path) -> tuple[int, int]:
+    """(memories, users) that earlier runs built into db, from the note they left beside it; (0, 0) for none."""
+    note = _sidecar(db)
     if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM memories").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
+        return 0, 0
+    if not note.exists():
+        sys.exit(f"error: {db} exists but {note.name} beside it does not say what was built into it")
+    data = json.loads(note.read_text())
+    return int(data["size"]), int(data["users"])
 
 
 def both(fn: Callable[[], object]) -> tuple[float, float]:
@@ -127,14 +136,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = args.db.parent if args.db else Path(tmp)  # the exported model is kept beside a kept store
         db = args.db or home / "scale.db"
-        have = stored(db)
-        if 0 < have < args.size:
-            sys.exit(f"error: {db} holds {have:,} memories, fewer than {args.size:,}")
-        if have == 0:
+        have, old_users = built(db)
+        if have > args.size or (have < args.size and old_users not in (0, args.users * have // args.size)):
+            sys.exit(f"error: {db} holds {have:,} memories over {old_users:,} users: it cannot grow to "
+                     f"{args.size:,} over {args.users:,} with the same memories per user")
+        if have < args.size:
             started = time.perf_counter()
             with Memory(home=home, db_path=db) as memory:
-                build(memory, args.size, args.users)
-            print(f"built {args.size:,} memories in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
+                build(memory, db, args.size, args.users, have, old_users)
+            print(f"built {args.size - have:,} memories in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
         print(f"== {args.size:,} memories over {args.users:,} users ({args.size // args.users} per user) ==")
         measure(home, db, args.users, args.users_searched, args.adds, args.profile)
 
