@@ -4,19 +4,25 @@ Each memory version carries its own small graph (the entities it names and the r
 canonical names); the scope's graph is the union over the versions a read admits. A relation therefore holds
 exactly while the version it came from holds: closing, superseding or reverting a memory closes its relations,
 and `as_of` reads the graph of that instant, with nothing to keep in step. Names resolve to a scope's existing
-entities without an LLM: a normalised name or alias, a kin phrase ("User's sister") already tied to a name, or a
-short form of exactly one person's name ("Mel" of "Melanie"); an ambiguous name stays an entity of its own.
+entities without an LLM: a normalised name or alias, a kin phrase ("User's sister") already tied to a name, a
+short form of exactly one person's name ("Mel" of "Melanie"), then similarity (`pick_alias`: the embedding of the
+name, or its spelling); an ambiguous name stays an entity of its own.
+
+`merge_entities`, `named_in` and `walk` over lists are the reference semantics of reading a scope's graph;
+engram.graph_index answers the same from an index kept across reads.
 """
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Entity", "Graph", "Relation", "USER", "merge_entities", "named_in", "normal", "resolve", "walk"]
+__all__ = ["Entity", "EntityIndex", "Graph", "KnownEntities", "Layers", "Relation", "USER", "find", "lookup",
+           "merge_entities", "named_in", "normal", "pick_alias", "resolve", "spelling", "walk"]
 
 USER = "User"  # the entity every first-person fact is about
 KINDS = ("person", "place", "organisation", "date", "thing")
@@ -128,68 +134,197 @@ def merge_entities(graphs: Iterable[Graph]) -> list[tuple[Entity, int]]:
     return sorted(out, key=lambda pair: (-pair[1], pair[0].name))
 
 
-@dataclass
-class _Index:
-    """Known entities by every key they answer to."""
+class KnownEntities(ABC):
+    """The entities names resolve against, by the keys they answer to: a list of entities (`EntityIndex`), or a
+    store scope's admitted graphs (engram.graph_index.GraphView), which answers the same without listing them."""
 
-    by_key: dict[str, set[str]] = field(default_factory=dict)
-    people: dict[str, str] = field(default_factory=dict)  # single first names of persons -> canonical
+    @abstractmethod
+    def holders(self, key: str) -> set[str]:
+        """The known entities that answer to `key` (a normal() form of a name or alias)."""
+
+    @abstractmethod
+    def person(self, first: str) -> str | None:
+        """The known person that a first name stands for: of the persons whose name or an alias begins with
+        `first`, the one named by the most memories (then by name)."""
+
+    @abstractmethod
+    def firsts(self, key: str) -> set[str]:
+        """The first names of known persons, other than `key`, that begin `key` or that `key` begins (both of
+        three letters or more): the names `key` may be a short form of, or the long form."""
+
+    @abstractmethod
+    def surfaces(self, kind: str) -> list[tuple[str, str]]:
+        """(key, entity) pairs of the known entities that may be of `kind`: a superset, checked with `admits`."""
+
+    @abstractmethod
+    def admits(self, key: str, name: str, kind: str) -> bool:
+        """Whether the known entity `name` is of `kind` and answers to `key`."""
+
+
+class EntityIndex(KnownEntities):
+    """Known entities from a list, in its order (the first person with a first name keeps it); `add` grows it."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, set[str]] = {}
+        self.people: dict[str, str] = {}  # single first names of persons -> canonical
+        self.kinds: dict[str, set[str]] = {}
 
     @classmethod
-    def of(cls, known: Iterable[Entity]) -> _Index:
+    def of(cls, known: Iterable[Entity]) -> EntityIndex:
         index = cls()
-        for entity in known:
-            index.add(entity)
+        index.extend(known)
         return index
+
+    def extend(self, entities: Iterable[Entity]) -> None:
+        for entity in entities:
+            self.add(entity)
 
     def add(self, entity: Entity) -> None:
         for key in entity.names():
             self.by_key.setdefault(key, set()).add(entity.name)
+        self.kinds.setdefault(entity.name, set()).add(entity.kind)
         if entity.kind == "person":
             for name in (entity.name, *entity.aliases):
-                first = normal(name).split(" ")[0] if normal(name) else ""
-                if first and "'" not in first:
+                first = first_name(name)
+                if first:
                     self.people.setdefault(first, entity.name)
 
-    def find(self, entity: Entity) -> str | None:
-        """The one known entity this one is, or None (unknown, or ambiguous)."""
-        found: set[str] = set()
-        for key in entity.names():
-            found |= self.by_key.get(key, set())
-        if len(found) == 1:
-            return next(iter(found))
-        if found or entity.kind not in ("person", "thing"):
-            return None
-        return self._short_form(normal(entity.name))
+    def holders(self, key: str) -> set[str]:
+        return self.by_key.get(key, set())
 
-    def _short_form(self, key: str) -> str | None:
-        """'Mel' for exactly one known 'Melanie' (or the reverse): a first name of three letters or more that
-        begins another person's first name."""
-        if " " in key or len(key) < 3:
-            return None
-        matches = {canonical for first, canonical in self.people.items() if first != key
-                   and min(len(first), len(key)) >= 3 and (first.startswith(key) or key.startswith(first))}
-        return next(iter(matches)) if len(matches) == 1 else None
+    def person(self, first: str) -> str | None:
+        return self.people.get(first)
+
+    def firsts(self, key: str) -> set[str]:
+        return {first for first in self.people if first != key and min(len(first), len(key)) >= 3
+                and (first.startswith(key) or key.startswith(first))}
+
+    def surfaces(self, kind: str) -> list[tuple[str, str]]:
+        return [(key, name) for key, names in self.by_key.items() for name in names if kind in self.kinds[name]]
+
+    def admits(self, key: str, name: str, kind: str) -> bool:
+        return name in self.by_key.get(key, ()) and kind in self.kinds.get(name, ())
 
 
-def resolve(graph: Graph, known: Iterable[Entity]) -> Graph:
+class Layers(KnownEntities):
+    """`base`, then `top`: what `top` adds counts where `base` says nothing (a first name `base` gives to one of
+    its persons keeps it)."""
+
+    def __init__(self, base: KnownEntities, top: KnownEntities) -> None:
+        self.base, self.top = base, top
+
+    def holders(self, key: str) -> set[str]:
+        return self.base.holders(key) | self.top.holders(key)
+
+    def person(self, first: str) -> str | None:
+        found = self.base.person(first)
+        return found if found is not None else self.top.person(first)
+
+    def firsts(self, key: str) -> set[str]:
+        return self.base.firsts(key) | self.top.firsts(key)
+
+    def surfaces(self, kind: str) -> list[tuple[str, str]]:
+        return self.base.surfaces(kind) + self.top.surfaces(kind)
+
+    def admits(self, key: str, name: str, kind: str) -> bool:
+        return self.base.admits(key, name, kind) or self.top.admits(key, name, kind)
+
+
+def known(entities: Iterable[Entity] | KnownEntities) -> KnownEntities:
+    """`entities` as something names resolve against."""
+    return entities if isinstance(entities, KnownEntities) else EntityIndex.of(entities)
+
+
+def first_name(name: str) -> str | None:
+    """The first word of a name, as the people index keys it ('Ana Lopez' -> 'ana'); None for none."""
+    key = normal(name)
+    first = key.split(" ")[0] if key else ""
+    return first if first and "'" not in first else None
+
+
+# Similar: given a new entity that no name, alias or short form resolved, and what is known, the known entity
+# it is by similarity (engram.graph_alias), or None.
+Similar = Callable[[Entity, KnownEntities], "str | None"]
+
+
+def find(index: KnownEntities, entity: Entity, similar: Similar | None = None) -> str | None:
+    """The one known entity `entity` is, or None (unknown, or ambiguous): by name or alias; for a person or an
+    untyped name, as a short form ('Mel' of exactly one known 'Melanie', or the reverse); then by `similar`."""
+    found: set[str] = set()
+    for key in entity.names():
+        found |= index.holders(key)
+    if len(found) == 1:
+        return next(iter(found))
+    if found:
+        return None
+    if entity.kind in ("person", "thing"):
+        short = _short_forms(index, normal(entity.name))
+        if short:
+            return next(iter(short)) if len(short) == 1 else None
+    return similar(entity, index) if similar is not None else None
+
+
+def _short_forms(index: KnownEntities, key: str) -> set[str]:
+    """The known persons `key` is a short (or long) form of: a first name of three letters or more that begins
+    another person's first name, or that one begins."""
+    if " " in key or len(key) < 3:
+        return set()
+    return {person for first in index.firsts(key) if (person := index.person(first)) is not None}
+
+
+def resolve(graph: Graph, known_entities: Iterable[Entity] | KnownEntities, similar: Similar | None = None) -> Graph:
     """`graph` with each entity renamed to the known entity it is (its own name kept as an alias), the rest
     as they are; relations follow their ends' names. Entities of `graph` itself resolve against each other too
     (a name is known once an earlier entity of the same graph declared it)."""
-    index = _Index.of(known)
+    added = EntityIndex()
+    index = Layers(known(known_entities), added)
     renamed: dict[str, str] = {}
     out: list[Entity] = []
     for given in sorted(graph.entities, key=lambda e: (not e.aliases, e.kind == "thing")):
-        canonical = index.find(given)
+        canonical = find(index, given, similar)
         entity = given
         if canonical is not None and canonical != given.name:
             entity = Entity(canonical, given.kind, (*given.aliases, given.name))
         renamed[given.name] = entity.name
-        index.add(entity)
+        added.add(entity)
         out.append(entity)
     relations = [Relation(renamed.get(r.subject, r.subject), r.relation, renamed.get(r.object, r.object))
                  for r in graph.relations]
     return build(out, relations)
+
+
+def spelling(a: str, b: str) -> float:
+    """How alike two names are spelled, in [0, 1]: 1 - edits / length of the longer (an edit: a letter added,
+    dropped, changed, or two swapped), over their normal() forms. 0 unless both have five letters or more and
+    begin with the same letter: short names one letter apart are as often two people (Anna, Hanna; Tom, Tim)."""
+    a, b = normal(a), normal(b)
+    if min(len(a), len(b)) < 5 or a[0] != b[0]:
+        return 0.0
+    return 1.0 - _edits(a, b) / max(len(a), len(b))
+
+
+def _edits(a: str, b: str) -> int:
+    """Edit distance with swaps of neighbours (optimal string alignment)."""
+    before: list[int] = []
+    last = list(range(len(b) + 1))
+    for i, char in enumerate(a, start=1):
+        row = [i] + [0] * len(b)
+        for j, other in enumerate(b, start=1):
+            row[j] = min(last[j] + 1, row[j - 1] + 1, last[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                row[j] = min(row[j], before[j - 2] + 1)
+        before, last = last, row
+    return last[-1]
+
+
+def pick_alias(meaning: Mapping[str, float], spelled: Mapping[str, float], meaning_min: float,
+               spelling_min: float) -> str | None:
+    """The one known entity a new name is by similarity: its name's embedding at `meaning_min` or more (cosine)
+    or its spelling at `spelling_min` or more (`spelling`). None when no candidate is, and when two or more are:
+    an ambiguous name stays an entity of its own rather than merging with the wrong one."""
+    above = {name for name, s in meaning.items() if s >= meaning_min}
+    above |= {name for name, s in spelled.items() if s >= spelling_min}
+    return next(iter(above)) if len(above) == 1 else None
 
 
 def walk(relations: Iterable[Relation], start: Iterable[str], hops: int) -> dict[str, int]:
@@ -211,9 +346,9 @@ def walk(relations: Iterable[Relation], start: Iterable[str], hops: int) -> dict
     return distance
 
 
-def lookup(name: str, entities: Iterable[Entity]) -> str | None:
+def lookup(name: str, entities: Iterable[Entity] | KnownEntities) -> str | None:
     """The canonical name of the entity `name` names (by name or alias, else a short form), or None."""
-    return _Index.of(entities).find(Entity(name.strip(), "thing"))
+    return find(known(entities), Entity(name.strip(), "thing"))
 
 
 def named_in(text: str, entities: Iterable[Entity]) -> set[str]:

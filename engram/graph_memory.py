@@ -1,5 +1,6 @@
 """Graph memory over a store: the graph a write adds, the entities of a scope, what is related to one, and the
-memories a query's entities bring into search. Reads go through `Store.graph`; decisions are engram.graph's."""
+memories a query's entities bring into search. Reads go through `Store.graph_view` (engram.graph_index, which a
+store may keep across reads); decisions are engram.graph's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engram.errors import NotFound
-from engram.graph import USER, Entity, Graph, Relation, lookup, merge_entities, named_in, resolve, walk
+from engram.graph import USER, Entity, EntityIndex, Layers, resolve
+from engram.graph_alias import AliasMatcher
 from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.types import MemoryRecord, Scope
@@ -17,49 +19,59 @@ __all__ = ["add_graph", "entities", "known_entities", "linked", "related"]
 Triplets = Iterable[tuple[str, str, str]]
 
 
-def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None) -> None:
+def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None,
+              aliases: AliasMatcher | None = None) -> None:
     """Give each current insert of `changes` its graph: the LLM's triplets for its text (`triplets`), completed
-    by rules, names resolved against the entities the scope holds and those of the inserts before it."""
+    by rules, names resolved against the entities the scope holds and those of the inserts before it; with
+    `aliases`, also by similarity (the names it compares are embedded first, in one call, outside the store's
+    lock)."""
     if not store.keeps_graph or not changes.inserts:
         return
-    known = known_entities(store, Criteria(scope))
-    for i, (record, _) in enumerate(changes.inserts):
-        if record.valid_to is not None:
-            continue
-        graph = resolve(graph_of(record.text, (triplets or {}).get(record.text, ())), known)
-        if graph:
-            changes.graph[i] = graph
-            known += graph.entities
+    given = {i: graph_of(record.text, (triplets or {}).get(record.text, ()))
+             for i, (record, _) in enumerate(changes.inserts) if record.valid_to is None}
+    criteria = Criteria(scope)
+    if aliases is not None:
+        with store.graph_view(criteria) as view:
+            wanted = aliases.wanted(view, given.values())
+        aliases.vectors.fill(wanted)
+    with store.graph_view(criteria) as view:
+        earlier = EntityIndex()
+        known = Layers(view, earlier)
+        for i, graph in given.items():
+            resolved = resolve(graph, known, aliases)
+            if resolved:
+                changes.graph[i] = resolved
+                earlier.extend(resolved.entities)
 
 
 def entities(store: Store, criteria: Criteria) -> list[dict[str, Any]]:
     """The entities the admitted memories name: name, kind, aliases and how many memories name it."""
-    return [{**entity.to_dict(), "memories": count}
-            for entity, count in merge_entities(g for _, g in store.graph(criteria))]
+    with store.graph_view(criteria) as view:
+        return [{**entity.to_dict(), "memories": count} for entity, count in view.entities()]
 
 
 def related(store: Store, criteria: Criteria, name: str, hops: int) -> dict[str, Any]:
     """The entity `name` names (by name, alias or short form), the entities within `hops` relations of it, the
     relations between them, and the memories those relations and mentions come from."""
-    found = store.graph(criteria)
-    known = _known(found)
-    canonical = lookup(name, known)
-    if canonical is None:
-        raise NotFound(f"no entity {name!r} in this scope")
-    distance = walk(_relations(found), [canonical], hops)
-    by_name = {entity.name: entity for entity in known}
-    relations: list[dict[str, Any]] = []
-    memories: dict[int, MemoryRecord] = {}
-    for record, graph in found:
-        for relation in graph.relations:
-            if relation.subject in distance and relation.object in distance:
-                relations.append({**relation.to_dict(), "memory_id": record.id, "memory": record.text})
-                memories[record.version] = record  # type: ignore[index]
-        if canonical in graph.names():
-            memories[record.version] = record  # type: ignore[index]
+    with store.graph_view(criteria) as view:
+        canonical = view.lookup(name)
+        if canonical is None:
+            raise NotFound(f"no entity {name!r} in this scope")
+        distance = view.walk([canonical], hops)
+        relations: list[dict[str, Any]] = []
+        memories: dict[int, MemoryRecord] = {}
+        for row in view.linking(set(distance), canonical):
+            record, graph = view.records[row], view.index.graphs[row]
+            for relation in graph.relations:
+                if relation.subject in distance and relation.object in distance:
+                    relations.append({**relation.to_dict(), "memory_id": record.id, "memory": record.text})
+                    memories[record.version] = record
+            if canonical in graph.names():
+                memories[record.version] = record
+        found = {n: view.entity(n) for n in distance}
     return {
-        "entity": by_name[canonical].to_dict(),
-        "entities": [{**by_name[n].to_dict(), "distance": d}
+        "entity": found[canonical].to_dict(),
+        "entities": [{**found[n].to_dict(), "distance": d}
                      for n, d in sorted(distance.items(), key=lambda pair: (pair[1], pair[0]))],
         "relations": relations,
         "memories": [r.to_dict() for r in memories.values()],
@@ -69,31 +81,17 @@ def related(store: Store, criteria: Criteria, name: str, hops: int) -> dict[str,
 def linked(store: Store, criteria: Criteria, query: str, hops: int) -> dict[int, tuple[MemoryRecord, float]]:
     """The memories the query's entities bring into search, by version, with how strongly: 1 for a memory
     naming an entity the query names, 1/(1+d) for one naming an entity d relations away from one."""
-    found = store.graph(criteria)
-    if not found:
-        return {}
-    known = _known(found)
-    start = named_in(query, known)
-    if not start:
-        return {}
-    distance = walk(_relations(found), start, hops)
-    distance.pop(USER, None)  # nearly every memory is about the user: reaching them brings no one in particular
-    out: dict[int, tuple[MemoryRecord, float]] = {}
-    for record, graph in found:
-        near = [distance[n] for n in graph.names() if n in distance]
-        if near:
-            out[record.version] = (record, 1.0 / (1 + min(near)))  # type: ignore[index]
-    return out
-
-
-def _relations(found: Iterable[tuple[MemoryRecord, Graph]]) -> list[Relation]:
-    return [r for _, g in found for r in g.relations]
-
-
-def _known(found: Iterable[tuple[MemoryRecord, Graph]]) -> list[Entity]:
-    return [entity for entity, _ in merge_entities(g for _, g in found)]
+    with store.graph_view(criteria) as view:
+        start = view.named_in(query)
+        if not start:
+            return {}
+        distance = view.walk(start, hops)
+        distance.pop(USER, None)  # nearly every memory is about the user: reaching them brings no one in particular
+        return {view.records[row].version: (view.records[row], 1.0 / (1 + d))  # type: ignore[misc]
+                for row, d in view.naming(distance)}
 
 
 def known_entities(store: Store, criteria: Criteria) -> list[Entity]:
     """The entities the admitted memories name, merged."""
-    return _known(store.graph(criteria))
+    with store.graph_view(criteria) as view:
+        return [entity for entity, _ in view.entities()]

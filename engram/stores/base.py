@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +20,7 @@ import numpy as np
 from engram.errors import StoreError
 from engram.filters import ALL, Filter
 from engram.graph import Graph
+from engram.graph_index import GraphView
 from engram.stores.sessions import Session, SessionStore
 from engram.types import Event, MemoryRecord, Scope, now
 
@@ -200,6 +202,13 @@ class Store(ABC):
         """The admitted versions that name entities, each with its graph (engram.graph), newest first. A backend
         keeping no graph raises StoreError (its writes drop `ChangeSet.graph`)."""
         raise StoreError(f"{type(self).__name__} keeps no graph")
+
+    @contextmanager
+    def graph_view(self, criteria: Criteria) -> Iterator[GraphView]:
+        """The admitted versions' graphs, indexed for graph memory's reads (engram.graph_index), valid inside
+        the `with`. This default indexes what `graph` returns on each read; a backend may keep an index across
+        reads (SQLite keeps one per scope, grown by its writes, and holds its lock inside the `with`)."""
+        yield GraphView.of(self.graph(criteria))
 
     def graphs(self, versions: list[int]) -> dict[int, Graph]:
         """The graph of each of these versions that has one (any version, current or closed): what an export

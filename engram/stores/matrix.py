@@ -1,13 +1,16 @@
-"""An in-memory matrix of one scope's versions: exact cosine search and filtering with numpy."""
+"""An in-memory matrix of one scope's versions: exact cosine search and filtering with numpy, and the versions'
+graphs indexed for graph memory (engram.graph_index), both patched by the writes of the process."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from engram.filters import ALL
+from engram.graph import Graph
+from engram.graph_index import GraphIndex
 from engram.stores.base import Criteria
 from engram.stores.keywords import Document, ScopeTerms, unpack
 from engram.stores.sparse import query_terms, term_counts
@@ -28,6 +31,7 @@ class ScopeMatrix:
         self._batches: dict[str | None, list[int]] | None = None  # batch id -> rows, built on first use
         self._documents = documents  # each row's packed sparse vector as stored (None: encode its text)
         self._terms: ScopeTerms | None = None  # the keyword index, built on first use
+        self._graph: GraphIndex | None = None  # the rows' graphs, loaded on first use
         self.valid_from = np.array([r.valid_from for r in records], dtype=np.float64)
         self.valid_to = np.array([np.inf if r.valid_to is None else r.valid_to for r in records], dtype=np.float64)
         self.expires_at = np.array([_expiry(r) for r in records], dtype=np.float64)
@@ -57,6 +61,13 @@ class ScopeMatrix:
         rows = rows[np.lexsort((rows, -scores[rows]))]  # best first; ties in write order
         return [(self.records[i], float(scores[i])) for i in rows]
 
+    def graph(self, load: Callable[[list[int]], Mapping[int, Graph]]) -> GraphIndex:
+        """The rows' graphs, indexed; `load` reads the graphs of versions (those without one are left out)."""
+        if self._graph is None:
+            found = load([r.version for r in self.records])  # type: ignore[misc]
+            self._graph = GraphIndex(found.get(r.version) for r in self.records)  # type: ignore[arg-type]
+        return self._graph
+
     def batch(self, batch_id: str) -> list[MemoryRecord]:
         """This scope's versions written by one batch (one add() call, update, ...)."""
         if self._batches is None:
@@ -66,9 +77,9 @@ class ScopeMatrix:
         return [self.records[i] for i in self._batches.get(batch_id, ())]
 
     def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], changed: list[MemoryRecord],
-              version: int) -> None:
+              version: int, graphs: Mapping[int, Graph] | None = None) -> None:
         """Apply a write this process just committed, instead of reloading the scope from disk. `changed` are
-        existing versions as they are now (closed or reopened)."""
+        existing versions as they are now (closed or reopened); `graphs`: the inserted versions', by version."""
         for record in changed:
             i = self.position.get(record.version)
             if i is not None:
@@ -92,6 +103,8 @@ class ScopeMatrix:
             if self._batches is not None:
                 for i, (record, _) in enumerate(mine):
                     self._batches.setdefault(record.batch_id, []).append(start + i)
+            if self._graph is not None:
+                self._graph.append((graphs or {}).get(r.version) for r, _ in mine)  # type: ignore[arg-type]
         self.version = version
 
     def mask(self, criteria: Criteria) -> np.ndarray:
@@ -172,14 +185,15 @@ class MatrixCache:
         return keys
 
     def patch(self, before: dict[tuple, int], version: int, inserted: list[tuple[MemoryRecord, np.ndarray]],
-              changed: list[MemoryRecord]) -> None:
-        """Bring entries that were up to date before a local write (version `before[key]`) to `version`."""
+              changed: list[MemoryRecord], graphs: Mapping[int, Graph] | None = None) -> None:
+        """Bring entries that were up to date before a local write (version `before[key]`) to `version`;
+        `graphs`: the inserted versions' graphs, by version."""
         for key, old in before.items():
             entry = self._entries.get(key)
             if entry is None or entry.version != old:
                 continue  # stale already (another process wrote): the next read reloads it
             rows = len(entry)
-            entry.patch(Scope(*key), inserted, changed, version)
+            entry.patch(Scope(*key), inserted, changed, version, graphs)
             self._rows += len(entry) - rows
 
     def _drop(self, key: tuple) -> None:

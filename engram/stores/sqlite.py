@@ -20,6 +20,7 @@ import numpy as np
 
 from engram.errors import EmbedderMismatch, NotFound, StoreError
 from engram.graph import Graph
+from engram.graph_index import GraphView
 from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
 from engram.stores.changes import (
     Checked,
@@ -113,7 +114,8 @@ class SQLiteStore(Store):
                 stored, checked, before, seq = self._apply(db, changes)
             changed = [ended for _, _, ended in checked.closes] + checked.reopens
             written = [(stored[i], np.asarray(changes.inserts[i][1], dtype=np.float32)) for i in checked.kept]
-            self._cache.patch(before, seq, written, changed)
+            graphs = {stored[i].version: changes.graph[i] for i in checked.kept if changes.graph.get(i)}
+            self._cache.patch(before, seq, written, changed, graphs)  # type: ignore[arg-type]
         return [stored[i] for i in range(len(changes.inserts))]
 
     def _apply(self, db: sqlite3.Connection, changes: ChangeSet) -> tuple[dict[int, MemoryRecord], Checked, dict, int]:
@@ -311,13 +313,16 @@ class SQLiteStore(Store):
     keeps_graph = True
 
     def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        with self.graph_view(criteria) as view:
+            return view.admitted()
+
+    @contextmanager
+    def graph_view(self, criteria: Criteria) -> Iterator[GraphView]:
+        """The scope's graph index, loaded with its matrix on first use and patched by this handle's writes; the
+        lock is held inside the `with` (a write would grow the index under the reader)."""
         with self._lock:
-            records = self.select(criteria)
-            try:
-                graphs = read_graphs(self._db, [r.version for r in records])  # type: ignore[misc]
-            except sqlite3.Error as exc:
-                raise StoreError(f"read from {self.path} failed: {exc}") from exc
-        return [(r, graphs[r.version]) for r in records if r.version in graphs]
+            matrix = self._matrix(criteria.scope)
+            yield GraphView(matrix.records, matrix.graph(self.graphs), matrix.mask(criteria))
 
     def graphs(self, versions: list[int]) -> dict[int, Graph]:
         with self._lock:
