@@ -53,6 +53,12 @@ class Settings:
     search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
     search_graph: bool = False  # search(graph=None) brings in the memories of the entities a query names
     search_graph_weight: float = 0.3  # share of that link's strength in the score (graph memory)
+    # A new name no name, alias or short form resolves joins the one known entity of its kind whose name embeds
+    # this close (cosine) or is spelled this alike (engram.graph_alias, engram.graph.spelling); above 1: never.
+    # Measured by bench/graph_alias.py: 0.875 merges no pair of its must-not list nor any LoCoMo names but
+    # inflections; 0.7 is the least that merges "Melany" into "Melanie" (and merges "Mario" into "Maria").
+    graph_alias_similarity: float = 0.875
+    graph_alias_spelling: float = 0.7
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
     # How the SQLite store writes new vectors: float16 halves their bytes and, measured on LoCoMo (bench/README),
     # costs no recall; float32 keeps them exact

@@ -22,8 +22,6 @@ __all__ = ["AliasMatcher", "NameVectors", "comparable"]
 
 SIMILAR_KINDS = ("person", "place", "organisation", "thing")
 SPELLED_KINDS = ("person", "place", "organisation")
-MEANING_MIN = 0.85  # cosine of two names' MiniLM embeddings (bench/graph_alias.py)
-SPELLING_MIN = 0.7  # engram.graph.spelling: two edits in seven letters, one in five or six
 
 
 def comparable(entity: Entity) -> bool:
@@ -62,10 +60,11 @@ class NameVectors:
 
 
 class AliasMatcher:
-    """engram.graph.Similar: a new name against the known entities of its kind, by embedding and by spelling."""
+    """engram.graph.Similar: a new name against the known entities of its kind, by embedding (a cosine of
+    `meaning_min` or more) and by spelling (`spelling_min`); the settings graph_alias_similarity and
+    graph_alias_spelling. Above 1, a threshold never matches."""
 
-    def __init__(self, vectors: NameVectors, meaning_min: float = MEANING_MIN,
-                 spelling_min: float = SPELLING_MIN) -> None:
+    def __init__(self, vectors: NameVectors, meaning_min: float, spelling_min: float) -> None:
         self.vectors = vectors
         self.meaning_min = meaning_min
         self.spelling_min = spelling_min

@@ -17,6 +17,7 @@ from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
+from engram.graph_alias import AliasMatcher, NameVectors
 from engram.graph_memory import add_graph, entities, related
 from engram.inputs import (
     MAX_LIST_LIMIT,
@@ -108,6 +109,9 @@ class Memory:
         self._search = search_config(self.settings)
         self._pipeline = pipeline
         self._bound = False
+        # graph memory: names resolve by similarity too, embedded with this memory's embedder
+        self._aliases = AliasMatcher(NameVectors(lambda names: self._bound_embedder().embed(names)),
+                                     self.settings.graph_alias_similarity, self.settings.graph_alias_spelling)
         self._told_no_reranker = False
 
     @classmethod
@@ -160,12 +164,13 @@ class Memory:
                     known=self.store.find_hashes(scope, hashes) if hashes else {},
                 )
                 _set_expiry(changes, expires_at, {d.target.id: d.target for d in proposed.decisions if d.target})
-                add_graph(changes, self.store, scope, {d.text: d.fact.triplets for d in proposed.decisions})
+                add_graph(changes, self.store, scope, {d.text: d.fact.triplets for d in proposed.decisions},
+                          self._aliases)
                 extra = {"usage": proposed.usage.to_dict(), "rejected": [r.to_dict() for r in proposed.rejected]}
             else:
                 changes, [results] = raw_changes(self.store, self._bound_embedder(), scope,
                                                  [RawBatch(parsed, when, batch, metadata, categories, expires_at)])
-                add_graph(changes, self.store, scope)
+                add_graph(changes, self.store, scope, aliases=self._aliases)
             changes.saved = saved
             if dry_run or not changes:
                 break
@@ -185,7 +190,7 @@ class Memory:
     def _add_raw(self, scope: Scope, batches: list[RawBatch]) -> list[list[dict[str, Any]]]:
         """Several add(infer=False) batches of one scope in one write (an import); each batch's results."""
         changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches)
-        add_graph(changes, self.store, scope)
+        add_graph(changes, self.store, scope, aliases=self._aliases)
         if changes:
             stored = self.store.apply(changes)
             results = [_known_already(r, changes, stored) for r in results]
@@ -247,7 +252,7 @@ class Memory:
             inserts=[(new, change.vector[1])], closes=[Close(old.id, new.valid_from, version=old.version)],
             events=[Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=new.text, actor="user")],
         )
-        add_graph(changes, self.store, old.scope)
+        add_graph(changes, self.store, old.scope, aliases=self._aliases)
         [stored] = self.store.apply(changes)
         return {"message": "Memory updated successfully!", "id": old.id, "version": stored.version}
 
