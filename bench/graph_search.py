@@ -6,9 +6,11 @@ Texts are synthetic sentences naming people, places and organisations ("Ana Lope
 Berg in Oslo", ...), 60 % of them, the rest naming no one; their graphs come from engram's rules (as add()
 would store them) and their vectors are real MiniLM embeddings of a pool of the same sentences plus small
 noise (as search_latency.py does), so that building 100k memories takes a minute. Queries name a person.
-Printed: p50/p95 of Memory.search with graph=False and graph=True (query embedding included), of a graph=True
+Printed: p50/p95 of Memory.search with graph=False and graph=True (query embedding included; each query both
+ways in turn, so that both see the same load), of the same searches without the embedding, of a graph=True
 search right after an add to the same scope, of add(infer=False) of one named sentence (embedding included),
-and the hop walk alone done two ways: engram's in-memory index and a recursive CTE over graph_relations.
+and of the graph channel's own part: linked(), and the memories one hop from a person found two ways, engram's
+in-memory index (engram.graph_index) and a recursive CTE over graph_relations (checked equal).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OBJECTS, WHEN, sentences, summary, timed
 
 from engram import Memory
+from engram.graph import USER
+from engram.graph_memory import linked
 from engram.graph_rules import graph_of
-from engram.stores.base import ChangeSet
-from engram.types import MemoryRecord, content_hash
+from engram.retrieval import search
+from engram.stores.base import ChangeSet, Criteria
+from engram.types import MemoryRecord, Scope, content_hash
 
 FIRST = ["Ana", "Tom", "Lena", "Omar", "Yuki", "Carlos", "Ingrid", "Ravi", "Sofia", "Piotr", "Amara", "Jonas",
          "Mei", "Diego", "Hanne", "Kofi", "Elena", "Marek", "Noor", "Felix"]
@@ -70,7 +75,8 @@ def named_sentences(n: int, cast: list[tuple[str, str, str]], seed: int = 0) -> 
 
 
 def populate(memory: Memory, texts: list[str], users: int, pool: np.ndarray) -> None:
-    """Write the memories in large change sets, each with the graph the rules find in its text."""
+    """Write the memories in large change sets, each with the graph the rules find in its text; every four
+    memories of a user share a batch, as the turns of one add() call do."""
     rng = np.random.default_rng(0)
     memory.store.bind_embedder(memory.embedder.name, memory.embedder.dimension)
     for start in range(0, len(texts), 2000):
@@ -79,7 +85,7 @@ def populate(memory: Memory, texts: list[str], users: int, pool: np.ndarray) -> 
             vector = pool[i % len(pool)] + rng.normal(scale=0.02, size=pool.shape[1:]).astype(np.float32)
             record = MemoryRecord(id=str(uuid.uuid4()), text=texts[i], hash=content_hash(texts[i]),
                                   user_id=f"user{i % users}", created_at=1.7e9 + i, updated_at=1.7e9 + i,
-                                  valid_from=1.7e9 + i)
+                                  valid_from=1.7e9 + i, batch_id=f"add{i // (4 * users)}", position=i // users % 4)
             graph = graph_of(texts[i])
             if graph:
                 changes.graph[len(changes.inserts)] = graph
@@ -119,36 +125,49 @@ def measure(memory: Memory, db: Path, users: int, cast: list[tuple[str, str, str
           for i, (u, p, x) in enumerate(picks)]
     for user in {u for u, _ in qs}:  # every scope loaded once, as a long-running process would have
         memory.search("warm up", user_id=user, graph=True)
-    plain = [timed(partial(memory.search, q, user_id=u, limit=10)) for u, q in qs]
-    graphed = [timed(partial(memory.search, q, user_id=u, limit=10, graph=True)) for u, q in qs]
-    hits = [len(memory.search(q, user_id=u, limit=10, graph=True)["results"]) for u, q in qs[:20]]
-    writes = named_sentences(adds, cast, seed=99)
+    plain, graphed, bare, bare_graphed = [], [], [], []
+    for (user, question), vector in zip(qs, memory.embedder.embed([q for _, q in qs]), strict=True):
+        # each query with and without the graph, one after the other: both see the same load on the machine
+        plain.append(timed(partial(memory.search, question, user_id=user, limit=10)))
+        graphed.append(timed(partial(memory.search, question, user_id=user, limit=10, graph=True)))
+        criteria = Criteria(Scope(user_id=user))
+        bare.append(timed(partial(search, memory.store, vector, question, criteria, 10)))
+        bare_graphed.append(timed(partial(search, memory.store, vector, question, criteria, 10, graph=True)))
+    sizes = sorted(len(linked(memory.store, Criteria(Scope(user_id=u)), q, 1)) for u, q in qs)
     add, after = [], []
-    for i, text in enumerate(writes):
+    for i, text in enumerate(named_sentences(adds, cast, seed=99)):
         user, question = qs[i % len(qs)]
         add.append(timed(partial(memory.add, text, user_id=user, infer=False)))
         after.append(timed(partial(memory.search, question, user_id=user, limit=10, graph=True)))
-    index, cte = [], []
+    index, cte, full = [], [], []
     with sqlite3.connect(db) as conn:
         for user, person, _ in picks[:min(count, 100)]:
+            index.append(timed(partial(walk_index, memory, user, person, 1)))
             cte.append(timed(partial(walk_cte, conn, user, person, 1)))
-            index.append(timed(partial(_linked, memory, user, f"Where does {person} live?")))
+            full.append(timed(partial(linked, memory.store, Criteria(Scope(user_id=user)), f"Where is {person}?", 1)))
+            assert walk_index(memory, user, person, 1) == walk_cte(conn, user, person, 1)
+    extra = [g - p for g, p in zip(graphed, plain, strict=True)]
     for name, samples in [("search graph=False (incl. embedding)", plain),
                           ("search graph=True (incl. embedding)", graphed),
+                          ("  graph=True minus graph=False, same query", extra),
+                          ("search graph=False, no embedding", bare),
+                          ("search graph=True, no embedding", bare_graphed),
                           ("search graph=True right after an add", after),
                           ("add(infer=False), one named sentence", add),
-                          ("  linked memories, 1 hop: engram", index),
-                          ("  linked memories, 1 hop: recursive CTE", cte)]:
+                          ("  linked(): the graph channel's candidates", full),
+                          ("  1 hop from a person: engram's index", index),
+                          ("  1 hop from a person: recursive CTE", cte)]:
         print(summary(name, samples))
-    print(f"  (graph=True searches returned {min(hits)}..{max(hits)} hits)")
+    print(f"  (graph=True brought {sizes[0]} / {sizes[len(sizes) // 2]} / {sizes[-1]} memories (min / median / max) "
+          "into the candidates; the CTE and the index found the same)")
 
 
-def _linked(memory: Memory, user: str, query: str) -> object:
-    from engram.graph_memory import linked
-    from engram.stores.base import Criteria
-    from engram.types import Scope
-
-    return linked(memory.store, Criteria(Scope(user_id=user)), query, 1)
+def walk_index(memory: Memory, user: str, start: str, hops: int) -> dict[int, int]:
+    """What walk_cte computes, from engram's index (engram.graph_index)."""
+    with memory.store.graph_view(Criteria(Scope(user_id=user))) as view:
+        distance = view.walk({start}, hops)
+        distance.pop(USER, None)
+        return {int(view.records[row].version): d for row, d in view.naming(distance)}  # type: ignore[arg-type]
 
 
 def main() -> None:

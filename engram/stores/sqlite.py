@@ -300,9 +300,10 @@ class SQLiteStore(Store):
         with self._lock:
             matrix = self._matrix(criteria.scope)
             keep = matrix.mask(criteria)
-            admitted = {matrix.records[i].version for i in np.flatnonzero(keep)}
             wanted = {matrix.records[i].batch_id for i in (matrix.position.get(v) for v in versions) if i is not None}
             records = [r for batch in wanted if batch is not None for r in matrix.batch(batch)]
+            # asked of the batches' rows only: a set of every admitted version cost as much as the scope holds
+            admitted = {r.version for r in records if keep[matrix.position[r.version]]}
         return batch_neighbours(records, lambda r: r.version in admitted, versions, window)
 
     def _dimension(self) -> int:
