@@ -142,10 +142,11 @@ def measure(memory: Memory, db: Path, users: int, cast: list[tuple[str, str, str
     index, cte, full = [], [], []
     with sqlite3.connect(db) as conn:
         for user, person, _ in picks[:min(count, 100)]:
-            index.append(timed(partial(walk_index, memory, user, person, 1)))
-            cte.append(timed(partial(walk_cte, conn, user, person, 1)))
             full.append(timed(partial(linked, memory.store, Criteria(Scope(user_id=user)), f"Where is {person}?", 1)))
-            assert walk_index(memory, user, person, 1) == walk_cte(conn, user, person, 1)
+            cte.append(timed(partial(walk_cte, conn, user, person, 1)))
+            if hasattr(memory.store, "graph_view"):  # run on a commit before the index, this part is left out
+                index.append(timed(partial(walk_index, memory, user, person, 1)))
+                assert walk_index(memory, user, person, 1) == walk_cte(conn, user, person, 1)
     extra = [g - p for g, p in zip(graphed, plain, strict=True)]
     for name, samples in [("search graph=False (incl. embedding)", plain),
                           ("search graph=True (incl. embedding)", graphed),
@@ -157,7 +158,8 @@ def measure(memory: Memory, db: Path, users: int, cast: list[tuple[str, str, str
                           ("  linked(): the graph channel's candidates", full),
                           ("  1 hop from a person: engram's index", index),
                           ("  1 hop from a person: recursive CTE", cte)]:
-        print(summary(name, samples))
+        if samples:
+            print(summary(name, samples))
     print(f"  (graph=True brought {sizes[0]} / {sizes[len(sizes) // 2]} / {sizes[-1]} memories (min / median / max) "
           "into the candidates; the CTE and the index found the same)")
 

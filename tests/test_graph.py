@@ -142,3 +142,20 @@ def test_the_agent_explores_an_entity(home, embedder, fake_openai: FakeOpenAI) -
     observation = reply.trace[0]["observation"]
     assert {"subject": "Ana", "relation": "lives_in", "object": "Lyon"} in observation["relations"]
     assert observation["memories"] == ["My sister Ana lives in Lyon."]
+
+
+def test_search_with_graph_honours_filters_and_as_of(memory: Memory) -> None:
+    ana = memory.add("My sister Ana lives in Lyon.", user_id="a", infer=False, metadata={"source": "chat"},
+                     timestamp="2024-01-01")["results"][0]["id"]
+    memory.add("Lyon has a lovely old town", user_id="a", infer=False, metadata={"source": "import"},
+               timestamp="2024-01-02")
+    for i in range(6):
+        memory.add(f"I tried recipe number {i} for dinner", user_id="a", infer=False, timestamp="2024-01-03")
+    memory.update(ana, "My sister Ana lives in Paris.", timestamp="2024-02-01")
+
+    def found(**kw: object) -> list[str]:
+        return [h["memory"] for h in memory.search("Where is Ana?", user_id="a", limit=3, graph=True, **kw)["results"]]
+
+    assert found()[0] == "My sister Ana lives in Paris." and "My sister Ana lives in Lyon." not in found()
+    assert found(as_of="2024-01-15")[:2] == ["My sister Ana lives in Lyon.", "Lyon has a lovely old town"]
+    assert "Lyon has a lovely old town" not in found(as_of="2024-01-15", filters={"source": "chat"})
