@@ -114,3 +114,21 @@ def test_the_setting_above_one_turns_similarity_off(home: Path, counted: Countin
         m.add("Melany lives in Boston", user_id="u", infer=False)
         assert len(counted.calls) == 2  # the two texts, no names
         assert {"NYC", "Melany"} <= entities(m).keys()
+
+
+def test_name_vectors_embed_only_what_they_lack_and_keep_the_last_used() -> None:
+    from engram.graph_alias import NameVectors
+
+    asked: list[list[str]] = []
+
+    def embed(names: list[str]) -> np.ndarray:
+        asked.append(names)
+        return np.array([[len(n), 1.0] for n in names], dtype=np.float32)
+
+    vectors = NameVectors(embed, limit=2)
+    vectors.fill(["ana", "lyon"])
+    vectors.fill(["ana"])
+    vectors.fill(["paris"])  # "lyon" was used least recently: it goes
+    assert asked == [["ana", "lyon"], ["paris"]]
+    assert "ana" in vectors and "paris" in vectors and "lyon" not in vectors
+    assert float(np.linalg.norm(vectors.get("paris"))) == pytest.approx(1.0)
