@@ -1,7 +1,7 @@
 """The files store: a user's memory as Markdown files people and agents can read, grep, edit and version.
 
 The directory is the source of truth: `<scope path>/memories.md` per scope (current memories, one line each, see
-`engram.stores.files_format`), `versions.jsonl` and `history.jsonl` (every version with its vector, and every
+`engram.stores.files_format`), `versions.jsonl` and `history.jsonl` (every version with its vector and graph, and every
 event; see `engram.stores.files_log`) and `engram.json` (the embedder binding). Each write is one journaled
 batch across them (`engram.stores.files_journal`). `.index.db` is a SQLite store derived from the files, which
 answers reads (search is SQLite's); deleting it loses nothing. Chat sessions live in `.sessions.db`.
@@ -30,6 +30,8 @@ from typing import Any, Literal
 import numpy as np
 
 from engram.errors import InvalidInput, NotFound, StoreError
+from engram.graph import Graph
+from engram.graph_memory import add_graph
 from engram.stores.base import ChangeSet, Close, Criteria, Store, scope_key
 from engram.stores.changes import Checked
 from engram.stores.files_format import (
@@ -56,6 +58,7 @@ from engram.stores.files_log import (
     reopened_line,
 )
 from engram.stores.sqlite import SQLiteStore
+from engram.stores.sqlite_graph import write_graph
 from engram.stores.sqlite_open import BINDING, record_binding
 from engram.stores.sqlite_rows import COLUMNS, to_record
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
@@ -153,18 +156,20 @@ class FilesStore(Store):
 
     def _rebuild(self) -> None:
         """Make the index's memories, history and binding those the logs hold."""
-        versions = read_versions(self.root / VERSIONS)
+        versions, graphs = read_versions(self.root / VERSIONS)
         events = read_events(self.root / EVENTS)
         binding = self._binding_file()
         with self.index._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "history", "files_seen"):
+            for table in ("memories", "history", "files_seen", "graph_entities", "graph_relations"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             if binding is not None:
                 record_binding(db, *binding)
-            for _version, (record, vector) in sorted(versions.items()):
+            for version, (record, vector) in sorted(versions.items()):
                 SQLiteStore._insert(db, record, vector, keep=True)
+                if version in graphs:
+                    write_graph(db, version, graphs[version])
             for event in events:
                 SQLiteStore._log(db, event, keep=True)
             scopes = {r.scope for r, _ in versions.values()}
@@ -207,7 +212,9 @@ class FilesStore(Store):
         current = [r for r in self.index.select(Criteria(scope, show_expired=True)) if r.scope == scope]
         edits = diff(lines, current)
         if edits:
-            self.index.apply(self._hand_changes(scope, path, edits))
+            changes = self._hand_changes(scope, path, edits)
+            add_graph(changes, self.index, scope)  # by the rules of any add(infer=False); the index is up to date
+            self.index.apply(changes)
         else:
             with self.index._write() as db:
                 self._record(db, path, scope)
@@ -245,7 +252,7 @@ class FilesStore(Store):
                 last_seq: int) -> None:
         """Inside the index's write of `changes`: write the same change to the files, as one batch."""
         batch = Batch()
-        versions = [inserted_line(stored[i], changes.inserts[i][1]) for i in checked.kept]
+        versions = [inserted_line(stored[i], changes.inserts[i][1], changes.graph.get(i)) for i in checked.kept]
         versions += [closed_line(ended.version, ended.valid_to, ended.superseded_by)  # type: ignore[arg-type]
                      for _, _, ended in checked.closes]
         versions += [reopened_line(r.version) for r in checked.reopens]  # type: ignore[arg-type]
@@ -378,6 +385,16 @@ class FilesStore(Store):
     def vectors(self, versions: list[int]) -> np.ndarray:
         self._fresh()
         return self.index.vectors(versions)
+
+    keeps_graph = True  # each version's graph travels in its line of versions.jsonl; the index answers reads
+
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        self._fresh()
+        return self.index.graph(criteria)
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        self._fresh()
+        return self.index.graphs(versions)
 
     def history(self, memory_id: str) -> list[Event]:
         self._fresh()
