@@ -21,7 +21,6 @@ import re
 import sqlite3
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -32,8 +31,9 @@ import numpy as np
 from engram.errors import InvalidInput, NotFound, StoreError
 from engram.graph import Graph
 from engram.graph_memory import add_graph
-from engram.stores.base import ChangeSet, Close, Criteria, Store, scope_key
+from engram.stores.base import ChangeSet, Criteria, Store, scope_key
 from engram.stores.changes import Checked
+from engram.stores.files_edits import hand_changes
 from engram.stores.files_format import (
     FILE,
     Edits,
@@ -61,7 +61,7 @@ from engram.stores.sqlite import SQLiteStore
 from engram.stores.sqlite_graph import write_graph
 from engram.stores.sqlite_open import BINDING, record_binding
 from engram.stores.sqlite_rows import COLUMNS, to_record
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
+from engram.types import Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["FilesStore", "grep"]
 
@@ -212,9 +212,7 @@ class FilesStore(Store):
         current = [r for r in self.index.select(Criteria(scope, show_expired=True)) if r.scope == scope]
         edits = diff(lines, current)
         if edits:
-            changes = self._hand_changes(scope, path, edits)
-            add_graph(changes, self.index, scope)  # by the rules of any add(infer=False); the index is up to date
-            self.index.apply(changes)
+            self.index.apply(self._hand_changes(scope, path, edits))
         else:
             with self.index._write() as db:
                 self._record(db, path, scope)
@@ -225,25 +223,8 @@ class FilesStore(Store):
             raise StoreError(f"{path} has memories added or changed by hand, and this store has no embedder to "
                              "make their vectors: open it through Memory (or give FilesStore(embed=...))")
         vectors = list(self.embed(texts)) if texts and self.embed is not None else []
-        stamp, batch = now(), f"file-{uuid.uuid4().hex}"
-        changes = ChangeSet(dedup=False)
-        why = f"edited by hand in {path}"
-        for i, text in enumerate(edits.added):
-            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=scope.user_id,
-                                  agent_id=scope.agent_id, run_id=scope.run_id, created_at=stamp, updated_at=stamp,
-                                  valid_from=stamp, batch_id=batch, position=i)
-            changes.inserts.append((record, vectors[i]))
-            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=text, reason=why, actor="file"))
-        for (old, text), vector in zip(edits.changed, vectors[len(edits.added):], strict=True):
-            new = replace(old, text=text, hash=content_hash(text), version=None, updated_at=stamp,
-                          valid_from=max(stamp, old.valid_from), batch_id=batch, position=None)
-            changes.inserts.append((new, vector))
-            changes.closes.append(Close(old.id, new.valid_from, version=old.version))
-            changes.events.append(Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, reason=why,
-                                        actor="file"))
-        for old in edits.removed:
-            changes.closes.append(Close(old.id, max(stamp, old.valid_from), version=old.version))
-            changes.events.append(Event(old.id, Op.DELETE, batch, stamp, old_text=old.text, reason=why, actor="file"))
+        changes = hand_changes(scope, path, edits, vectors, now())
+        add_graph(changes, self.index, scope)  # by the rules of any add(infer=False); the index is up to date
         return changes
 
     # -- writing -----------------------------------------------------------------------------------------------
