@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from engram.errors import InvalidInput
-from engram.graph import KINDS, MAX_NAME, Entity, Graph, Relation, resolve
+from engram.graph import KINDS, MAX_NAME, Entity, Graph, Relation, merge_entities, resolve
 from engram.graph_rules import graph_of
 from engram.inputs import check_string
 from engram.types import MemoryRecord, Scope
@@ -69,11 +69,12 @@ def _name(value: Any, what: str) -> str:
 def rules_graphs(records: Iterable[MemoryRecord]) -> dict[int, Graph]:
     """Each version's graph as add(infer=False) makes one, for an export that carries none: the rules' entities
     and relations of its text, names resolved against those of the earlier versions of its scope."""
-    known: dict[Scope, list[Entity]] = {}
+    known: dict[Scope, tuple[Entity, ...]] = {}  # merged, as add() reads them: one entity per name
     found: dict[int, Graph] = {}
     for record in sorted(records, key=lambda r: r.version or 0):
-        graph = resolve(graph_of(record.text), known.setdefault(record.scope, []))
+        held = known.get(record.scope, ())
+        graph = resolve(graph_of(record.text), held)
         if graph and record.version is not None:
             found[record.version] = graph
-            known[record.scope] += graph.entities
+            known[record.scope] = tuple(e for e, _ in merge_entities([Graph(held), graph]))
     return found
