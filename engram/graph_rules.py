@@ -108,9 +108,14 @@ def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
     return build((*given.entities, *found.entities), (*given.relations, *found.relations))
 
 
+_CONTRACTED = {"m": "is", "ve": "has", "d": "would", "ll": "will"}
+
+
 def _third_person(text: str) -> str:
+    """First person as USER: "my sister" is "User's sister", "I'm" is "User is" (never a name "User'm")."""
     text = re.sub(r"\b(?:my|My)\b", f"{USER}'s", text)
-    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])|\bI(?=['\u2019](?:m|ve|d|ll)\b)", USER, text)
+    text = re.sub(r"\bI['\u2019](m|ve|d|ll)\b", lambda m: f"{USER} {_CONTRACTED[m[1]]}", text)
+    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])", USER, text)
 
 
 def _user(name: str) -> str:
