@@ -46,9 +46,9 @@ def to_dot(entities: Iterable[Mapping[str, Any]], relations: Iterable[Mapping[st
     tooltip the memories stating it. `center` (an entity name) is drawn bold; `title` labels the graph."""
     by_name = {str(e["name"]): e for e in entities}
     triplets: dict[tuple[str, str, str], set[str]] = {}
-    for relation in relations:
-        key = (str(relation["subject"]), str(relation["relation"]), str(relation["object"]))
-        triplets.setdefault(key, set()).update([str(relation["memory"])] if relation.get("memory") else [])
+    for given in relations:
+        key = (str(given["subject"]), str(given["relation"]), str(given["object"]))
+        triplets.setdefault(key, set()).update([str(given["memory"])] if given.get("memory") else [])
     names = sorted(set(by_name) | {n for s, _, o in triplets for n in (s, o)})
     ids = {name: f"n{i}" for i, name in enumerate(names, 1)}
     lines = ["digraph engram {",
