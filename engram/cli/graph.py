@@ -152,4 +152,4 @@ def _print_tables(drawn: dict[str, Any], scope: str) -> None:
     console.print(table)
     for r in sorted(drawn["relations"], key=lambda r: (r["subject"], r["relation"], r["object"])):
         console.print(f"{escape(r['subject'])} [cyan]-{escape(r['relation'])}->[/cyan] {escape(r['object'])}  "
-                      f"[dim]{escape(r['memory'])}[/dim]", highlight=False)
+                      f"[dim]({escape(r['memory'])})[/dim]", highlight=False)
