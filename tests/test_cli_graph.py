@@ -58,7 +58,7 @@ def test_json_whole_graph_of_a_scope(home: Path) -> None:
     with Memory(home=home) as memory:
         assert found == memory.graph(user_id="alice")  # the library's answer, as it is
         ana = next(r for r in found["relations"] if r["relation"] == "lives_in")
-        assert memory.get(ana["memory_id"])["memory"] == ana["memory"] == PARIS
+        assert memory.get(ana["memory_id"], strict=True)["memory"] == ana["memory"] == PARIS
     assert "Oslo" not in done.stdout  # bob's graph is bob's
 
 

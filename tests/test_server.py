@@ -124,14 +124,16 @@ def test_graph_paths_give_the_librarys_graph_to_the_keys_that_may_see_it(server:
         assert near["entity"]["name"] == "Ana" and {e["name"] for e in near["entities"]} == {"Ana", "User", "Paris"}
         then = http.get("/v1/graph/related", params={"user_id": "hana", "name": "Ana", "as_of": "2024-02-01"}).json()
         assert [m["memory"] for m in then["memories"]] == ["My sister Ana lives in Lyon."]
-        for params, status in (({"user_id": "hana", "name": "Zed"}, 404), ({"user_id": "hana", "name": "Ana",
-                               "hops": 9}, 400), ({"name": "Ana"}, 400), ({"user_id": "hana", "name": ""}, 422),
-                               ({"user_id": "hana", "name": "Ana", "as_of": "someday"}, 400)):
+        mistakes: list[tuple[dict[str, str | int], int]] = [
+            ({"user_id": "hana", "name": "Zed"}, 404), ({"user_id": "hana", "name": "Ana", "hops": 9}, 400),
+            ({"name": "Ana"}, 400), ({"user_id": "hana", "name": ""}, 422),
+            ({"user_id": "hana", "name": "Ana", "as_of": "someday"}, 400)]
+        for params, status in mistakes:
             refused = http.get("/v1/graph/related", params=params)
             assert refused.status_code == status and "error" in refused.json(), (params, refused.text)
     with server.client(keys["alice"]) as pinned:
-        for path, params in (("/v1/graph", {}), ("/v1/graph/entities", {}), ("/v1/graph/related", {"name": "Ana"})):
-            refused = pinned.get(path, params={"user_id": "hana", **params})
+        for path, extra in (("/v1/graph", {}), ("/v1/graph/entities", {}), ("/v1/graph/related", {"name": "Ana"})):
+            refused = pinned.get(path, params={"user_id": "hana", **extra})
             assert refused.status_code == 403 and "Paris" not in refused.text
         assert "Paris" not in pinned.get("/v1/graph").text  # no user named: its own graph
     with server.client(keys["globex"]) as other_tenant:
