@@ -52,7 +52,10 @@ def to_dot(entities: Iterable[Mapping[str, Any]], relations: Iterable[Mapping[st
     names = sorted(set(by_name) | {n for s, _, o in triplets for n in (s, o)})
     ids = {name: f"n{i}" for i, name in enumerate(names, 1)}
     lines = ["digraph engram {",
-             '  graph [charset="UTF-8", rankdir=LR, fontname="Helvetica", fontsize=12, labelloc=t'
+             # pack: each connected group laid out alone, the groups in rows (a store's many unlinked names
+             # would otherwise stand in one column thousands of pixels high)
+             '  graph [charset="UTF-8", rankdir=LR, pack=true, packmode="array", fontname="Helvetica", fontsize=12, '
+             'labelloc=t'
              + (f", label={dot_string(title)}" if title is not None else "") + "];",
              '  node [fontname="Helvetica", fontsize=11, style=filled, color="#5b6270"];',
              '  edge [fontname="Helvetica", fontsize=9, color="#5b6270", fontcolor="#3a3f4a"];']

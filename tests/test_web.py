@@ -322,6 +322,10 @@ def test_the_graph_view_shows_the_seed_examples_entities_and_a_neighbourhood(bro
     assert page.locator("#graph-svg a.node").count() == len(whole["entities"])
     assert page.locator("#graph-svg .edge").count() == len({(r["subject"], r["object"]) for r in whole["relations"]})
     sync_api.expect(page.locator("#relations")).to_contain_text("Ana \u2014lives_in\u2192 Lyon")
+    drawing = page.locator("#graph-svg").evaluate("svg => svg.outerHTML")
+    page.reload()
+    sync_api.expect(page.locator("#graph-svg a.node")).to_have_count(len(whole["entities"]))
+    assert page.locator("#graph-svg").evaluate("svg => svg.outerHTML") == drawing  # the same graph, the same picture
     sync_api.expect(page.locator("#users")).to_contain_text("gwen")  # the list beside the view, for the picture
     page.screenshot(path=IMG / "web-graph-1280.png")
 

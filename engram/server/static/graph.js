@@ -6,7 +6,7 @@ import { get, query } from "./api.js";
 import { clear, el, graphLink, memoryLink, svg, userLink } from "./dom.js";
 import { radial, spread } from "./graph_layout.js";
 
-const DRAWN = 60;  // entities in the whole graph's picture: the most named ones
+const DRAWN = 60;  // entities in the whole graph's picture
 const LISTED = 300;  // rows of the entity and relation lists
 const KINDS = new Set(["person", "place", "organisation", "date", "thing"]);
 
@@ -26,15 +26,18 @@ function wholeGraph(user, graph) {
     return el("p", { class: "muted", id: "graph-count",
       text: "No entities yet: the graph holds the people, places, organisations and dates that memories name." });
   }
-  const drawn = graph.entities.slice(0, DRAWN);
+  // Entities in relations first (they make the picture), then the most named
+  const linked = new Set(graph.relations.flatMap((r) => [r.subject, r.object]));
+  const drawn = [...graph.entities.filter((e) => linked.has(e.name)), ...graph.entities.filter((e) => !linked.has(e.name))]
+    .slice(0, DRAWN);
   const names = new Set(drawn.map((e) => e.name));
   const relations = graph.relations.filter((r) => names.has(r.subject) && names.has(r.object));
-  const shown = graph.entities.length > DRAWN ? `; the ${DRAWN} most named are drawn` : "";
+  const shown = graph.entities.length > DRAWN ? `; ${DRAWN} are drawn, those in relations first, then the most named` : "";
   return [
     el("p", { class: "muted", id: "graph-count",
       text: `${plural(graph.entities.length, "entity", "entities")}, ${plural(graph.relations.length, "relation")}${shown}. ` +
         "Pick one to see its neighbourhood." }),
-    picture(user, drawn, relations, (box) => spread(drawn.map((e) => e.name), relations, box.width, box.height), null),
+    picture(user, drawn, relations, (width, least) => spread(drawn.map((e) => e.name), relations, width, least), null),
     el("h3", { text: "Entities" }), entityTable(user, graph.entities.slice(0, LISTED), false),
     el("h3", { text: "Relations" }), relationList(user, graph.relations.slice(0, LISTED)),
   ];
@@ -44,13 +47,14 @@ function neighbourhood(user, found, whole, hops) {
   const counts = new Map(whole.entities.map((e) => [e.name, e.memories]));
   const centre = found.entity;
   const entities = found.entities.map((e) => ({ ...e, memories: counts.get(e.name) ?? 0 }));
+  const near = entities.slice(0, DRAWN);  // the nearest (the server sorts them by distance)
   return [
     el("p", {}, el("a", { href: graphLink(user), text: "\u2190 The whole graph" })),
     el("h3", { id: "entity-title" }, el("span", { class: "entity-name", text: centre.name }), " ",
       el("span", { class: `badge kind-${kindOf(centre.kind)}`, text: centre.kind })),
     centre.aliases.length ? el("p", { class: "muted", id: "entity-aliases", text: `Also called ${centre.aliases.join(", ")}` }) : null,
     hopsPicker(user, centre.name, hops),
-    picture(user, entities, found.relations, (box) => radial(entities, found.relations, box.width, box.height), centre.name),
+    picture(user, near, found.relations, (width, least) => radial(near, found.relations, width, least), centre.name),
     el("h3", { text: `Within ${plural(hops, "relation")}` }), entityTable(user, entities, true),
     el("h3", { text: "Relations" }), relationList(user, found.relations),
     el("h3", { text: "The memories behind them" }),
@@ -65,11 +69,11 @@ function hopsPicker(user, name, hops) {
   return el("div", { class: "row" }, el("label", { for: "hops", text: "Relations away" }), select);
 }
 
-// The drawing fits the view's width (its text keeps its size on a phone); `layout(box)` says where each entity goes.
+// The drawing is as wide as the view (its text keeps its size on a phone) and as tall as `layout(width, least)`,
+// which says where each entity goes, needs.
 function picture(user, entities, relations, layout, centre) {
   const width = Math.round(Math.min(1100, Math.max(320, document.getElementById("view").clientWidth - 2)));
-  const box = { width, height: Math.round(width < 600 ? width * 1.15 : Math.max(420, width * 0.6)) };
-  const at = layout(box);
+  const { at, height } = layout(width, Math.round(width < 600 ? width : Math.max(360, width * 0.45)));
   const radius = new Map(entities.map((e) => [e.name, 7 + Math.min(4 * Math.sqrt(e.memories || 1), 13)]));
   const edges = new Map();  // one per direction of a pair: its relations' names together
   for (const r of relations) {
@@ -82,14 +86,14 @@ function picture(user, entities, relations, layout, centre) {
   const nodes = entities.map((e) => {
     const p = at.get(e.name);
     const r = radius.get(e.name);
-    const label = e.name.length > 24 ? e.name.slice(0, 23) + "\u2026" : e.name;
+    const label = e.name.length > 18 ? e.name.slice(0, 17) + "\u2026" : e.name;
     return svg("a", { href: graphLink(user, e.name), class: `node kind-${kindOf(e.kind)}${e.name === centre ? " centre" : ""}`,
       "aria-label": `${e.name}: ${e.kind}, ${plural(e.memories ?? 0, "memory", "memories")}` },
     svg("title", { text: `${e.name} (${e.kind}, ${plural(e.memories ?? 0, "memory", "memories")})` }),
     svg("circle", { cx: p.x.toFixed(1), cy: p.y.toFixed(1), r: r.toFixed(1) }),
     svg("text", { x: p.x.toFixed(1), y: (p.y + r + 13).toFixed(1), "text-anchor": "middle", text: label }));
   });
-  return el("div", { class: "graph-box" }, svg("svg", { id: "graph-svg", class: "graph", viewBox: `0 0 ${box.width} ${box.height}`,
+  return el("div", { class: "graph-box" }, svg("svg", { id: "graph-svg", class: "graph", viewBox: `0 0 ${width} ${height}`,
     role: "group", "aria-label": `A drawing of ${plural(entities.length, "entity", "entities")} and their relations` },
   svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
     orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z" }))),

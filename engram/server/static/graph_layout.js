@@ -1,11 +1,12 @@
 // Where each entity of a graph drawing goes: pure functions of names and relations, no DOM and no randomness, so
-// the same graph always gets the same picture. A whole graph is spread by forces; a neighbourhood is drawn in
-// rings around its entity, one ring per hop.
+// the same graph always gets the same picture. A whole graph is spread by springs, each connected group on its
+// own; a neighbourhood is drawn in rings around its entity, one ring per relation away. Both are laid out in
+// their own units, then fitted to the width they are given: the height is what the drawing needs (at least
+// `least`), so a long row of unlinked names wraps instead of shrinking until its labels overlap.
 
-const WIDTH = 960;
-const HEIGHT = 600;
 const MARGIN = 60;
-const UNIT = 90;  // the distance springs aim for between linked entities, before the drawing is fitted
+const UNIT = 90;  // the distance springs aim for between linked entities
+const SLOT = 125;  // the room an entity and its label take beside another
 
 function neighbours(names, relations) {
   const links = new Map(names.map((n) => [n, new Set()]));
@@ -19,14 +20,14 @@ function neighbours(names, relations) {
 }
 
 // entities: [{name, distance}], the centre at distance 0. Each ring is ordered by where its neighbours on the ring
-// inside it stand, so that links cross as little as a ring allows.
-export function radial(entities, relations, width = WIDTH, height = HEIGHT) {
+// inside it stand, so that links cross as little as a ring allows; a crowded ring is wider.
+export function radial(entities, relations, width, least) {
   const names = entities.map((e) => e.name);
   const links = neighbours(names, relations);
-  const deepest = Math.max(1, ...entities.map((e) => e.distance));
-  const step = (Math.min(width, height) / 2 - MARGIN) / deepest;
+  const deepest = Math.max(0, ...entities.map((e) => e.distance));
   const angle = new Map();
   const at = new Map();
+  let radius = 0;
   for (let d = 0; d <= deepest; d++) {
     const ring = entities.filter((e) => e.distance === d).map((e) => e.name);
     const wanted = (name) => {
@@ -34,21 +35,22 @@ export function radial(entities, relations, width = WIDTH, height = HEIGHT) {
       return placed.length ? placed.reduce((a, b) => a + b, 0) / placed.length : 0;
     };
     ring.sort((a, b) => wanted(a) - wanted(b) || (a < b ? -1 : a > b ? 1 : 0));
+    radius = d === 0 ? 0 : Math.max(radius + UNIT * 1.5, (ring.length * SLOT) / (2 * Math.PI));
     ring.forEach((name, i) => {
       const theta = d === 0 ? 0 : (2 * Math.PI * i) / ring.length + d * 0.35;
       angle.set(name, theta);
-      at.set(name, { x: width / 2 + d * step * Math.cos(theta), y: height / 2 + d * step * Math.sin(theta) });
+      at.set(name, { x: radius * Math.cos(theta), y: radius * Math.sin(theta) });
     });
   }
-  return at;
+  return fit(at, width, least, 1);
 }
 
 // Each connected group of entities spread by Fruchterman and Reingold's springs (from a circle, cooling over a fixed
-// number of rounds), the groups packed in rows, biggest first, and the whole fitted into the box.
-export function spread(names, relations, width = WIDTH, height = HEIGHT, rounds = 250) {
+// number of rounds), the groups then packed in rows as wide as the drawing, biggest first.
+export function spread(names, relations, width, least, rounds = 250) {
   const links = neighbours(names, relations);
   const groups = components(names, links).map((group) => springs(group, links, rounds));
-  return fit(pack(groups, width / height), width, height);
+  return fit(pack(groups, width - 2 * MARGIN), width, least, 1.5);
 }
 
 function components(names, links) {
@@ -70,8 +72,8 @@ function components(names, links) {
 
 function springs(group, links, rounds) {
   const n = group.length;
-  const pos = group.map((_, i) => ({ x: Math.cos((2 * Math.PI * i) / n) * UNIT * Math.sqrt(n) / 2,
-    y: Math.sin((2 * Math.PI * i) / n) * UNIT * Math.sqrt(n) / 2 }));
+  const start = (UNIT * Math.sqrt(n)) / 2;
+  const pos = group.map((_, i) => ({ x: Math.cos((2 * Math.PI * i) / n) * start, y: Math.sin((2 * Math.PI * i) / n) * start }));
   const index = new Map(group.map((name, i) => [name, i]));
   const edges = group.flatMap((name, i) => [...links.get(name)].map((o) => index.get(o)).filter((j) => j > i).map((j) => [i, j]));
   for (let round = 0; round < rounds; round++) {
@@ -92,7 +94,7 @@ function springs(group, links, rounds) {
       move[a].x -= dx * pull; move[a].y -= dy * pull;
       move[b].x += dx * pull; move[b].y += dy * pull;
     }
-    const heat = UNIT * Math.sqrt(n) * (1 - round / rounds) / 2 + 1;
+    const heat = start * (1 - round / rounds) + 1;
     pos.forEach((p, i) => {
       const length = Math.hypot(move[i].x, move[i].y) || 1;
       p.x += (move[i].x / length) * Math.min(length, heat);
@@ -104,28 +106,28 @@ function springs(group, links, rounds) {
   return { at, w: Math.max(...pos.map((p) => p.x)) - left, h: Math.max(...pos.map((p) => p.y)) - top };
 }
 
-// Shelves about as wide as the drawing's proportions ask, the groups left to right on each.
-function pack(groups, aspect) {
-  const area = groups.reduce((sum, g) => sum + (g.w + UNIT) * (g.h + UNIT), 0);
-  const shelf = Math.max(...groups.map((g) => g.w + UNIT), Math.sqrt(area * aspect));
+// Groups left to right on shelves `shelf` wide (a group wider than that gets a shelf of its own).
+function pack(groups, shelf) {
   const at = new Map();
   let [x, y, tallest] = [0, 0, 0];
   for (const g of groups) {
     if (x > 0 && x + g.w > shelf) { [x, y, tallest] = [0, y + tallest + UNIT, 0]; }
     for (const [name, p] of g.at) at.set(name, { x: x + p.x, y: y + p.y });
-    x += g.w + UNIT;
+    x += g.w + SLOT;
     tallest = Math.max(tallest, g.h);
   }
   return at;
 }
 
-function fit(at, width, height) {
+// Positions scaled to `width` (never enlarged more than `most` times), centred; the height the drawing takes.
+function fit(at, width, least, most) {
   const points = [...at.values()];
-  if (!points.length) return at;
+  if (!points.length) return { at, height: least };
   const [left, top] = [Math.min(...points.map((p) => p.x)), Math.min(...points.map((p) => p.y))];
   const spanX = Math.max(...points.map((p) => p.x)) - left;
   const spanY = Math.max(...points.map((p) => p.y)) - top;
-  const scale = Math.min((width - 2 * MARGIN) / (spanX || 1), (height - 2 * MARGIN) / (spanY || 1), 1.5);
+  const scale = Math.min((width - 2 * MARGIN) / (spanX || 1), most);
+  const height = Math.max(least, Math.ceil(spanY * scale + 2 * MARGIN));
   const [offsetX, offsetY] = [(width - spanX * scale) / 2, (height - spanY * scale) / 2];
-  return new Map([...at].map(([name, p]) => [name, { x: offsetX + (p.x - left) * scale, y: offsetY + (p.y - top) * scale }]));
+  return { at: new Map([...at].map(([name, p]) => [name, { x: offsetX + (p.x - left) * scale, y: offsetY + (p.y - top) * scale }])), height };
 }
