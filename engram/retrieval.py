@@ -51,9 +51,10 @@ class SearchConfig:
     time_words: tuple[str, ...] = ("in", "on", "of", "since", "during", "until", "early", "mid", "late", "by")
     # search(graph=True): a candidate naming an entity the query names (strength 1), or one `graph_hops`
     # relations from it (1/(1+d)), has its fused score raised by this share of that strength (prefer_linked).
-    # 0.05 is the largest weight with which no LoCoMo category lost recall on the tuning conversations.
+    # Measured on LoCoMo's tuning conversations (bench/locomo_graph.py): 0.05 is the largest weight that costs
+    # no category recall, and hops add nothing there (raw turns state few relations).
     graph_weight: float = 0.05
-    graph_hops: int = 1
+    graph_hops: int = 0
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
