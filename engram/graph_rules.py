@@ -122,7 +122,7 @@ def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
     return build((*given.entities, *found.entities), (*given.relations, *found.relations))
 
 
-_VERB_OF = {"m": "is", "ve": "has", "d": "would", "ll": "will"}
+_CONTRACTED = {"m": "is", "ve": "has", "d": "would", "ll": "will"}
 
 
 def _unnamed(match: re.Match[str]) -> str:
@@ -141,8 +141,9 @@ def _speaker(text: str) -> tuple[str | None, str]:
 
 
 def _third_person(text: str, subject: str) -> str:
+    """First person as `subject`: "my sister" is "Ana's sister", "I'm" is "Ana is" (never a name "Ana'm")."""
     text = re.sub(r"\b(?:my|My)\b", f"{subject}'s", text)
-    text = re.sub(r"\bI['\u2019](m|ve|d|ll)\b", lambda m: f"{subject} {_VERB_OF[m[1]]}", text)
+    text = re.sub(r"\bI['\u2019](m|ve|d|ll)\b", lambda m: f"{subject} {_CONTRACTED[m[1]]}", text)
     return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])", subject, text)
 
 

@@ -63,6 +63,16 @@ def test_names_near_addresses_and_contractions() -> None:
     assert rules_graph("I'm living in Oslo").relations == (Relation("User", "lives_in", "Oslo"),)
 
 
+@pytest.mark.parametrize(("text", "names"), [
+    ("I'm allergic to peanuts", set()),
+    ("I've been to Paris with Ana", {"Paris", "Ana"}),
+    ("I\u2019ll visit Lyon", {"Lyon"}),
+    ("I'd love to see Rome", {"Rome"}),
+])
+def test_first_person_contractions_are_not_names(text: str, names: set[str]) -> None:
+    assert {e.name for e in rules_graph(text).entities} - {"User"} == names
+
+
 def test_names_resolve_to_known_entities_and_an_ambiguous_one_stays_apart() -> None:
     known = [Entity("Melanie", "person"), Entity("Ana", "person", ("User's sister",))]
     sister = resolve(rules_graph("My sister moved to Paris"), known)
