@@ -309,8 +309,8 @@ class Memory:
         name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
         reorder the best candidates (`rerank_score` in results); without one configured it changes nothing.
         `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context).
-        `graph=True` also brings in the memories naming the entities the query names, and their neighbours'
-        (graph memory; `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
+        `graph=True` also ranks higher the memories naming the entities the query names (graph memory;
+        `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
