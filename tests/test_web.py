@@ -165,6 +165,7 @@ def test_add_with_a_dry_run_search_edit_delete_and_revert(browser: Any, site: di
     assert shown["cosine"] == pytest.approx(served["explain"]["cosine"], abs=1e-3) and shown["cosine"] > 0.3
     assert shown["keyword"] == pytest.approx(served["explain"]["keyword"], abs=1e-3) and shown["keyword"] > 0
     assert {"context", "time", "fused", "score"} <= shown.keys()
+    sync_api.expect(page.locator("#users")).to_contain_text("alice")  # the list beside the view, for the picture
     page.screenshot(path=IMG / "web-search-1280.png")
 
     first.get_by_role("link").click()
@@ -298,6 +299,7 @@ def test_a_user_with_ten_thousand_memories_loads_in_under_a_second(browser: Any,
     print(f"\nweb page, user with {BIG:,} memories: first page and total shown in "
           f"{', '.join(f'{t * 1000:.0f}' for t in timings)} ms (cold, then warm)")
     page.set_viewport_size({"width": 1280, "height": 800})
+    sync_api.expect(page.locator("#users")).to_contain_text("big")  # the list beside the view, for the picture
     page.screenshot(path=IMG / "web-list-1280.png")
     page.get_by_role("button", name="Next").click()
     sync_api.expect(page.locator("#list-count")).to_have_text("51–100 of 10,000")
