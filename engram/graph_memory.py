@@ -14,7 +14,7 @@ from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["add_graph", "entities", "known_entities", "linked", "related"]
+__all__ = ["add_graph", "entities", "known_entities", "linked", "related", "scope_graph"]
 
 Triplets = Iterable[tuple[str, str, str]]
 
@@ -95,3 +95,12 @@ def known_entities(store: Store, criteria: Criteria) -> list[Entity]:
     """The entities the admitted memories name, merged."""
     with store.graph_view(criteria) as view:
         return [entity for entity, _ in view.entities()]
+
+
+def scope_graph(store: Store, criteria: Criteria) -> dict[str, Any]:
+    """The whole graph of the admitted memories: their entities (as `entities` gives them) and every relation
+    they state, each with the memory it comes from."""
+    with store.graph_view(criteria) as view:
+        return {"entities": [{**entity.to_dict(), "memories": count} for entity, count in view.entities()],
+                "relations": [{**relation.to_dict(), "memory_id": record.id, "memory": record.text}
+                              for record, graph in view.admitted() for relation in graph.relations]}
