@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -128,10 +128,12 @@ class GraphIndex:
 class GraphView(KnownEntities):
     """`index` through a mask: `keep[row]` says whether a read admits the row; `records[row]` is its version."""
 
-    def __init__(self, records: Sequence[MemoryRecord], index: GraphIndex, keep: np.ndarray) -> None:
+    def __init__(self, records: Sequence[MemoryRecord], index: GraphIndex, keep: np.ndarray,
+                 position: Mapping[int, int] | None = None) -> None:
         self.records = records
         self.index = index
         self.keep = keep
+        self.position = position if position is not None else {r.version: i for i, r in enumerate(records)}
         self._surfaces: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
@@ -269,6 +271,17 @@ class GraphView(KnownEntities):
                 nearest[rows] = np.minimum(nearest[rows], d)
         rows = self.newest_first(np.flatnonzero(nearest < np.iinfo(np.int64).max))
         return [(int(row), int(nearest[row])) for row in rows]
+
+    def nearest(self, distance: Mapping[str, int], versions: Iterable[int]) -> list[tuple[int, int]]:
+        """`naming` among these versions only (in their order): what it costs follows them, not the entities."""
+        found = []
+        for version in versions:
+            row = self.position.get(version)
+            graph = self.index.graphs[row] if row is not None and row < len(self.keep) and self.keep[row] else None
+            near = [distance[n] for n in graph.names() if n in distance] if graph else []
+            if near:
+                found.append((row, min(near)))
+        return found  # type: ignore[return-value]
 
     def linking(self, names: set[str], center: str) -> np.ndarray:
         """The admitted rows holding a relation between two of `names`, or naming `center`, newest first."""

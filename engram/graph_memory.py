@@ -4,7 +4,7 @@ store may keep across reads); decisions are engram.graph's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from engram.errors import NotFound
@@ -78,17 +78,20 @@ def related(store: Store, criteria: Criteria, name: str, hops: int) -> dict[str,
     }
 
 
-def linked(store: Store, criteria: Criteria, query: str, hops: int) -> dict[int, tuple[MemoryRecord, float]]:
-    """The memories the query's entities bring into search, by version, with how strongly: 1 for a memory
-    naming an entity the query names, 1/(1+d) for one naming an entity d relations away from one."""
+def linked(store: Store, criteria: Criteria, query: str, hops: int,
+           among: Collection[int] | None = None) -> dict[int, tuple[MemoryRecord, float]]:
+    """The memories the query's entities link to search, by version, with how strongly: 1 for a memory naming an
+    entity the query names, 1/(1+d) for one naming an entity d relations away from one. `among`: only these
+    versions (search's candidates), whatever the number of memories naming those entities."""
     with store.graph_view(criteria) as view:
         start = view.named_in(query)
         if not start:
             return {}
         distance = view.walk(start, hops)
         distance.pop(USER, None)  # nearly every memory is about the user: reaching them brings no one in particular
+        rows = view.naming(distance) if among is None else view.nearest(distance, among)
         return {view.records[row].version: (view.records[row], 1.0 / (1 + d))  # type: ignore[misc]
-                for row, d in view.naming(distance)}
+                for row, d in rows}
 
 
 def known_entities(store: Store, criteria: Criteria) -> list[Entity]:

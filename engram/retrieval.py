@@ -229,8 +229,7 @@ def search(
         near = _neighbours(store.neighbours(list(records), criteria, len(config.context)), records)
     strength: dict[int, float] = {}
     if graph:  # the graph reorders the candidates; a memory it alone brings has no similarity to rank by
-        strength = {v: share for v, (_, share) in linked(store, criteria, query, config.graph_hops).items()
-                    if v in records}
+        strength = {v: share for v, (_, share) in linked(store, criteria, query, config.graph_hops, records).items()}
     missing = [v for v in records if v not in similarity]
     if missing:  # every candidate gets a true cosine, so `threshold` means the same for all
         for version, cosine in zip(missing, store.vectors(missing) @ vector, strict=True):

@@ -87,6 +87,9 @@ def test_the_view_answers_what_the_reference_functions_answer(seed: int) -> None
         expected = [(r, min(distance[n] for n in g.names() if n in distance)) for r, (_, g) in zip(admitted, found,
                     strict=True) if g.names() & distance.keys()]  # type: ignore[union-attr]
         assert view.naming(distance) == expected
+        among = [*rng.sample(versions, size // 2), 0]  # search's candidates, and a version the scope lacks
+        near, row_of = dict(expected), {v: row for row, v in enumerate(versions)}
+        assert view.nearest(distance, among) == [(row_of[v], near[row_of[v]]) for v in among if row_of.get(v) in near]
     for entity, _ in merged:
         assert view.entity(entity.name) == entity
 

@@ -323,7 +323,7 @@ class SQLiteStore(Store):
         lock is held inside the `with` (a write would grow the index under the reader)."""
         with self._lock:
             matrix = self._matrix(criteria.scope)
-            yield GraphView(matrix.records, matrix.graph(self.graphs), matrix.mask(criteria))
+            yield GraphView(matrix.records, matrix.graph(self.graphs), matrix.mask(criteria), matrix.position)
 
     def graphs(self, versions: list[int]) -> dict[int, Graph]:
         with self._lock:
