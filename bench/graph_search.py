@@ -159,13 +159,13 @@ def measure(memory: Memory, db: Path, users: int, cast: list[tuple[str, str, str
                           ("search graph=True, no embedding", bare_graphed),
                           ("search graph=True right after an add", after),
                           ("add(infer=False), one named sentence", add),
-                          ("  linked(): the graph channel's candidates", full),
+                          ("  linked(), 1 hop, every memory it links", full),
                           ("  1 hop from a person: engram's index", index),
                           ("  1 hop from a person: recursive CTE", cte)]:
         if samples:
             print(summary(name, samples))
-    print(f"  (graph=True brought {sizes[0]} / {sizes[len(sizes) // 2]} / {sizes[-1]} memories (min / median / max) "
-          f"into the candidates{'; the CTE and the index found the same' if index else ''})")
+    print(f"  (a query's entities link {sizes[0]} / {sizes[len(sizes) // 2]} / {sizes[-1]} memories at 1 hop (min / "
+          f"median / max){'; the CTE and the index found the same' if index else ''})")
 
 
 def walk_index(memory: Memory, user: str, start: str, hops: int) -> dict[int, int]:
