@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Entity", "Graph", "Relation", "USER", "merge_entities", "named_in", "normal", "resolve", "walk"]
+__all__ = ["Entity", "Graph", "Relation", "Resolver", "USER", "merge_entities", "named_in", "normal", "resolve", "walk"]
 
 USER = "User"  # the entity every first-person fact is about
 KINDS = ("person", "place", "organisation", "date", "thing")
@@ -96,14 +96,22 @@ def build(entities: Iterable[Entity], relations: Iterable[Relation]) -> Graph:
         name = entity.name.strip()
         if not name or len(name) > MAX_NAME:
             continue
-        merged[name] = _join(merged.get(name), replace(entity, name=name))
+        if name != entity.name:
+            entity = Entity(name, entity.kind, entity.aliases)
+        merged[name] = _join(merged.get(name), entity)
     kept = [r for r in dict.fromkeys(relations) if r.subject in merged and r.object in merged and r.subject != r.object]
     return Graph(tuple(merged.values()), tuple(kept))
 
 
 def _join(old: Entity | None, new: Entity) -> Entity:
+    # The shortcuts return what the general case below would build: most entities have no aliases, and a bulk
+    # import builds a few graphs for each of its texts
     if old is None:
-        return replace(new, aliases=tuple(a for a in dict.fromkeys(new.aliases) if normal(a) != normal(new.name)))
+        if not new.aliases:
+            return new
+        return Entity(new.name, new.kind, tuple(a for a in dict.fromkeys(new.aliases) if normal(a) != normal(new.name)))
+    if not new.aliases and (old.kind != "thing" or new.kind == "thing"):
+        return old
     kind = old.kind if old.kind != "thing" else new.kind
     aliases = tuple(a for a in dict.fromkeys((*old.aliases, *new.aliases)) if normal(a) != normal(old.name))
     return Entity(old.name, kind, aliases)
@@ -176,7 +184,21 @@ def resolve(graph: Graph, known: Iterable[Entity]) -> Graph:
     """`graph` with each entity renamed to the known entity it is (its own name kept as an alias), the rest
     as they are; relations follow their ends' names. Entities of `graph` itself resolve against each other too
     (a name is known once an earlier entity of the same graph declared it)."""
-    index = _Index.of(known)
+    return Resolver(known).resolve(graph)
+
+
+class Resolver:
+    """`resolve` for graph after graph, each knowing the entities of those before it: one index of names, kept
+    and grown, where building it again for every graph made a bulk write quadratic in its size."""
+
+    def __init__(self, known: Iterable[Entity]) -> None:
+        self._index = _Index.of(known)
+
+    def resolve(self, graph: Graph) -> Graph:
+        return _resolve(graph, self._index)
+
+
+def _resolve(graph: Graph, index: _Index) -> Graph:
     renamed: dict[str, str] = {}
     out: list[Entity] = []
     for given in sorted(graph.entities, key=lambda e: (not e.aliases, e.kind == "thing")):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engram.errors import NotFound
-from engram.graph import USER, Entity, Graph, Relation, lookup, merge_entities, named_in, resolve, walk
+from engram.graph import USER, Entity, Graph, Relation, Resolver, lookup, merge_entities, named_in, walk
 from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.types import MemoryRecord, Scope
@@ -22,14 +22,13 @@ def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[
     by rules, names resolved against the entities the scope holds and those of the inserts before it."""
     if not store.keeps_graph or not changes.inserts:
         return
-    known = known_entities(store, Criteria(scope))
+    resolver = Resolver(known_entities(store, Criteria(scope)))  # learns each insert's entities as it goes
     for i, (record, _) in enumerate(changes.inserts):
         if record.valid_to is not None:
             continue
-        graph = resolve(graph_of(record.text, (triplets or {}).get(record.text, ())), known)
+        graph = resolver.resolve(graph_of(record.text, (triplets or {}).get(record.text, ())))
         if graph:
             changes.graph[i] = graph
-            known += graph.entities
 
 
 def entities(store: Store, criteria: Criteria) -> list[dict[str, Any]]:

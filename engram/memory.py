@@ -6,7 +6,6 @@ import itertools
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
@@ -35,7 +34,7 @@ from engram.raw import RawBatch, raw_changes
 from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch, to_expiry
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
     from engram.rerank import Reranker
@@ -149,7 +148,7 @@ class Memory:
              expires_at: float | None = None) -> dict[str, Any]:
         """add() once its arguments are checked. `saved`: a chat session's turns to mark as saved in the same
         write (the agent's background save)."""
-        batch = uuid.uuid4().hex
+        batch = new_batch_id()
         for attempt in range(_ATTEMPTS):  # another writer changed a memory this add decided on: decide again
             extra: dict[str, Any] = {}
             if infer:
@@ -240,7 +239,7 @@ class Memory:
                 raise InvalidInput(f"memory {twin.id} in the same scope already says {new.text!r}")
         if change.vector is None or change.vector[0] != new.text:  # embedded once per text, whatever the retries
             change.vector = (new.text, self._vector_of(new.text, old))
-        batch = uuid.uuid4().hex
+        batch = new_batch_id()
         valid_from = max(stamp if change.when is None else change.when, old.valid_from)
         new = replace(new, updated_at=stamp, valid_from=valid_from, batch_id=batch)
         changes = ChangeSet(
@@ -257,7 +256,7 @@ class Memory:
             stamp = now()
             self.store.apply(ChangeSet(
                 closes=[Close(old.id, stamp, version=old.version)],
-                events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
+                events=[Event(old.id, Op.DELETE, new_batch_id(), stamp, old_text=old.text, actor="user")],
             ))
             return {"message": "Memory deleted successfully!", "id": old.id}
 
@@ -285,7 +284,7 @@ class Memory:
         """Close every current memory of a scope (and matching `filters`), expired ones too, in one transaction."""
         criteria = Criteria(Scope.build(user_id, agent_id, run_id, filters), parse_filters(filters), show_expired=True)
         records = self.store.select(criteria)
-        stamp, batch = now(), uuid.uuid4().hex
+        stamp, batch = now(), new_batch_id()
         self.store.apply(ChangeSet(  # closing only the versions listed: a memory changed meanwhile is a Conflict
             closes=[Close(r.id, stamp, version=r.version) for r in records],
             events=[Event(r.id, Op.DELETE, batch, stamp, old_text=r.text, actor="user") for r in records],

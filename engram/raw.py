@@ -7,14 +7,13 @@ keeps its own id, time, metadata and categories, as if added one by one.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from engram.embed.base import Embedder
 from engram.inputs import Message
 from engram.stores.base import ChangeSet, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_id, now
 
 __all__ = ["RawBatch", "raw_changes"]
 
@@ -59,7 +58,7 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope,
                 continue
             source = (message.id,) if message.id else ()
             record = MemoryRecord(
-                id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
+                id=new_id(), text=message.content, hash=digest, user_id=scope.user_id,
                 agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=raw.categories,
                 metadata=raw.metadata, source=source, created_at=stamp, updated_at=stamp, valid_from=raw.when,
                 batch_id=raw.batch, position=len(added), expires_at=raw.expires_at,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
 from engram.raw import RawBatch
 from engram.stores.base import Criteria
-from engram.types import Op, Scope, content_hash, iso, now, to_epoch, to_expiry
+from engram.types import Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
     from engram.memory import Memory
@@ -224,7 +223,7 @@ def _batch(memory: Memory, group: list[Item], limit: int) -> RawBatch:
     """What add(infer=False) of this group would store, as one batch."""
     first, missing = group[0], _unless_held_expired(memory, group)
     messages = parse_messages([item.message() for item in missing], limit) if missing else []
-    return RawBatch(messages, now() if first.timestamp is None else first.timestamp, uuid.uuid4().hex,
+    return RawBatch(messages, now() if first.timestamp is None else first.timestamp, new_batch_id(),
                     first.metadata, first.categories, first.expires_at)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -16,7 +18,7 @@ from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
 from engram.inputs import check_string, shown
 
 __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "Scope", "Turn", "content_hash", "iso",
-           "last_day", "now", "to_epoch", "to_expiry"]
+           "last_day", "new_batch_id", "new_id", "now", "to_epoch", "to_expiry"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -109,6 +111,25 @@ _SPACES = re.compile(r"\s+")
 
 def normalize_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
+
+
+def new_id() -> str:
+    """A new memory or batch id: a UUID of version 7 (RFC 9562), its first 48 bits the time in milliseconds,
+    74 random bits after. Ids made in order sort in order, so a store's indexes on them grow at their end instead
+    of at random pages: a bulk import into SQLite writes a third of the pages it wrote with random (version 4)
+    ids (bench/import_store.py)."""
+    value = (time.time_ns() // 1_000_000 & _MS_MASK) << 80 | int.from_bytes(os.urandom(10), "big") & _RANDOM_MASK
+    return str(uuid.UUID(int=value | _VERSION_7))
+
+
+def new_batch_id() -> str:
+    """A new batch id: `new_id` as 32 hex digits."""
+    return new_id().replace("-", "")
+
+
+_MS_MASK = (1 << 48) - 1
+_RANDOM_MASK = (0xFFF << 64) | ((1 << 62) - 1)  # rand_a (12 bits) and rand_b (62 bits)
+_VERSION_7 = (0x7 << 76) | (0b10 << 62)  # the version and variant fields
 
 
 def content_hash(text: str) -> str:
