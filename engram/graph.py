@@ -92,13 +92,11 @@ def build(entities: Iterable[Entity], relations: Iterable[Relation]) -> Graph:
     """A graph from possibly repeated entities and relations: one entity per name (aliases merged, the first
     specific kind kept), every relation's ends present, nothing repeated."""
     merged: dict[str, Entity] = {}
-    for entity in entities:
-        name = entity.name.strip()
+    for given in entities:
+        name = given.name.strip()
         if not name or len(name) > MAX_NAME:
             continue
-        if name != entity.name:
-            entity = Entity(name, entity.kind, entity.aliases)
-        merged[name] = _join(merged.get(name), entity)
+        merged[name] = _join(merged.get(name), given if name == given.name else Entity(name, given.kind, given.aliases))
     kept = [r for r in dict.fromkeys(relations) if r.subject in merged and r.object in merged and r.subject != r.object]
     return Graph(tuple(merged.values()), tuple(kept))
 

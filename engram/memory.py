@@ -50,11 +50,14 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
-def _known_already(results: list[dict[str, Any]], changes: ChangeSet,
-                   stored: list[MemoryRecord]) -> list[dict[str, Any]]:
-    """Results as the store applied them: a new memory another writer stored first (the store's dedup) is a
-    NOOP naming the memory that holds it."""
-    twins = {record.id: held for (record, _), held in zip(changes.inserts, stored, strict=True) if held.id != record.id}
+def _held_by_others(changes: ChangeSet, stored: list[MemoryRecord]) -> dict[str, MemoryRecord]:
+    """New memories another writer stored first (the store's dedup), by id: the memory that holds each."""
+    return {record.id: held for (record, _), held in zip(changes.inserts, stored, strict=True) if held.id != record.id}
+
+
+def _known_already(results: list[dict[str, Any]], twins: dict[str, MemoryRecord]) -> list[dict[str, Any]]:
+    """Results as the store applied them: a new memory in `twins` (_held_by_others) is a NOOP naming the memory
+    that holds it."""
     return [{"id": twins[r["id"]].id, "memory": twins[r["id"]].text, "event": Op.NOOP.value, "reason": "already known"}
             if r["id"] in twins and r["event"] == Op.ADD.value else r for r in results]
 
@@ -175,7 +178,7 @@ class Memory:
                     raise
                 _backoff(attempt)
                 continue
-            results = _known_already(results, changes, stored)
+            results = _known_already(results, _held_by_others(changes, stored))
             break
         log.info("add %s: %s (%s)", batch, ", ".join(f"{r['event']} {r['memory']!r}" for r in results) or "nothing",
                  extra.get("usage", "infer=False"))
@@ -187,7 +190,8 @@ class Memory:
         add_graph(changes, self.store, scope)
         if changes:
             stored = self.store.apply(changes)
-            results = [_known_already(r, changes, stored) for r in results]
+            twins = _held_by_others(changes, stored)  # once: an import's write holds many batches
+            results = [_known_already(r, twins) for r in results]
         return results
 
     def revert(self, batch_id: str) -> dict[str, Any]:

@@ -163,8 +163,7 @@ class MatrixCache:
         """Cached query scopes that contain any of these records: each record lies in at most 7 query scopes
         (the non-empty subsets of its owner fields), so this costs the same however many scopes are cached."""
         keys = set()
-        for record in records:
-            owner = (record.user_id, record.agent_id, record.run_id)
+        for owner in {(record.user_id, record.agent_id, record.run_id) for record in records}:
             for subset in range(1, 8):
                 key = tuple(value if subset >> i & 1 else None for i, value in enumerate(owner))
                 if key in self._entries and key != (None, None, None):

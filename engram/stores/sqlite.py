@@ -40,11 +40,7 @@ from engram.stores.sqlite_open import (
     record_binding,
     unwritable,
 )
-from engram.stores.sqlite_rows import (
-    COLUMNS,
-    rows_in,
-    to_record,
-)
+from engram.stores.sqlite_rows import COLUMNS, json_list, json_object, rows_in, to_record
 from engram.stores.sqlite_sessions import SQLiteSessions
 from engram.stores.vectors import VectorStorage, decode, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
@@ -182,8 +178,8 @@ class SQLiteStore(Store):
             "terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
-                json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
-                json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
+                json_list(record.categories), json_object(record.metadata),
+                json_list(record.source), record.created_at, record.updated_at, record.valid_from,
                 record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
                 encode(vector, storage), pack(*term_counts(record.text)),
             ),
@@ -201,7 +197,7 @@ class SQLiteStore(Store):
             "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.memory_id, event.op.value, event.old_text, event.new_text, event.reason,
-                json.dumps(list(event.source)), event.old_version, event.new_version,
+                json_list(event.source), event.old_version, event.new_version,
                 event.actor, event.batch_id, event.created_at,
             ),
         )

@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 from engram.graph import Entity, Graph, Relation
-from engram.stores.sqlite_rows import rows_in
+from engram.stores.sqlite_rows import json_list, rows_in
 
 __all__ = ["read_graphs", "write_graph"]
 
@@ -14,7 +14,7 @@ __all__ = ["read_graphs", "write_graph"]
 def write_graph(db: sqlite3.Connection, version: int, graph: Graph) -> None:
     """Store `graph` as the graph of `version`, inside the write that inserts the version."""
     db.executemany("INSERT INTO graph_entities (version, name, kind, aliases) VALUES (?, ?, ?, ?)",
-                   [(version, e.name, e.kind, json.dumps(list(e.aliases), ensure_ascii=False)) for e in graph.entities])
+                   [(version, e.name, e.kind, json_list(e.aliases)) for e in graph.entities])
     db.executemany("INSERT INTO graph_relations (version, subject, relation, object) VALUES (?, ?, ?, ?)",
                    [(version, r.subject, r.relation, r.object) for r in graph.relations])
 

@@ -1,4 +1,5 @@
-"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks."""
+"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks; and the
+JSON its list and object columns are written as."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TypeVar
 
 from engram.types import SCOPE_FIELDS, MemoryRecord
 
-__all__ = ["COLUMNS", "rows_in", "to_record"]
+__all__ = ["COLUMNS", "json_list", "json_object", "rows_in", "to_record"]
 
 COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
@@ -25,6 +26,15 @@ def to_record(row: tuple) -> MemoryRecord:
         source=tuple(json.loads(row[10])), created_at=row[11], updated_at=row[12], valid_from=row[13],
         valid_to=row[14], superseded_by=row[15], batch_id=row[16], position=row[17], expires_at=row[18],
     )
+
+
+def json_list(values: tuple[str, ...] | list[str]) -> str:
+    """A list column's text; most are empty, and a bulk import writes several a memory."""
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
+def json_object(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
 def rows_in(db: sqlite3.Connection, sql: str, values: list, make: Callable[[tuple], T], params: tuple = ()) -> list[T]:
