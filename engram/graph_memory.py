@@ -12,17 +12,20 @@ from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["add_graph", "entities", "known_entities", "linked", "related"]
+__all__ = ["add_graph", "entities", "known_entities", "linked", "names_of", "related"]
 
 Triplets = Iterable[tuple[str, str, str]]
 
 
-def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None) -> None:
+def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None,
+              names: Resolver | None = None) -> None:
     """Give each current insert of `changes` its graph: the LLM's triplets for its text (`triplets`), completed
-    by rules, names resolved against the entities the scope holds and those of the inserts before it."""
+    by rules, names resolved against the entities the scope holds and those of the inserts before it. `names`:
+    the scope's names as `names_of` read them before and the writes since added (an import's writes of one
+    scope), instead of reading them all again for each write."""
     if not store.keeps_graph or not changes.inserts:
         return
-    resolver = Resolver(known_entities(store, Criteria(scope)))  # learns each insert's entities as it goes
+    resolver = names if names is not None else names_of(store, scope)  # learns each insert's entities as it goes
     for i, (record, _) in enumerate(changes.inserts):
         if record.valid_to is not None:
             continue
@@ -91,6 +94,11 @@ def _relations(found: Iterable[tuple[MemoryRecord, Graph]]) -> list[Relation]:
 
 def _known(found: Iterable[tuple[MemoryRecord, Graph]]) -> list[Entity]:
     return [entity for entity, _ in merge_entities(g for _, g in found)]
+
+
+def names_of(store: Store, scope: Scope) -> Resolver:
+    """The names of the entities the scope's current memories name, to resolve new ones against."""
+    return Resolver(known_entities(store, Criteria(scope)) if store.keeps_graph else ())
 
 
 def known_entities(store: Store, criteria: Criteria) -> list[Entity]:

@@ -30,13 +30,14 @@ from engram.inputs import (
     parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
-from engram.raw import RawBatch, raw_changes
+from engram.raw import Lookahead, RawBatch, raw_changes
 from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
+    from engram.graph import Resolver
     from engram.rerank import Reranker
 
 __all__ = ["Memory"]
@@ -184,10 +185,12 @@ class Memory:
                  extra.get("usage", "infer=False"))
         return {"results": results, "batch_id": batch, **extra, **({"dry_run": True} if dry_run else {})}
 
-    def _add_raw(self, scope: Scope, batches: list[RawBatch]) -> list[list[dict[str, Any]]]:
-        """Several add(infer=False) batches of one scope in one write (an import); each batch's results."""
-        changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches)
-        add_graph(changes, self.store, scope)
+    def _add_raw(self, scope: Scope, batches: list[RawBatch], ahead: Lookahead | None = None,
+                 names: Resolver | None = None) -> list[list[dict[str, Any]]]:
+        """Several add(infer=False) batches of one scope in one write (an import); each batch's results. `ahead`
+        and `names`: what an import found and embedded ahead, and the scope's entity names (add_graph)."""
+        changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches, ahead)
+        add_graph(changes, self.store, scope, names=names)
         if changes:
             stored = self.store.apply(changes)
             twins = _held_by_others(changes, stored)  # once: an import's write holds many batches
