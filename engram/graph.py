@@ -14,6 +14,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Entity", "Graph", "Relation", "Resolver", "USER", "merge_entities", "named_in", "normal", "resolve", "walk"]
@@ -25,6 +26,7 @@ _SPACES = re.compile(r"\s+")
 MAX_NAME = 100
 
 
+@lru_cache(maxsize=1 << 16)  # names repeat (every first-person fact names User): resolving reads each a few times
 def normal(name: str) -> str:
     """The key two spellings of one name share: case-folded, punctuation and a leading "the" dropped."""
     key = _SPACES.sub(" ", _PUNCT.sub(" ", name)).strip().casefold()

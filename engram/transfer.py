@@ -314,10 +314,14 @@ def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
     if size <= 0:
         raise InvalidInput(f"chunk must be a positive integer, got {size!r}")
     group: list[Item] = []
+    shared: tuple[Any, ...] = ()  # the group's batch key, made once
     for item in items:
-        if group and (len(group) >= size or item.batch_key() != group[0].batch_key()):
+        key = item.batch_key()
+        if group and (len(group) >= size or key != shared):
             yield group
             group = []
+        if not group:
+            shared = key
         group.append(item)
     if group:
         yield group

@@ -1,5 +1,5 @@
-"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks; and the
-JSON its list and object columns are written as."""
+"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks; and how
+some are written: a history row, and the JSON of list and object columns."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
-from engram.types import SCOPE_FIELDS, MemoryRecord
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord
 
-__all__ = ["COLUMNS", "json_list", "json_object", "rows_in", "to_record"]
+__all__ = ["COLUMNS", "HISTORY_INSERT", "history_row", "json_list", "json_object", "rows_in", "to_record"]
 
 COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
     "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at"
 )
+HISTORY_INSERT = ("INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
+                  "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 T = TypeVar("T")
 
 
@@ -26,6 +28,12 @@ def to_record(row: tuple) -> MemoryRecord:
         source=tuple(json.loads(row[10])), created_at=row[11], updated_at=row[12], valid_from=row[13],
         valid_to=row[14], superseded_by=row[15], batch_id=row[16], position=row[17], expires_at=row[18],
     )
+
+
+def history_row(event: Event) -> tuple:
+    """The values of HISTORY_INSERT for `event`."""
+    return (event.memory_id, event.op.value, event.old_text, event.new_text, event.reason, json_list(event.source),
+            event.old_version, event.new_version, event.actor, event.batch_id, event.created_at)
 
 
 def json_list(values: tuple[str, ...] | list[str]) -> str:
