@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -114,12 +115,14 @@ def normalize_text(text: str) -> str:
 
 
 def new_id() -> str:
-    """A new memory or batch id: a UUID of version 7 (RFC 9562), its first 48 bits the time in milliseconds,
-    74 random bits after. Ids made in order sort in order, so a store's indexes on them grow at their end instead
-    of at random pages: a bulk import into SQLite writes a third of the pages it wrote with random (version 4)
-    ids (bench/import_store.py)."""
-    value = (time.time_ns() // 1_000_000 & _MS_MASK) << 80 | int.from_bytes(os.urandom(10), "big") & _RANDOM_MASK
-    return str(uuid.UUID(int=value | _VERSION_7))
+    """A new memory or batch id: a UUID (version 8, RFC 9562) whose first 32 bits count microseconds, rising
+    within a process and wrapping every 71 minutes, the other 90 bits (after the version and variant) random.
+    The ids a write makes are neighbours in a store's indexes on them, so a bulk import into SQLite writes a few
+    index pages where random (version 4) ids dirtied one per memory, and costs a third as much
+    (bench/import_store.py). Ids made at different times still differ in their first 8 characters, which the CLI
+    shows (a time-ordered version 7 id starts with the same 8 characters for a whole minute)."""
+    value = (_TICKS.next() & 0xFFFF_FFFF) << 96 | int.from_bytes(os.urandom(12), "big") & _RANDOM_BITS | _VERSION_8
+    return str(uuid.UUID(int=value))
 
 
 def new_batch_id() -> str:
@@ -127,9 +130,23 @@ def new_batch_id() -> str:
     return new_id().replace("-", "")
 
 
-_MS_MASK = (1 << 48) - 1
-_RANDOM_MASK = (0xFFF << 64) | ((1 << 62) - 1)  # rand_a (12 bits) and rand_b (62 bits)
-_VERSION_7 = (0x7 << 76) | (0b10 << 62)  # the version and variant fields
+class _Ticks:
+    """Microseconds since the epoch, rising at every read within the process (even within one microsecond, or
+    when the clock steps back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+_TICKS = _Ticks()
+_RANDOM_BITS = (0xFFFF << 80) | (0xFFF << 64) | ((1 << 62) - 1)  # after the microseconds: 16, 12 and 62 bits
+_VERSION_8 = (0x8 << 76) | (0b10 << 62)  # the version and variant fields
 
 
 def content_hash(text: str) -> str:

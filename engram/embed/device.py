@@ -3,10 +3,9 @@ choice of a runtime from that and the settings (`choose_runtime`).
 
 On a CUDA device, onnxruntime's CUDA execution provider is used when the installed onnxruntime has it (the
 `onnxruntime-gpu` build), else sentence-transformers on torch's CUDA. Precision `auto` is fp16 on CUDA and fp32
-on the CPU: fp16 vectors agree with fp32 ones to a cosine of 0.999998 or more (measured on the CPU, see
-docs/gpu.md), closer than the float16 vector storage the store already applies, so both share one embedder name
-and one store. Asking for CUDA where it cannot run is a ConfigError naming what is missing; only device `auto`
-falls back to the CPU.
+on the CPU: fp16 vectors agree with fp32 ones to a cosine of 0.999998 or more and keep 99.9 % of each text's ten
+nearest neighbours (measured on the CPU, see docs/gpu.md), so both share one embedder name and one store. Asking
+for CUDA where it cannot run is a ConfigError naming what is missing; only device `auto` falls back to the CPU.
 """
 
 from __future__ import annotations
