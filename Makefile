@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup strace chromium curl demo lint test test-min bench
+.PHONY: setup strace chromium curl graphviz demo lint test test-min bench
 
-setup: $(VENV)/.installed strace chromium curl
+setup: $(VENV)/.installed strace chromium curl graphviz
 
 # tests/test_offline.py traces a whole session with strace: installed where apt-get can (Debian, as root, as on
 # CI); elsewhere that test is skipped.
@@ -30,6 +30,13 @@ curl:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && apt-get install -y curl; \
 		else echo "curl is missing (apt-get install curl): the docs/server.md examples in tests/test_docs.py will fail"; fi; }
+
+# `engram graph --format png` draws with Graphviz's dot program (tests/test_cli_graph.py draws one).
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y graphviz; \
+		else echo "graphviz is missing (apt-get install graphviz): the PNG test of tests/test_cli_graph.py will be skipped"; fi; }
 
 # CPU torch first (it is only used once, to export the embedding model to ONNX): an unpinned torch
 # would pull gigabytes of CUDA packages.
@@ -63,7 +70,7 @@ $(VENV_MIN)/.installed: pyproject.toml .ci/lowest_constraints.py
 	$(PY_MIN) -m pip install --quiet -c $(VENV_MIN)/constraints.txt -e '.[dev]'
 	touch $@
 
-test-min: $(VENV_MIN)/.installed strace chromium curl
+test-min: $(VENV_MIN)/.installed strace chromium curl graphviz
 	@echo "lowest allowed versions: $$(tr '\n' ' ' < $(VENV_MIN)/constraints.txt)"
 	$(PY_MIN) -m pytest -q
 

@@ -1,9 +1,11 @@
 """engram's full export: everything a store holds, as JSON lines, and such a file read back as a migration source.
 
-The first line is a header: `{"engram": "archive", "format": 1, "embedder": name, "dimension": n, "scope": ...}`.
-Then one line per version of a memory (`{"version": {...its fields...}, "vector": base64 of float32}`), per
-history event (`{"event": {...}}`) and per chat session (`{"session": {...}, "turns": [...]}`), and a last line
-`{"end": {counts}}`, so that a file cut short is refused rather than half imported. Ids, versions, history
+The first line is a header: `{"engram": "archive", "format": 2, "embedder": name, "dimension": n, "scope": ...}`.
+Then one line per version of a memory (`{"version": {...its fields...}, "vector": base64 of float32, "graph":
+{...}}`, the graph only when the version names entities: engram.archive_graph), per history event (`{"event":
+{...}}`) and per chat session (`{"session": {...}, "turns": [...]}`), and a last line `{"end": {counts}}`, so that
+a file cut short is refused rather than half imported. Format 1 (written before graphs were exported) is read too:
+its versions get the graph the rules give their text, as add(infer=False) would. Ids, versions, history
 places (seq), batches and positions, validity and every time are written as the store has them (times as epoch
 seconds: JSON floats round-trip exactly), so importing the file into an empty store gives back the same store.
 An import is `engram.migrate.migrate(read_archive(path), store, keep_ids=True)`: resumable and verified.
@@ -22,14 +24,18 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from engram.archive_graph import check_graph, rules_graphs
 from engram.errors import EmbedderMismatch, InvalidInput, NotFound
+from engram.graph import Graph
 from engram.inputs import check_categories, check_id, check_metadata, check_string
 from engram.stores.base import Session, Store
 from engram.types import FIRST_EPOCH, LAST_EPOCH, Event, MemoryRecord, Op, Scope, Turn
 
 __all__ = ["FORMAT", "Archive", "export_archive", "is_archive", "read_archive"]
 
-FORMAT = 1
+FORMAT = 2
+READS = (1, 2)  # format 1: no graphs
+VERSIONS_PER_READ = 500  # versions whose graphs an export reads at once
 
 
 def _line(out: TextIO, value: dict[str, Any]) -> None:
@@ -48,14 +54,17 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
     _line(out, {"engram": "archive", "format": FORMAT, "embedder": binding[0] if binding else None,
                 "dimension": binding[1] if binding else None, "scope": dict(scope.items()) if scope else None,
                 "exported_at": datetime.now(UTC).isoformat()})
-    counts = dict.fromkeys(["memories", "versions", "events", "sessions", "turns"], 0)
+    counts = dict.fromkeys(["memories", "versions", "graphs", "events", "sessions", "turns"], 0)
     memory_ids: dict[str, None] = {}
+    held: list[tuple[MemoryRecord, np.ndarray]] = []
     for record, vector in store.dump():
         if scope is None or scope.contains(record):
-            _line(out, {"version": {f.name: _plain(getattr(record, f.name)) for f in fields(MemoryRecord)},
-                        "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")})
+            held.append((record, vector))
             memory_ids[record.id] = None
-            counts["versions"] += 1
+        if len(held) == VERSIONS_PER_READ:
+            _versions(out, store, held, counts)
+            held = []
+    _versions(out, store, held, counts)
     counts["memories"] = len(memory_ids)
     for event in store.all_events():
         if event.memory_id in memory_ids:
@@ -70,6 +79,20 @@ def export_archive(store: Store, out: TextIO, *, scope: Scope | None = None,
             counts["turns"] += len(turns)
     _line(out, {"end": counts})
     return counts
+
+
+def _versions(out: TextIO, store: Store, held: list[tuple[MemoryRecord, np.ndarray]], counts: dict[str, int]) -> None:
+    """Write these versions' lines, each with its vector and graph."""
+    graphs = store.graphs([r.version for r, _ in held]) if held and store.keeps_graph else {}  # type: ignore[misc]
+    for record, vector in held:
+        line = {"version": {f.name: _plain(getattr(record, f.name)) for f in fields(MemoryRecord)},
+                "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")}
+        graph = graphs.get(record.version)  # type: ignore[arg-type]
+        if graph:
+            line["graph"] = graph.to_json()
+            counts["graphs"] += 1
+        _line(out, line)
+        counts["versions"] += 1
 
 
 def is_archive(path: str | Path) -> bool:
@@ -98,8 +121,10 @@ class Archive:
 
     embedder: tuple[str, int] | None
     scope: dict[str, str] | None
+    format: int = FORMAT
     records: list[MemoryRecord] = field(default_factory=list)
     by_version: dict[int, np.ndarray] = field(default_factory=dict)
+    graph_by_version: dict[int, Graph] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     sessions: ArchivedSessions = field(default_factory=ArchivedSessions)
 
@@ -124,6 +149,11 @@ class Archive:
     def all_events(self) -> list[Event]:
         return list(self.events)
 
+    keeps_graph = True
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        return {v: self.graph_by_version[v] for v in versions if v in self.graph_by_version}
+
 
 def read_archive(path: str | Path) -> Archive:
     """The whole file, every line checked before anything is returned (InvalidInput names the bad line)."""
@@ -134,9 +164,11 @@ def read_archive(path: str | Path) -> Archive:
     header = _json(*lines[0])
     if header.get("engram") != "archive":
         raise InvalidInput(f"{path} is not a full engram export (no header line)")
-    if header.get("format") != FORMAT:
-        raise InvalidInput(f"{path} is format {header.get('format')!r} of engram's export; this engram reads {FORMAT}")
-    archive = Archive(_binding(header), header.get("scope"))
+    given = header.get("format")
+    if isinstance(given, bool) or given not in READS:
+        raise InvalidInput(f"{path} is format {given!r} of engram's export; this engram reads "
+                           f"{' and '.join(map(str, READS))}")
+    archive = Archive(_binding(header), header.get("scope"), given)
     end: dict[str, Any] | None = None
     for number, raw in lines[1:]:
         if end is not None:
@@ -149,6 +181,8 @@ def read_archive(path: str | Path) -> Archive:
     if end is None:
         raise InvalidInput(f"{path} has no end line: the export was cut short")
     _check_whole(archive, end)
+    if archive.format == 1:  # written before graphs were exported
+        archive.graph_by_version = rules_graphs(archive.records) | archive.graph_by_version
     return archive
 
 
@@ -180,6 +214,9 @@ def _take(archive: Archive, row: dict[str, Any]) -> dict[str, Any] | None:
             raise InvalidInput(f"version {record.version!r} is not a new integer")
         archive.by_version[record.version] = _vector(row.get("vector"), archive.embedder)
         archive.records.append(record)
+        graph = check_graph(row["graph"]) if "graph" in row else None
+        if graph:
+            archive.graph_by_version[record.version] = graph
     elif "event" in row:
         archive.events.append(_build(Event, row["event"], _EVENT_CHECKS))
     elif "session" in row:
@@ -232,6 +269,8 @@ def _check_whole(archive: Archive, end: dict[str, Any]) -> None:
     sessions = archive.sessions.held
     found = {"versions": len(archive.records), "events": len(archive.events), "sessions": len(sessions),
              "turns": sum(len(turns) for _, turns in sessions)}
+    if archive.format >= 2:
+        found["graphs"] = len(archive.graph_by_version)
     if any(end.get(name) != count for name, count in found.items()):
         raise InvalidInput(f"the end line counts {end}, the file holds {found}: it is not one whole export")
     current = [r.id for r in archive.records if r.is_current]

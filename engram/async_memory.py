@@ -91,6 +91,10 @@ class AsyncMemory:
         return await asyncio.to_thread(self.sync.related, name, user_id=user_id, agent_id=agent_id, run_id=run_id,
                                        hops=hops, as_of=as_of)
 
+    async def graph(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                    as_of: Any = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.graph, user_id=user_id, agent_id=agent_id, run_id=run_id, as_of=as_of)
+
     @overload
     async def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...
 

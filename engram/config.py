@@ -56,8 +56,8 @@ class Settings:
     search_keyword_weight: float = 0.5  # share of the keyword score in score fusion
     search_context: str = "0.4,0.2"  # share of the best neighbouring memory's score at distance 1, 2 ("0": off)
     search_time_weight: float = 0.2  # bonus for memories from a day/month/year the query names
-    search_graph: bool = False  # search(graph=None) brings in the memories of the entities a query names
-    search_graph_weight: float = 0.3  # share of that link's strength in the score (graph memory)
+    search_graph: bool = False  # search(graph=None) ranks higher the memories naming the entities a query names
+    search_graph_weight: float = 0.05  # how much higher: a score x (1 + weight x link strength), normalised
     cache_rows: int = 500_000  # rows of vectors the SQLite store keeps in memory across scopes
     # How the SQLite store writes new vectors: float16 halves their bytes and, measured on LoCoMo (bench/README),
     # costs no recall; float32 keeps them exact

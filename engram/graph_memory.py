@@ -12,7 +12,7 @@ from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
 from engram.types import MemoryRecord, Scope
 
-__all__ = ["add_graph", "entities", "known_entities", "linked", "names_of", "related"]
+__all__ = ["add_graph", "entities", "known_entities", "linked", "names_of", "related", "scope_graph"]
 
 Triplets = Iterable[tuple[str, str, str]]
 
@@ -104,3 +104,13 @@ def names_of(store: Store, scope: Scope) -> Resolver:
 def known_entities(store: Store, criteria: Criteria) -> list[Entity]:
     """The entities the admitted memories name, merged."""
     return _known(store.graph(criteria))
+
+
+def scope_graph(store: Store, criteria: Criteria) -> dict[str, Any]:
+    """The whole graph of the admitted memories: their entities (as `entities` gives them) and every relation
+    they state, each with the memory it comes from."""
+    found = store.graph(criteria)
+    return {"entities": [{**entity.to_dict(), "memories": count}
+                         for entity, count in merge_entities(g for _, g in found)],
+            "relations": [{**relation.to_dict(), "memory_id": record.id, "memory": record.text}
+                          for record, graph in found for relation in graph.relations]}

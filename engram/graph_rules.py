@@ -4,7 +4,9 @@
 The shapes found: kin ("my sister Ana", "Ana is User's sister", "User's sister" alone until a name is known),
 where someone lives or comes from ("lives in Lyon", "moved to Paris", "is from Spain"), works or studies ("works
 at Acme"), marriage, plus every capitalised name, month and year the text names. First-person text ("I", "my")
-is about the entity USER.
+is about the entity USER, unless the text opens with a speaker's label ("Ana: I moved to Lyon", a transcript's
+turn): then it is about that speaker. A name the text addresses ("Thanks, Tom!", "Hey Mel") is who it is said
+to, not what it is about, and is not one of its entities.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ _MONTHS = ("January|February|March|April|May|June|July|August|September|October|
 _DATE = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)? (?:of )?)?(?:{_MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?"
                    rf"(?:,? (?:19|20)\d\d)?\b|\b(?:19|20)\d\d\b")
 _NAMES = re.compile(_NAME)
+_LABEL = re.compile(rf"^({_NAME}): (?=\S)")
+_GREETING = (r"(?i:hey|hi|hello|dear|thanks|thank you|bye|goodbye|congrats|congratulations|welcome|sorry|cheers|"
+             r"wow|whoa|woah|oh|ah|aw+|yay|yes|yeah|ok|okay|haha|lol|omg|morning|evening|night)")
+# Who is spoken to: a name after a greeting ("Hey Mel!", "Thanks, Ana,"), opening a sentence before a comma
+# ("Ana, look"), or after a comma closing one with ! or ? ("Well done, Ana!").
+_VOCATIVE = re.compile(rf"(?:\b{_GREETING},? |(?:^|(?<=[.!?] )))({_NAME})(?=[,!?.]|$)|(?<=, )({_NAME})(?=[!?])",
+                       re.M)
+_CONTRACTION = re.compile(r"['\u2019](?:m|re|ve|ll|d)$")
 # Capitalised words that are not names: sentence openers, pronouns, days and such.
 _NOT_NAMES = frozenset("""
 a an the i i'm i've i'd i'll im ive me my mine we us our you your he she it they them their his her its this that
@@ -59,14 +69,18 @@ while because though although as at in on of to for from with by about into over
 always sometimes today tomorrow yesterday tonight now soon later monday tuesday wednesday thursday friday saturday
 sunday mr mrs ms dr congrats congratulations haha lol omg btw absolutely definitely totally exactly glad happy
 love like hope wish think know see look go going got get make made take took want need feel felt keep tell told
-say said come came give gave try tried am user
+say said come came give gave try tried am user anything everything everyone someone something nothing sounds plus
+agreed bye ah gonna wanna note update reminder todo fyi ps edit summary question answer tip warning re fwd subject
 """.split())
 
 
 def rules_graph(text: str) -> Graph:
     """The entities and relations `text` states, by the rules above."""
-    text = _third_person(" ".join(text.split()))
-    entities: list[Entity] = []
+    text = " ".join(text.split())
+    speaker, text = _speaker(text)
+    text = _VOCATIVE.sub(_unnamed, text)
+    text = _third_person(text, speaker or USER)
+    entities: list[Entity] = [Entity(speaker, "person")] if speaker else []
     relations: list[Relation] = []
     text, phrases = _take_kin(text, entities, relations)
     text = _AND_VERB.sub(lambda m: f"{m[1]} {m[2]}. {m[1]} ", re.sub(r"(?<=[.!?;])\s+", "\n", text))
@@ -110,9 +124,29 @@ def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
     return build((*given.entities, *found.entities), (*given.relations, *found.relations))
 
 
-def _third_person(text: str) -> str:
-    text = re.sub(r"\b(?:my|My)\b", f"{USER}'s", text)
-    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])|\bI(?=['\u2019](?:m|ve|d|ll)\b)", USER, text)
+_CONTRACTED = {"m": "is", "ve": "has", "d": "would", "ll": "will"}
+
+
+def _unnamed(match: re.Match[str]) -> str:
+    """A name the text addresses becomes "you" (what it stands for in the sentence); a greeting is no name."""
+    name = match[1] or match[2]
+    return match[0] if _trimmed(name) != name else "you"
+
+
+def _speaker(text: str) -> tuple[str | None, str]:
+    """The speaker a text's label names ("Ana: ..."), and the text without it; (None, text) without one."""
+    label = _LABEL.match(text)
+    name = _trimmed(label[1]) if label else None
+    if label is None or name is None or name != label[1]:
+        return None, text
+    return name, text[label.end():]
+
+
+def _third_person(text: str, subject: str) -> str:
+    """First person as `subject`: "my sister" is "Ana's sister", "I'm" is "Ana is" (never a name "Ana'm")."""
+    text = re.sub(r"\b(?:my|My)\b", f"{subject}'s", text)
+    text = re.sub(r"\bI['\u2019](m|ve|d|ll)\b", lambda m: f"{subject} {_CONTRACTED[m[1]]}", text)
+    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])", subject, text)
 
 
 def _user(name: str) -> str:
@@ -154,8 +188,9 @@ def _trimmed(name: str) -> str | None:
     while words and words[-1].casefold() in _NOT_NAMES:
         words = words[:-1]
     name = re.sub(r"['\u2019]s$", "", " ".join(words))
-    if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME:
-        return None
+    if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME or _CONTRACTION.search(name) \
+            or re.search(r"n['\u2019]t$", name):
+        return None  # "You're", "Can't": a contraction is no name (a name takes only 's)
     return name
 
 

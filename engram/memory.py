@@ -16,7 +16,7 @@ from engram.config import Settings
 from engram.embed.base import Embedder
 from engram.errors import ConfigError, Conflict, InvalidInput, NotFound
 from engram.filters import parse_filters
-from engram.graph_memory import add_graph, entities, related
+from engram.graph_memory import add_graph, entities, related, scope_graph
 from engram.inputs import (
     MAX_LIST_LIMIT,
     MAX_SEARCH_LIMIT,
@@ -315,8 +315,8 @@ class Memory:
         name of `limit`. Expired memories are left out unless `show_expired`. `rerank=True` has the reranker
         reorder the best candidates (`rerank_score` in results); without one configured it changes nothing.
         `explain=True` adds each hit's score taken apart (`explain`: cosine, keyword, fused, time, context).
-        `graph=True` also brings in the memories naming the entities the query names, and their neighbours'
-        (graph memory; `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
+        `graph=True` also ranks higher the memories naming the entities the query names (graph memory;
+        `explain` then has a `graph` part); None: as the setting search_graph says (off)."""
         text = check_text(query, self.settings.max_memory_chars, "query")
         criteria = self._criteria(user_id, agent_id, run_id, filters, categories, as_of, show_expired)
         limit = pick_limit(limit, top_k)
@@ -345,6 +345,12 @@ class Memory:
         if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 5:
             raise InvalidInput(f"hops must be an integer from 0 to 5, got {hops!r}")
         return related(self.store, self._criteria(user_id, agent_id, run_id, None, None, as_of, False), name, hops)
+
+    def graph(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+              as_of: Any = None) -> dict[str, Any]:
+        """The scope's whole graph: `entities` as entities() gives them, and every relation (subject, relation,
+        object) with the memory it comes from (`memory_id`, `memory`). `as_of`: as the memories stood then."""
+        return scope_graph(self.store, self._criteria(user_id, agent_id, run_id, None, None, as_of, False))
 
     @overload
     def get(self, memory_id: str, *, strict: Literal[True]) -> dict[str, Any]: ...

@@ -1,14 +1,15 @@
-"""Copy every memory (all versions, with vectors), its history and every chat session from one store to another,
-e.g. SQLite <-> Qdrant, an export file into a store (engram.archive), or a store into one bound to another
-embedder (re-embedding).
+"""Copy every memory (all versions, with vectors and graphs), its history and every chat session from one store to
+another, e.g. SQLite <-> Qdrant <-> files, an export file into a store (engram.archive), or a store into one bound
+to another embedder (re-embedding).
 
-Memories move in chunks. Each chunk is two `apply`s on the target: first the versions (so a killed migration
-leaves whole memories: every version of a memory or none), then their events, whose old/new versions must name
-the versions the target just assigned. A version is recognised in both stores by (memory id, hash, valid_from,
-updated_at) and an event by (op, batch, time, texts), so running the migration again copies only what is
-missing (events too, if it was killed between the two applies) and brings the validity of versions copied
+Memories move in chunks. Each chunk is two `apply`s on the target: first the versions, each with its graph (so a
+killed migration leaves whole memories: every version of a memory or none), then their events, whose old/new
+versions must name the versions the target just assigned. A version is recognised in both stores by (memory id,
+hash, valid_from, updated_at) and an event by (op, batch, time, texts), so running the migration again copies only
+what is missing (events too, if it was killed between the two applies) and brings the validity of versions copied
 earlier up to date (a memory deleted or reverted in the source since). Sessions follow, each copied whole and
-recognised by owner and id, their turns by role, text and time. A copy is a copy: exact duplicates are not folded.
+recognised by owner and id, their turns by role, text and time. A copy is a copy: exact duplicates are not folded. A
+version's graph is checked too at the end: the target's copy of each version must state the same graph.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from engram.embed.base import Embedder
 from engram.errors import InvalidInput, StoreError
+from engram.graph import Graph
 from engram.stores.base import ChangeSet, Close, Session, Store
 from engram.types import Event, MemoryRecord, Turn
 
@@ -46,6 +48,9 @@ class Source(Protocol):
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]: ...
     def vectors(self, versions: list[int]) -> np.ndarray: ...
     def all_events(self) -> list[Event]: ...
+    @property
+    def keeps_graph(self) -> bool: ...
+    def graphs(self, versions: list[int]) -> dict[int, Graph]: ...
 
 
 def _key(record: MemoryRecord) -> Key:
@@ -64,7 +69,7 @@ def migrate(source: Source, target: Store, progress: Progress | None = None, res
     `keep_ids`: versions and history places stay as the source has them (a restore) when the target is empty or
     holds only an earlier run of this copy; otherwise the target assigns its own. `reembed`: the target is bound
     to this embedder and every version's vector is made by it from the version's text, instead of copied.
-    Raises StoreError if, at the end, the target lacks any version, event or chat turn of the source."""
+    Raises StoreError if, at the end, the target lacks any version, event, graph or chat turn of the source."""
     if chunk <= 0:
         raise InvalidInput(f"chunk must be a positive integer, got {chunk!r}")
     name, dimension = _binding(source, embedder)
@@ -85,13 +90,13 @@ def migrate(source: Source, target: Store, progress: Progress | None = None, res
     ids = list(versions)
     for start in range(0, len(ids), chunk):
         group = [versions[memory_id] for memory_id in ids[start:start + chunk]]
-        _copy_versions(make, target, group, there, counts, keep)
+        _copy_versions(make, _graphs(source, target), target, group, there, counts, keep)
         _copy_events(target, group, history, known, there, counts, keep)
         if progress is not None:
             progress(min(start + chunk, len(ids)), len(ids))
     sessions = list(source.sessions.dump())
     counts["copied_turns"] = sum(target.sessions.put(session, turns) for session, turns in sessions)
-    counts.update(_verify(target, versions, history, sessions))
+    counts.update(_verify(source, target, versions, history, sessions))
     return counts
 
 
@@ -118,6 +123,13 @@ def _vectors(source: Source, reembed: Embedder | None) -> Callable[[list[MemoryR
     return embed
 
 
+def _graphs(source: Source, target: Store) -> Callable[[list[MemoryRecord]], dict[int, Graph]]:
+    """The source's graphs of versions, by source version (none when either store keeps no graph)."""
+    if not (source.keeps_graph and target.keeps_graph):
+        return lambda records: {}
+    return lambda records: source.graphs([r.version for r in records])  # type: ignore[misc]
+
+
 def _histories(store: Source, memory_ids: Iterable[str]) -> dict[str, list[Event]]:
     """Each memory's events, oldest first, read in one pass."""
     wanted = set(memory_ids)
@@ -128,8 +140,10 @@ def _histories(store: Source, memory_ids: Iterable[str]) -> dict[str, list[Event
     return found
 
 
-def _copy_versions(make: Callable[[list[MemoryRecord]], np.ndarray], target: Store, group: list[list[MemoryRecord]],
-                   there: dict[Key, MemoryRecord], counts: dict[str, int], keep: bool) -> None:
+def _copy_versions(make: Callable[[list[MemoryRecord]], np.ndarray],
+                   graphs_of: Callable[[list[MemoryRecord]], dict[int, Graph]], target: Store,
+                   group: list[list[MemoryRecord]], there: dict[Key, MemoryRecord], counts: dict[str, int],
+                   keep: bool) -> None:
     changes, missing = ChangeSet(dedup=False, keep_versions=keep), []
     for mine in group:
         for record in mine:
@@ -145,6 +159,8 @@ def _copy_versions(make: Callable[[list[MemoryRecord]], np.ndarray], target: Sto
     if missing:
         changes.inserts = [(r if keep else replace(r, version=None), v)
                            for r, v in zip(missing, make(missing), strict=True)]
+        graphs = graphs_of(missing)  # the graph goes with its version, whatever version number the target gives
+        changes.graph = {i: graphs[r.version] for i, r in enumerate(missing) if r.version in graphs}
     if changes:
         inserted = target.apply(changes)
         there.update((_key(record), record) for record in inserted)  # what the events' versions map to
@@ -170,10 +186,12 @@ def _copy_events(target: Store, group: list[list[MemoryRecord]], history: dict[s
         counts["copied_events"] += len(events)
 
 
-def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dict[str, list[Event]],
+def _verify(source: Source, target: Store, versions: dict[str, list[MemoryRecord]], history: dict[str, list[Event]],
             sessions: list[tuple[Session, list[Turn]]]) -> dict[str, int]:
-    """Every source version, event and chat turn is in the target, with the same current versions; else StoreError."""
-    there = {_key(record): record.is_current for record, _vector in target.dump()}
+    """Every source version, event, graph and chat turn is in the target, with the same current versions; else
+    StoreError."""
+    copies = {_key(record): record for record, _vector in target.dump()}
+    there = {key: record.is_current for key, record in copies.items()}
     wanted = {_key(r): r.is_current for mine in versions.values() for r in mine}
     lost = [key for key in wanted if key not in there]
     differ = [key for key in wanted if key in there and there[key] != wanted[key]]
@@ -189,4 +207,26 @@ def _verify(target: Store, versions: dict[str, list[MemoryRecord]], history: dic
                          f"validity, {missing_events} event(s) and {missing_turns} chat turn(s) missing in the target "
                          f"(first: {(lost + differ)[:3]}); run it again to resume")
     return {"memories": len(versions), "versions": len(wanted), "events": events, "sessions": len(sessions),
-            "turns": sum(len(turns) for _, turns in sessions)}
+            "turns": sum(len(turns) for _, turns in sessions),
+            "graphs": _verify_graphs(source, target, versions, copies)}
+
+
+def _verify_graphs(source: Source, target: Store, versions: dict[str, list[MemoryRecord]],
+                   copies: dict[Key, MemoryRecord]) -> int:
+    """How many source versions have a graph; StoreError if the target's copy of any has another graph (or none)."""
+    if not (source.keeps_graph and target.keeps_graph):
+        return 0
+    wanted = source.graphs([r.version for mine in versions.values() for r in mine])  # type: ignore[misc]
+    mine = {r.version: copies[_key(r)].version for group in versions.values() for r in group}
+    held = target.graphs([v for v in mine.values() if v is not None])
+    differ = [v for v in mine if _facts(wanted.get(v)) != _facts(held.get(mine[v]))]  # type: ignore[arg-type]
+    if differ:
+        raise StoreError(f"migration incomplete: the target's copies of {len(differ)} version(s) hold another graph "
+                         f"than the source's (first source versions: {differ[:3]}); the target held them from a "
+                         "copy made without graphs: copy into an empty store")
+    return len(wanted)
+
+
+def _facts(graph: Graph | None) -> tuple[frozenset, frozenset]:
+    """What a graph states, whatever the order a store gives it back in."""
+    return (frozenset(graph.entities), frozenset(graph.relations)) if graph else (frozenset(), frozenset())

@@ -25,6 +25,8 @@ TABLES = {
     "sessions": "SELECT * FROM sessions ORDER BY owner, id",
     "turns": "SELECT * FROM turns ORDER BY seq",
     "engram_meta": "SELECT * FROM engram_meta WHERE key != 'write_seq' ORDER BY key",
+    "graph_entities": "SELECT * FROM graph_entities ORDER BY version, rowid",
+    "graph_relations": "SELECT * FROM graph_relations ORDER BY version, rowid",
 }
 
 

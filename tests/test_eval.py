@@ -142,6 +142,17 @@ def test_cli_prints_the_table_and_writes_the_report(tmp_path: Path, home: Path) 
     assert (out / "recall.png").exists()
 
 
+def test_cli_searches_with_the_graph_when_asked(tmp_path: Path, home: Path) -> None:
+    path, out = tiny_locomo(tmp_path / "t.json"), tmp_path / "out"
+    result = CliRunner().invoke(app, ["--home", str(home), "eval", "locomo", str(path), "--out", str(out),
+                                      "--graph", "--graph-weight", "0.5", "--context", "0"])
+    assert result.exit_code == 0, result.output
+    search = json.loads((out / "report.json").read_text())["search"]
+    assert (search["graph"], search["graph_weight"], search["source"]) == (True, 0.5, "given")
+    result = CliRunner().invoke(app, ["--home", str(home), "eval", "locomo", str(path), "--graph-weight", "-1"])
+    assert result.exit_code == 2
+
+
 def test_cli_rejects_an_unknown_conversation(tmp_path: Path, home: Path) -> None:
     result = CliRunner().invoke(app, ["--home", str(home), "eval", "locomo", str(tiny_locomo(tmp_path / "t.json")),
                                       "--conversation", "conv-nope"])
@@ -241,7 +252,8 @@ def test_the_report_records_the_search_settings_actually_used(tmp_path: Path, ho
                              search_context="0.3")
     report = evaluate_locomo(tiny_locomo(tmp_path / "tiny.json"), settings, embedder=embedder)
     used = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(search_config(settings)).items()}
-    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in report["search"].items() if k != "source"}
-    assert recorded == used
+    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in report["search"].items()
+                if k not in ("source", "graph")}
+    assert recorded == used and report["search"]["graph"] is False
     assert (report["search"]["fusion"], report["search"]["keyword_weight"], report["search"]["source"]) == (
         "keyword", 0.7, "settings")

@@ -3,6 +3,7 @@ writers, two processes at once, git, and migration both ways."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -231,3 +232,44 @@ def test_cli_migrate_to_files_and_back(home: Path, tmp_path: Path, embedder: Emb
     out = run("migrate", "--to", "sqlite", "--path", str(tmp_path / "back.db"), store="files")
     assert "files → sqlite: 2 memories" in out
     assert "same directory" in run("migrate", "--to", "files", store="files", code=2)
+
+
+def graph_view(m: Memory, as_of: Any = None) -> tuple[Any, ...]:
+    """What graph memory answers for alice: her entities, and what is related to Ana (the memories by text)."""
+    related = m.related("Ana", user_id="alice", as_of=as_of)
+    return (m.entities(user_id="alice", as_of=as_of)["results"], related["entities"],
+            sorted((r["subject"], r["relation"], r["object"], r["memory"]) for r in related["relations"]))
+
+
+def test_the_graph_is_in_the_files_and_lasts_through_a_rebuild_of_the_index(files: Memory, home: Path,
+                                                                             embedder: Embedder) -> None:
+    [lyon] = files.add("My sister Ana lives in Lyon.", user_id="alice", infer=False, timestamp="2024-01-01")["results"]
+    files.add("I work at Acme Corp.", user_id="alice", infer=False, timestamp="2024-01-02")
+    files.update(lyon["id"], "My sister Ana lives in Paris.", timestamp="2024-03-01")
+    before = (graph_view(files), graph_view(files, "2024-02-01"))
+    assert ("Ana", "lives_in", "Paris", "My sister Ana lives in Paris.") in before[0][2]
+    assert ("Ana", "lives_in", "Lyon", "My sister Ana lives in Lyon.") in before[1][2]
+    logged = [json.loads(line) for line in (home / "memory" / "versions.jsonl").read_text().splitlines()]
+    assert {tuple(r) for row in logged if "graph" in row for r in row["graph"]["relations"]} >= {
+        ("Ana", "lives_in", "Lyon"), ("Ana", "lives_in", "Paris"), ("User", "works_at", "Acme Corp")}
+    files.close()
+    for leftover in (home / "memory").glob(".index.db*"):
+        leftover.unlink()
+    with Memory(Settings.load(home=home, store="files"), embedder=embedder) as again:
+        assert (graph_view(again), graph_view(again, "2024-02-01")) == before
+
+
+def test_hand_edits_get_a_graph_by_the_rules_of_any_add(files: Memory) -> None:
+    files.add("My sister Ana lives in Lyon.", user_id="alice", infer=False, timestamp="2024-01-01")
+    path = md(files)
+    path.write_text(path.read_text().replace("Lyon", "Paris") + "- My brother Tom works at Globex Corp.\n")
+    found = {e["name"]: e for e in files.entities(user_id="alice")["results"]}
+    assert "Tom" in found and found["Globex Corp"]["kind"] == "organisation" and "Lyon" not in found
+    assert "User's brother" in found["Tom"]["aliases"]
+    near = files.related("Ana", user_id="alice", hops=1)["relations"]
+    assert {(r["subject"], r["relation"], r["object"]) for r in near} == {("User", "sister", "Ana"),
+                                                                          ("Ana", "lives_in", "Paris")}
+    then = files.related("Ana", user_id="alice", as_of="2024-02-01")["relations"]
+    assert ("Ana", "lives_in", "Lyon") in {(r["subject"], r["relation"], r["object"]) for r in then}
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if "Tom" not in line))
+    assert "Tom" not in {e["name"] for e in files.entities(user_id="alice")["results"]}  # a line removed: closed

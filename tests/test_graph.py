@@ -10,7 +10,10 @@ import pytest
 from engram import Memory, NotFound
 from engram.graph import Entity, Graph, Relation, resolve
 from engram.graph_rules import rules_graph
+from engram.retrieval import SearchConfig, search
+from engram.stores.base import Criteria
 from engram.testing import FakeOpenAI, dspy_reply
+from engram.types import Scope
 
 
 def names(m: Memory, **kw) -> dict[str, dict]:
@@ -28,7 +31,46 @@ def test_the_rules_find_kin_places_and_work() -> None:
     kinds = {e.name: (e.kind, e.aliases) for e in graph.entities}
     assert kinds["Ana"] == ("person", ("User's sister",)) and kinds["Lyon"][0] == "place"
     assert kinds["Acme Corp"][0] == "organisation"
-    assert {e.name for e in rules_graph("Hey Mel! Good to see you on 7 May 2023.").entities} == {"Mel", "7 May 2023"}
+    assert {e.name for e in rules_graph("I saw Mel at the gym on 7 May 2023.").entities} == {"Mel", "7 May 2023"}
+
+
+def test_a_speaker_label_makes_the_first_person_the_speaker() -> None:
+    graph = rules_graph("Nate: I've lived in Lyon since 2019. My sister Ana works at Acme Corp.")
+    assert {Relation("Nate", "lives_in", "Lyon"), Relation("Nate", "sister", "Ana"),
+            Relation("Ana", "works_at", "Acme Corp")} <= set(graph.relations)
+    assert "User" not in graph.names() and ("Nate", "person") in {(e.name, e.kind) for e in graph.entities}
+    # a label that is no name is not a speaker: the text stays the user's
+    assert Relation("User", "lives_in", "Berlin") in rules_graph("Note: I moved to Berlin.").relations
+    assert rules_graph("Hey Ana: I moved to Berlin.").relations == (Relation("User", "lives_in", "Berlin"),)
+
+
+@pytest.mark.parametrize("text", ["Hey Mel! Good to see you.", "Thanks, Mel! That means a lot.",
+                                  "Wow, Mel, that sounds awesome!", "Mel, look at this.", "What a photo, Mel!",
+                                  "Thank you Mel."])
+def test_a_name_the_text_addresses_is_not_what_it_is_about(text: str) -> None:
+    assert "Mel" not in rules_graph(text).names()
+    assert "Mel" not in rules_graph(f"Caroline: {text}").names()
+
+
+def test_names_near_addresses_and_contractions() -> None:
+    # named, not addressed: in a list, before "and", after a comma in a place
+    assert {"Luna", "Oliver"} <= rules_graph("Luna and Oliver! They are sweet.").names()
+    assert {"Lyon", "France"} <= rules_graph("I moved to Lyon, France.").names()
+    assert {"Paris"} <= rules_graph("Hey Tom! I moved to Paris.").names() - {"Tom"}
+    # "I'm" is the speaker, and a contraction is never a name
+    names = rules_graph("Ana: I'm happy. You're great, can't wait. Don't worry, they've said so.").names()
+    assert names == {"Ana"}
+    assert rules_graph("I'm living in Oslo").relations == (Relation("User", "lives_in", "Oslo"),)
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("I'm allergic to peanuts", set()),
+    ("I've been to Paris with Ana", {"Paris", "Ana"}),
+    ("I\u2019ll visit Lyon", {"Lyon"}),
+    ("I'd love to see Rome", {"Rome"}),
+])
+def test_first_person_contractions_are_not_names(text: str, names: set[str]) -> None:
+    assert {e.name for e in rules_graph(text).entities} - {"User"} == names
 
 
 def test_names_resolve_to_known_entities_and_an_ambiguous_one_stays_apart() -> None:
@@ -81,7 +123,7 @@ def test_revert_takes_the_batch_relations_away(memory: Memory) -> None:
 
 def test_raw_turns_get_entities_and_short_names_merge(memory: Memory) -> None:
     memory.add([{"role": "user", "content": "Melanie works at Acme Corp."}], user_id="c", infer=False)
-    memory.add([{"role": "user", "content": "Hey Mel! I saw your painting in Boston."}], user_id="c", infer=False)
+    memory.add([{"role": "user", "content": "I saw Mel's painting in Boston."}], user_id="c", infer=False)
     found = names(memory, user_id="c")
     assert "Mel" in found["Melanie"]["aliases"] and found["Melanie"]["memories"] == 2 and "Boston" in found
 
@@ -99,6 +141,21 @@ def test_search_with_graph_brings_memories_of_the_named_entity(memory: Memory) -
     assert graphed[0]["explain"]["graph"] >= 0 and all(h["explain"]["graph"] <= 0 for h in graphed[1:])
     top = graphed[0]["explain"]
     assert abs(top["fused"] + top["graph"] + top["time"] + top["context"] - graphed[0]["score"]) < 1e-5
+
+
+def test_a_transcript_is_about_its_speakers_and_search_prefers_the_one_asked_about(memory: Memory) -> None:
+    turns = ["Ann: Ben, do you still play the violin?", "Ben: I play the cello now, my violin was too squeaky.",
+             "Ann: Thanks, Ben! I moved to Lisbon in May."]
+    memory.add([{"role": "user", "content": t} for t in turns], user_id="t", infer=False)
+    found = names(memory, user_id="t")
+    assert (found["Ann"]["memories"], found["Ben"]["memories"]) == (2, 1)  # addressed is not named
+    assert ("Ann", "lives_in", "Lisbon") in triples(memory.related("Ann", user_id="t"))
+    hits = memory.search("What does Ben play?", user_id="t", graph=True, explain=True, limit=3)["results"]
+    assert {h["memory"]: h["explain"]["graph"] < 0 for h in hits} == {turns[0]: True, turns[1]: False, turns[2]: True}
+    query, criteria = "What does Ben play?", Criteria(Scope(user_id="t"))
+    vector = memory.embedder.embed([query])[0]
+    strong = SearchConfig(graph_weight=1.0)
+    assert search(memory.store, vector, query, criteria, 1, config=strong, graph=True)[0].record.text == turns[1]
 
 
 def _facts(*items: tuple[str, list[tuple[str, str, str]]]) -> str:

@@ -494,7 +494,7 @@ def test_migrate_sqlite_to_qdrant_and_back_keeps_versions_vectors_and_history(tm
     seen = []
     counts = migrate(source, qdrant, progress=lambda done, total: seen.append((done, total)), embedder=("test", DIM))
     assert counts == {"copied_versions": 4, "updated_versions": 0, "copied_events": 6, "memories": 3, "versions": 4,
-                      "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2}
+                      "events": 6, "copied_turns": 2, "sessions": 1, "turns": 2, "graphs": 0}
     assert seen == [(3, 3)] and qdrant.binding() == ("test", DIM)
     assert _snapshot(qdrant, ids) == _snapshot(source, ids)
     turns = qdrant.sessions.turns("s1", Scope(user_id="u"))

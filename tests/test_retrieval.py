@@ -8,7 +8,17 @@ import pytest
 
 from engram import Memory
 from engram.errors import ConfigError
-from engram.retrieval import SearchConfig, TimeRef, fuse, parse_weights, rrf, search, spread_context, time_refs
+from engram.retrieval import (
+    SearchConfig,
+    TimeRef,
+    fuse,
+    parse_weights,
+    prefer_linked,
+    rrf,
+    search,
+    spread_context,
+    time_refs,
+)
 from engram.stores.base import Criteria
 from engram.types import Scope
 
@@ -43,6 +53,17 @@ def test_spread_context_adds_the_better_neighbour_per_distance() -> None:
     assert out["q"] == pytest.approx((0.9 + 0.4 * 0.1) / 1.6)
     assert out["lone"] == pytest.approx(0.3 / 1.6)
     assert spread_context(scores, near, ()) == scores
+
+
+def test_a_graph_link_multiplies_a_score_so_it_reorders_only_close_matches() -> None:
+    scores = {"strong": 0.9, "close": 0.8, "weak": 0.2, "hop": 0.8}
+    strength = {"close": 1.0, "weak": 1.0, "hop": 0.5}
+    out = prefer_linked(scores, strength, 0.2)
+    assert out["strong"] == pytest.approx(0.9 / 1.2) and out["close"] == pytest.approx(0.8)
+    assert out["hop"] == pytest.approx(0.8 * 1.1 / 1.2) and out["weak"] == pytest.approx(0.2)
+    assert out["close"] > out["strong"] > out["hop"] > out["weak"]  # a weak match stays weak, however linked
+    assert prefer_linked(scores, strength, 0.0) == scores
+    assert prefer_linked({"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}, 5.0) == {"a": 1.0, "b": 0.0}
 
 
 def test_search_config_is_checked_and_weights_parse() -> None:
@@ -153,3 +174,23 @@ def test_explain_takes_each_score_apart_and_is_off_by_default(memory: Memory) ->
         assert parts["cosine"] == pytest.approx(hit["similarity"], abs=1e-5)
     assert hits[0]["explain"]["keyword"] == 1.0 and hits[-1]["memory"] == "My sister lives in Oslo"
     assert hits[-1]["explain"]["keyword"] == 0.0
+
+
+def test_the_graph_reorders_the_candidates_and_brings_in_none(memory: Memory) -> None:
+    ana = ["Ana painted a lighthouse", "Ana adopted a grey cat", "Ana ran a marathon in the rain",
+           "Ana sings in a choir", "Ana moved to a bigger flat", "Ana bakes sourdough bread", "Ana learns Japanese",
+           "Ana fixed her bicycle"]
+    others = ["Tom painted the garden fence", "Tom painted a portrait of his dog", "The museum shows old paintings",
+              "Painting classes start in spring"]
+    memory.add([{"role": "user", "content": text} for text in ana + others], user_id="u", infer=False)
+    query, criteria = "What has Ana painted?", Criteria(Scope(user_id="u"))
+    vector = memory.embedder.embed([query])[0]
+    config = SearchConfig(pool=3, context=(), time_weight=0, graph_weight=1.0)
+    candidates = {r.text for r, _ in memory.store.dense(vector, criteria, 3)} | {
+        r.text for r, _ in memory.store.keyword(query, criteria, 3)}
+    assert set(ana) - candidates  # two lists of 3 cannot hold 8: the graph could bring the others in
+    plain = [h.record.text for h in search(memory.store, vector, query, criteria, 3, config=config)]
+    graphed = [h.record.text for h in search(memory.store, vector, query, criteria, 3, config=config, graph=True)]
+    assert set(graphed) <= candidates and set(plain) <= candidates
+    assert sum(t in ana for t in graphed) > sum(t in ana for t in plain)
+    assert graphed[0] == "Ana painted a lighthouse"

@@ -46,7 +46,7 @@ def test_health_readiness_request_ids_and_the_openapi_document(server: Server) -
         assert http.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"] != "bad id!"
         spec = http.get("/openapi.json").json()
         assert {"/memories", "/memories/{memory_id}", "/search", "/reset", "/v3/memories/add/", "/v1/chat",
-                "/v1/revert"} <= set(spec["paths"])
+                "/v1/revert", "/v1/graph", "/v1/graph/entities", "/v1/graph/related"} <= set(spec["paths"])
         assert http.get("/docs").status_code == 200
     assert "[proxy-7.a_b] GET /health 200" in server.log
 
@@ -105,6 +105,39 @@ def test_engram_extras_dry_run_categories_as_of_revert_and_export(server: Server
         assert [m["memory"] for m in left] == ["I am vegan"]
         again = http.post("/v1/revert", json={"batch_id": hiking["batch_id"]})
         assert again.status_code == 400 and "already reverted" in again.json()["error"]["message"]
+
+
+def test_graph_paths_give_the_librarys_graph_to_the_keys_that_may_see_it(server: Server, keys: dict[str, str]) -> None:
+    with server.client(keys["acme"]) as http:
+        first = http.post("/memories", json={"messages": "My sister Ana lives in Lyon.", "user_id": "hana",
+                                              "infer": False, "timestamp": "2024-01-01T00:00:00Z"}).json()
+        http.post("/memories", json={"messages": "I work at Globex Corp.", "user_id": "hana", "infer": False})
+        http.put(f"/memories/{first['results'][0]['id']}", json={"text": "My sister Ana lives in Paris.",
+                                                                  "timestamp": "2024-03-01T00:00:00Z"})
+        whole = http.get("/v1/graph", params={"user_id": "hana"}).json()
+        assert {(r["subject"], r["relation"], r["object"]) for r in whole["relations"]} == {
+            ("User", "sister", "Ana"), ("Ana", "lives_in", "Paris"), ("User", "works_at", "Globex Corp")}
+        named = http.get("/v1/graph/entities", params={"user_id": "hana"}).json()["results"]
+        assert named == whole["entities"] and named[0] == {"name": "User", "kind": "person", "aliases": [],
+                                                           "memories": 2}
+        near = http.get("/v1/graph/related", params={"user_id": "hana", "name": "user's sister", "hops": 1}).json()
+        assert near["entity"]["name"] == "Ana" and {e["name"] for e in near["entities"]} == {"Ana", "User", "Paris"}
+        then = http.get("/v1/graph/related", params={"user_id": "hana", "name": "Ana", "as_of": "2024-02-01"}).json()
+        assert [m["memory"] for m in then["memories"]] == ["My sister Ana lives in Lyon."]
+        mistakes: list[tuple[dict[str, str | int], int]] = [
+            ({"user_id": "hana", "name": "Zed"}, 404), ({"user_id": "hana", "name": "Ana", "hops": 9}, 400),
+            ({"name": "Ana"}, 400), ({"user_id": "hana", "name": ""}, 422),
+            ({"user_id": "hana", "name": "Ana", "as_of": "someday"}, 400)]
+        for params, status in mistakes:
+            refused = http.get("/v1/graph/related", params=params)
+            assert refused.status_code == status and "error" in refused.json(), (params, refused.text)
+    with server.client(keys["alice"]) as pinned:
+        for path, extra in (("/v1/graph", {}), ("/v1/graph/entities", {}), ("/v1/graph/related", {"name": "Ana"})):
+            refused = pinned.get(path, params={"user_id": "hana", **extra})
+            assert refused.status_code == 403 and "Paris" not in refused.text
+        assert "Paris" not in pinned.get("/v1/graph").text  # no user named: its own graph
+    with server.client(keys["globex"]) as other_tenant:
+        assert other_tenant.get("/v1/graph", params={"user_id": "hana"}).json() == {"entities": [], "relations": []}
 
 
 def test_chat_answers_from_memory_and_keeps_sessions_per_user(server: Server, keys: dict[str, str]) -> None:

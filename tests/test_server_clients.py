@@ -119,6 +119,10 @@ async def _every_tool(session: ClientSession) -> dict[str, Any]:
     out["list"] = _tool_result(await call("list_memories", {}))
     out["delete"] = _tool_result(await call("delete_memories", {"memory_ids": [memory_id]}))
     second = _tool_result(await call("add_memories", {"text": "My favourite colour is green"}))
+    _tool_result(await call("add_memories", {"text": "My sister Ana lives in Lyon"}))
+    out["entities"] = _tool_result(await call("list_entities", {}))
+    out["explore"] = _tool_result(await call("explore_entity", {"name": "ana", "hops": 1}))
+    out["unknown_entity"] = await call("explore_entity", {"name": "Zed"})
     out["delete_all"] = _tool_result(await call("delete_all_memories", {}))
     out["revert"] = _tool_result(await call("revert", {"batch_id": out["delete_all"]["batch_id"]}))
     out["after"] = _tool_result(await call("list_memories", {}))
@@ -139,6 +143,11 @@ def _check_every_tool(out: dict[str, Any]) -> None:
     assert out["delete_all"]["count"] >= 1
     assert {r["memory"] for r in out["revert"]["results"]} == {m["memory"] for m in out["after"]["results"]}
     assert out["after"]["results"] and out["foreign"].is_error and "NotFound" in out["foreign"].content[0].text
+    assert {"Ana", "Lyon"} <= {e["name"] for e in out["entities"]["results"]}
+    assert out["explore"]["entity"]["name"] == "Ana"
+    explored = {(r["subject"], r["relation"], r["object"]) for r in out["explore"]["relations"]}
+    assert ("Ana", "lives_in", "Lyon") in explored
+    assert out["unknown_entity"].is_error and "no entity 'Zed'" in out["unknown_entity"].content[0].text
 
 
 def test_mcp_over_stdio_calls_every_tool_for_the_connections_user(served: tuple[Server, dict[str, str]]) -> None:

@@ -54,8 +54,9 @@ def world(tmp_path_factory: pytest.TempPathFactory,
             owner.secret = f"secret-{n}-{random.Random(n).getrandbits(64):x}"
             auth = {"Authorization": f"Token {owner.key}"}
             for i in range(3):
+                text = f"{owner.secret} fact {i}" + ("" if i else ": my sister Ana lives in Lyon")  # a graph too
                 added = http.post("/memories", headers=auth, json={
-                    "messages": f"{owner.secret} fact {i}", "infer": False, "metadata": {"tag": owner.secret}}).json()
+                    "messages": text, "infer": False, "metadata": {"tag": owner.secret}}).json()
                 owner.ids.append(added["results"][0]["id"])
                 owner.batches.append(added["batch_id"])
             chat = http.post("/v1/chat", headers=auth, json={"message": f"{owner.secret} hello"}).json()
@@ -93,6 +94,9 @@ def _reads(http: httpx.Client, victim: Owner, pick: random.Random) -> httpx.Resp
         lambda: http.post("/v3/memories/", json={"filters": {"memory": {"icontains": victim.secret}}}),
         lambda: http.get("/v1/export", params={"user_id": user}),
         lambda: http.get("/v1/export"),
+        lambda: http.get("/v1/graph", params={"user_id": user}),
+        lambda: http.get("/v1/graph/entities", params={"user_id": user}),
+        lambda: http.get("/v1/graph/related", params={"user_id": user, "name": "Ana"}),  # every owner's sister
     ])()
 
 

@@ -509,13 +509,11 @@ def _ana() -> Graph:
                  (Relation("User", "sister", "Ana"), Relation("Ana", "lives_in", "Lyon")))
 
 
-def keeping_graphs(store: Store) -> None:
-    if not store.keeps_graph:  # an optional ability: the files store keeps no graph yet
-        pytest.skip(f"{type(store).__name__} keeps no graph")
+def test_every_store_keeps_a_graph(store: Store) -> None:
+    assert store.keeps_graph
 
 
 def test_a_versions_graph_is_written_with_it_and_read_with_its_record(store: Store) -> None:
-    keeping_graphs(store)
     lyon, tea = record("User's sister Ana lives in Lyon"), record("User likes tea")
     [stored_lyon, _] = store.apply(ChangeSet(inserts=[(lyon, vec(1)), (tea, vec(2))], graph={0: _ana()},
                                              events=[Event(lyon.id, Op.ADD, "b1", 100.0)]))
@@ -526,7 +524,6 @@ def test_a_versions_graph_is_written_with_it_and_read_with_its_record(store: Sto
 
 
 def test_a_graph_holds_while_its_version_does_and_as_of_reads_the_past(store: Store) -> None:
-    keeping_graphs(store)
     lyon = record("User's sister Ana lives in Lyon", t=100.0)
     [old] = store.apply(ChangeSet(inserts=[(lyon, vec(1))], graph={0: _ana()}))
     paris = Graph((Entity("Ana", "person"), Entity("Paris", "place")), (Relation("Ana", "lives_in", "Paris"),))
@@ -540,7 +537,6 @@ def test_a_graph_holds_while_its_version_does_and_as_of_reads_the_past(store: St
 
 
 def test_a_failed_change_set_writes_no_graph_and_reset_removes_it(store: Store) -> None:
-    keeping_graphs(store)
     lyon = record("User's sister Ana lives in Lyon")
     with pytest.raises(NotFound):
         store.apply(ChangeSet(inserts=[(lyon, vec(1))], closes=[Close("no such memory", 100.0)], graph={0: _ana()}))
@@ -549,3 +545,19 @@ def test_a_failed_change_set_writes_no_graph_and_reset_removes_it(store: Store) 
     store.reset()
     store.bind_embedder("test-embedder", DIM)
     assert store.graph(Criteria(Scope(user_id="u"))) == []
+
+
+def test_a_graph_lasts_when_the_store_is_opened_again(make_store: Callable[[Path], Store], tmp_path: Path) -> None:
+    first = make_store(tmp_path)
+    first.bind_embedder("test-embedder", DIM)
+    lyon = record("User's sister Ana lives in Lyon")
+    [stored] = first.apply(ChangeSet(inserts=[(lyon, vec(1))], graph={0: _ana()}))
+    first.apply(ChangeSet(closes=[Close(lyon.id, 300.0)]))
+    first.close()
+    again = make_store(tmp_path)
+    try:
+        assert again.graphs([stored.version]) == {stored.version: _ana()}  # type: ignore[list-item,dict-item]
+        assert [g for _, g in again.graph(Criteria(Scope(user_id="u"), as_of=200.0))] == [_ana()]
+        assert again.graph(Criteria(Scope(user_id="u"))) == []
+    finally:
+        again.close()

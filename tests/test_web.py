@@ -60,11 +60,45 @@ def _fill_big_user(home: Path, models: Path) -> None:
                        infer=False, categories=["topic"] if start == 0 else None)
 
 
+# the seed example's sister, and a family around her
+SEED = ["My sister Ana lives in Lyon and works at Acme Corp.", "I work at Globex Corp.",
+        "My brother Tom lives in Oslo.", "I live in Lisbon.", "Ana visits me every June."]
+XSS_NAMES = ['<img src=x onerror="window.pwned = 4">', "<script>window.pwned = 5</script>",
+             'Evil "quote" & <b>bold</b> \\ done']
+
+
+def _fill_graphs(home: Path, models: Path) -> None:
+    """gwen: the seed example and her family, found by the offline rules. mallet: entities with hostile names,
+    which only an LLM's triplets can give (the fake server answers the extraction call)."""
+    from dataclasses import replace
+
+    from engram.config import Settings
+    from engram.embed.local import MiniLMEmbedder
+    from engram.memory import Memory
+    from engram.server.tenancy import tenant_settings
+    from engram.testing import FakeOpenAI, dspy_reply
+
+    settings = tenant_settings(Settings(home=home), "acme")
+    embedder = MiniLMEmbedder(models)
+    with Memory(settings, embedder=embedder) as memory:
+        memory.add(SEED, user_id="gwen", infer=False)
+    triplets = [{"subject": a, "relation": r, "object": b} for a, r, b in (
+        ("User", "met", XSS_NAMES[0]), (XSS_NAMES[0], "knows", XSS_NAMES[1]), (XSS_NAMES[1], "works_at", XSS_NAMES[2]))]
+    with FakeOpenAI() as llm, Memory(replace(settings, llm_model="openai/fake-model", llm_api_base=llm.base_url,
+                                             llm_api_key="sk-test", llm_retries=0), embedder=embedder) as memory:
+        llm.script_chat(dspy_reply(facts=[{"text": "User met <i>odd</i> people", "category": "relationships",
+                                           "about": "user", "happened_at": None,
+                                           "triplets": triplets}]))
+        memory.add("I met <i>odd</i> people", user_id="mallet")
+        assert {e["name"] for e in memory.entities(user_id="mallet")["results"]} >= set(XSS_NAMES)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[dict[str, Any]]:
     home = make_home(tmp_path_factory.mktemp("web"), models_dir)
     keys = {"admin": _key(home, "--admin"), "alice": _key(home, "--user", "alice"), "bob": _key(home, "--user", "bob")}
     _fill_big_user(home, models_dir)
+    _fill_graphs(home, models_dir)
     server = Server(home).start()
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Token {keys['admin']}"}, timeout=60) as api:
         bob = api.post("/memories", json={"messages": "Bob keeps bees on the roof", "user_id": "bob", "infer": False})
@@ -131,6 +165,7 @@ def test_add_with_a_dry_run_search_edit_delete_and_revert(browser: Any, site: di
     assert shown["cosine"] == pytest.approx(served["explain"]["cosine"], abs=1e-3) and shown["cosine"] > 0.3
     assert shown["keyword"] == pytest.approx(served["explain"]["keyword"], abs=1e-3) and shown["keyword"] > 0
     assert {"context", "time", "fused", "score"} <= shown.keys()
+    sync_api.expect(page.locator("#users")).to_contain_text("alice")  # the list beside the view, for the picture
     page.screenshot(path=IMG / "web-search-1280.png")
 
     first.get_by_role("link").click()
@@ -264,8 +299,88 @@ def test_a_user_with_ten_thousand_memories_loads_in_under_a_second(browser: Any,
     print(f"\nweb page, user with {BIG:,} memories: first page and total shown in "
           f"{', '.join(f'{t * 1000:.0f}' for t in timings)} ms (cold, then warm)")
     page.set_viewport_size({"width": 1280, "height": 800})
+    sync_api.expect(page.locator("#users")).to_contain_text("big")  # the list beside the view, for the picture
     page.screenshot(path=IMG / "web-list-1280.png")
     page.get_by_role("button", name="Next").click()
     sync_api.expect(page.locator("#list-count")).to_have_text("51–100 of 10,000")
     assert min(timings) < 1.0
     page.context.close()
+
+
+def test_the_graph_view_shows_the_seed_examples_entities_and_a_neighbourhood(browser: Any,
+                                                                             site: dict[str, Any]) -> None:
+    api = site["api"]
+    whole = api.get("/v1/graph", params={"user_id": "gwen"}).json()
+    assert {"Ana", "Lyon", "Acme Corp", "Tom", "Oslo", "Globex Corp", "Lisbon"} <= {e["name"] for e in
+                                                                                   whole["entities"]}
+    page = signed_in(browser, site, site["keys"]["admin"])
+    page.goto(site["url"] + "/#/u/gwen")
+    page.get_by_role("link", name="Graph", exact=True).click()
+    sync_api.expect(page.locator("#graph-title")).to_have_text("Graph of gwen")
+    rows = page.locator("#entities tbody tr")
+    sync_api.expect(rows).to_have_count(len(whole["entities"]))
+    shown = [[cell.strip() for cell in row.split("\t")] for row in rows.all_inner_texts()]
+    assert shown == [[e["name"], e["kind"], str(e["memories"]), ", ".join(e["aliases"])] for e in whole["entities"]]
+    assert page.locator("#graph-svg a.node").count() == len(whole["entities"])
+    assert page.locator("#graph-svg .edge").count() == len({(r["subject"], r["object"]) for r in whole["relations"]})
+    sync_api.expect(page.locator("#relations")).to_contain_text("Ana \u2014lives_in\u2192 Lyon")
+    drawing = page.locator("#graph-svg").evaluate("svg => svg.outerHTML")
+    page.reload()
+    sync_api.expect(page.locator("#graph-svg a.node")).to_have_count(len(whole["entities"]))
+    assert page.locator("#graph-svg").evaluate("svg => svg.outerHTML") == drawing  # the same graph, the same picture
+    sync_api.expect(page.locator("#users")).to_contain_text("gwen")  # the list beside the view, for the picture
+    page.screenshot(path=IMG / "web-graph-1280.png")
+
+    page.locator("#graph-svg a.node", has_text="Ana").click()
+    sync_api.expect(page.locator("#entity-title")).to_contain_text("Ana")
+    sync_api.expect(page.locator("#entity-aliases")).to_have_text("Also called User's sister")
+    near = api.get("/v1/graph/related", params={"user_id": "gwen", "name": "Ana", "hops": 2}).json()
+    sync_api.expect(page.locator("#entities tbody tr")).to_have_count(len(near["entities"]))
+    assert sorted(page.locator("#graph-memories li").all_inner_texts()) == sorted(m["memory"] for m in near["memories"])
+    assert "My sister Ana lives in Lyon and works at Acme Corp." in page.locator("#graph-memories").inner_text()
+    assert page.locator("#graph-svg a.node.centre").get_attribute("aria-label").startswith("Ana: person")
+    page.get_by_label("Relations away").select_option("1")
+    sync_api.expect(page).to_have_url(site["url"] + "/#/g/gwen/Ana?hops=1")
+    one = api.get("/v1/graph/related", params={"user_id": "gwen", "name": "Ana", "hops": 1}).json()
+    sync_api.expect(page.locator("#entities tbody tr")).to_have_count(len(one["entities"]))
+    assert {"Tom", "Oslo"}.isdisjoint(e["name"] for e in one["entities"])
+    page.locator("#graph-memories a", has_text="Lyon").click()
+    sync_api.expect(page.locator(".memory-text")).to_have_text("My sister Ana lives in Lyon and works at Acme Corp.")
+    page.context.close()
+
+
+def test_entity_names_are_drawn_as_text(browser: Any, site: dict[str, Any]) -> None:
+    page = signed_in(browser, site, site["keys"]["admin"])
+    page.goto(site["url"] + "/#/g/mallet")
+    sync_api.expect(page.locator("#entities tbody tr")).to_have_count(len(XSS_NAMES) + 1)
+    assert set(XSS_NAMES) <= set(page.locator("#entities tbody td:first-child a").all_inner_texts())
+    titles = set(page.locator("#graph-svg a.node title").all_text_contents())
+    assert {f"{name} (thing, 1 memory)" for name in XSS_NAMES} <= titles
+    assert page.locator("#view img, #view script, #view b, #view i").count() == 0
+    page.locator("#graph-svg a.node", has=page.locator("title", has_text="onerror")).click()
+    sync_api.expect(page.locator("#entity-title .entity-name")).to_have_text(XSS_NAMES[0])
+    sync_api.expect(page.locator("#relations")).to_contain_text(XSS_NAMES[1])
+    assert page.locator("#graph-memories li").all_inner_texts() == ["User met <i>odd</i> people"]
+    assert page.locator("#view img, #view script, #view b, #view i").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.context.close()
+
+
+def test_a_pinned_key_sees_no_other_users_graph(browser: Any, site: dict[str, Any]) -> None:
+    page = signed_in(browser, site, site["keys"]["alice"])
+    page.goto(site["url"] + "/#/g/gwen")
+    sync_api.expect(page.locator("#view .error")).to_contain_text("pinned to user 'alice'")
+    page.goto(site["url"] + "/#/g/gwen/Ana?hops=3")
+    sync_api.expect(page.locator("#view .error")).to_contain_text("pinned to user 'alice'")
+    assert page.locator("#view").inner_text().count("Lyon") == 0
+    for path, params in (("/v1/graph", {}), ("/v1/graph/entities", {}), ("/v1/graph/related", {"name": "Ana"})):
+        refused = page.request.get(site["url"] + path, params={"user_id": "gwen", **params})
+        assert refused.status == 403 and "Lyon" not in refused.text()
+    own = page.request.get(site["url"] + "/v1/graph/related", params={"name": "Ana"})  # alice's own graph
+    assert own.status == 404 and own.json()["error"]["message"] == "no entity 'Ana' in this scope"
+    mine = page.request.get(site["url"] + "/v1/graph")
+    assert mine.status == 200 and "Lyon" not in mine.text() and "Acme" not in mine.text()
+    page.goto(site["url"] + "/#/g/alice")
+    sync_api.expect(page.locator("#graph-title")).to_have_text("Graph of alice")
+    page.context.close()
+

@@ -11,6 +11,7 @@ from engram.cli import (
     chat,
     demo,
     evaluate,
+    graph,
     keys,
     memories,
     migrate,
@@ -24,7 +25,7 @@ from engram.cli.context import Home
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 # The order of `engram --help`: everyday commands first
-COMMAND_MODULES = (memories, transfer, backup, migrate, reembed, chat, serve, keys, demo, evaluate)
+COMMAND_MODULES = (memories, graph, transfer, backup, migrate, reembed, chat, serve, keys, demo, evaluate)
 
 
 def _version(value: bool) -> None:

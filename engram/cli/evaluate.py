@@ -64,6 +64,10 @@ def locomo(
     time_weight: Annotated[float | None, typer.Option(help="Search override: bonus for named times; "
                                                       "0 for none.")] = None,
     pool: Annotated[int | None, typer.Option(help="Search override: candidates per list.", min=1)] = None,
+    graph: Annotated[bool | None, typer.Option("--graph/--no-graph", help="Search with the graph channel "
+                     "(default: the setting search_graph).")] = None,
+    graph_weight: Annotated[float | None, typer.Option(help="Search override: how much a memory naming an entity "
+                            "the query names gains (with --graph).", min=0)] = None,
     home: Home = None,
 ) -> None:
     """Benchmark engram on LoCoMo: evidence recall@k per category, latency, and (with an LLM) answer accuracy."""
@@ -80,8 +84,10 @@ def locomo(
 
     settings = load_settings(ctx, home)
     note_first_run(settings)
+    if graph is not None:
+        settings = replace(settings, search_graph=graph)
     overrides = {"fusion": fusion, "keyword_weight": keyword_weight, "time_weight": time_weight, "pool": pool,
-                 "context": context}
+                 "context": context, "graph_weight": graph_weight}
     config = _search_config(settings, {k: v for k, v in overrides.items() if v is not None})
     columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr()) as bars:

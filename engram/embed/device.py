@@ -33,7 +33,7 @@ class Offered:
     """What the installed packages and this machine offer the embedder."""
 
     onnxruntime: bool = False
-    onnx_cuda: bool = False  # onnxruntime lists CUDAExecutionProvider (onnxruntime-gpu), which says no device is there
+    onnx_cuda: bool = False  # onnxruntime lists CUDAExecutionProvider (onnxruntime-gpu): says nothing of a device
     sentence_transformers: bool = False
     torch: str | None = None  # torch's version, None when it is not installed
     torch_cuda: bool = False  # torch is a build with CUDA

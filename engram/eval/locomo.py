@@ -192,14 +192,15 @@ def _sessions(turns: list[Item], chunk: int | None = None) -> list[list[Item]]:
 
 def retrieve(memory: Memory, question: Question, limit: int, config: SearchConfig | None = None) -> QuestionResult:
     """Search one question: through `Memory.search`, or with `config` through the same retrieval function
-    with other search settings (for comparisons)."""
+    with other search settings (for comparisons); the graph channel as the setting search_graph says."""
     start = time.perf_counter()
     if config is None:
         found = memory.search(question.text, user_id=question.conversation, limit=limit)["results"]
     else:
         vector = memory.embedder.embed([question.text])[0]
         criteria = Criteria(Scope(user_id=question.conversation))
-        found = [hit.to_dict() for hit in search(memory.store, vector, question.text, criteria, limit, config=config)]
+        found = [hit.to_dict() for hit in search(memory.store, vector, question.text, criteria, limit, config=config,
+                                                 graph=memory.settings.search_graph)]
     latency = (time.perf_counter() - start) * 1000
     retrieved = [tuple(hit.get("source") or ()) for hit in found]
     result = QuestionResult(question, retrieved, [_dated(hit) for hit in found], latency)

@@ -52,7 +52,8 @@ def evaluate_locomo(path: str | Path, settings: Settings, *, infer: bool = False
     meta = {
         "benchmark": "LoCoMo", "mode": "memory" if infer else "retrieval", "data_name": Path(path).name,
         "data_sha256": file_digest(path), "engram": __version__, "embedder": embedder.name,
-        "store": settings.store, "search": {**asdict(search), "source": "given" if config else "settings"},
+        "store": settings.store,
+        "search": {**asdict(search), "graph": settings.search_graph, "source": "given" if config else "settings"},
         "llm": {"model": settings.llm_model, "judge": judge_model or settings.llm_model, "answer_k": answer_k,
                 "infer_chunk": chunk} if answer or infer else None,
         "seconds": round(time.perf_counter() - start, 1),

@@ -126,9 +126,9 @@ def create_app(settings: Settings, *, tenants: Tenants | None = None) -> FastAPI
     _handlers(app)
     from fastapi.staticfiles import StaticFiles
 
-    from engram.server import routes_client, routes_engram, routes_mem0, routes_web
+    from engram.server import routes_client, routes_engram, routes_graph, routes_mem0, routes_web
 
-    for module in (routes_mem0, routes_client, routes_engram, routes_web):
+    for module in (routes_mem0, routes_client, routes_engram, routes_graph, routes_web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=routes_web.STATIC), name="static")
     for route in mcp_app.routes:

@@ -1,5 +1,6 @@
 """engram over MCP (the official `mcp` SDK): OpenMemory's tools (add_memories, search_memory, list_memories,
-delete_memories, delete_all_memories) plus get_memory, update_memory, memory_history and revert.
+delete_memories, delete_all_memories) plus get_memory, update_memory, memory_history, revert, and the graph's
+list_entities and explore_entity.
 
 The user is never a tool argument: over stdio it is the one `engram mcp --user` names; over streamable HTTP
 (/mcp in `engram serve`) it is the key's pinned user, or for a key of the whole tenant the connection's
@@ -26,7 +27,7 @@ __all__ = ["CALLER_KEY", "TOOLS", "build_mcp"]
 
 CALLER_KEY = "engram.caller"  # where the HTTP gate leaves the connection's Caller in the ASGI scope
 TOOLS = ("add_memories", "search_memory", "list_memories", "delete_memories", "delete_all_memories", "get_memory",
-         "update_memory", "memory_history", "revert")
+         "update_memory", "memory_history", "revert", "list_entities", "explore_entity")
 _INSTRUCTIONS = ("Long-term memory of the user you are talking with. Search it before answering questions about "
                  "the user; add what the user says about themselves, their preferences and their plans.")
 
@@ -100,5 +101,16 @@ def build_mcp(tenants: Tenants, who: Callable[[Context], Caller]) -> MCPServer:
     def revert(batch_id: str, ctx: Context) -> dict[str, Any]:
         """Undo a whole add or delete_all of the user by its batch_id."""
         return run(ctx, lambda c, m, u: m.revert(c.owns_batch(m, batch_id)))
+
+    @server.tool()
+    def list_entities(ctx: Context) -> dict[str, Any]:
+        """The people, places, organisations and dates the user's memories name, most named first."""
+        return run(ctx, lambda c, m, u: m.entities(user_id=u))
+
+    @server.tool()
+    def explore_entity(name: str, ctx: Context, hops: int = 2) -> dict[str, Any]:
+        """One entity the user's memories name (by name or alias): the entities within `hops` relations of it
+        (0 to 5), the relations between them and the memories they come from."""
+        return run(ctx, lambda c, m, u: m.related(name, user_id=u, hops=hops))
 
     return server

@@ -1,7 +1,7 @@
 """The files store: a user's memory as Markdown files people and agents can read, grep, edit and version.
 
 The directory is the source of truth: `<scope path>/memories.md` per scope (current memories, one line each, see
-`engram.stores.files_format`), `versions.jsonl` and `history.jsonl` (every version with its vector, and every
+`engram.stores.files_format`), `versions.jsonl` and `history.jsonl` (every version with its vector and graph, and every
 event; see `engram.stores.files_log`) and `engram.json` (the embedder binding). Each write is one journaled
 batch across them (`engram.stores.files_journal`). `.index.db` is a SQLite store derived from the files, which
 answers reads (search is SQLite's); deleting it loses nothing. Chat sessions live in `.sessions.db`.
@@ -21,7 +21,6 @@ import re
 import sqlite3
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +29,11 @@ from typing import Any, Literal
 import numpy as np
 
 from engram.errors import InvalidInput, NotFound, StoreError
-from engram.stores.base import ChangeSet, Close, Criteria, Store, scope_key
+from engram.graph import Graph
+from engram.graph_memory import add_graph
+from engram.stores.base import ChangeSet, Criteria, Store, scope_key
 from engram.stores.changes import Checked
+from engram.stores.files_edits import hand_changes
 from engram.stores.files_format import (
     FILE,
     Edits,
@@ -56,9 +58,10 @@ from engram.stores.files_log import (
     reopened_line,
 )
 from engram.stores.sqlite import SQLiteStore
+from engram.stores.sqlite_graph import write_graphs
 from engram.stores.sqlite_open import BINDING, record_binding
 from engram.stores.sqlite_rows import COLUMNS, to_record
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
+from engram.types import Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["FilesStore", "grep"]
 
@@ -153,18 +156,19 @@ class FilesStore(Store):
 
     def _rebuild(self) -> None:
         """Make the index's memories, history and binding those the logs hold."""
-        versions = read_versions(self.root / VERSIONS)
+        versions, graphs = read_versions(self.root / VERSIONS)
         events = read_events(self.root / EVENTS)
         binding = self._binding_file()
         with self.index._write() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM scope_versions")]
-            for table in ("memories", "history", "files_seen"):
+            for table in ("memories", "history", "files_seen", "graph_entities", "graph_relations"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             if binding is not None:
                 record_binding(db, *binding)
-            for _version, (record, vector) in sorted(versions.items()):
+            for _, (record, vector) in sorted(versions.items()):
                 SQLiteStore._insert(db, record, vector, keep=True)
+            write_graphs(db, [(version, graphs[version]) for version in sorted(versions) if version in graphs])
             for event in events:
                 SQLiteStore._log(db, event, keep=True)
             scopes = {r.scope for r, _ in versions.values()}
@@ -218,25 +222,8 @@ class FilesStore(Store):
             raise StoreError(f"{path} has memories added or changed by hand, and this store has no embedder to "
                              "make their vectors: open it through Memory (or give FilesStore(embed=...))")
         vectors = list(self.embed(texts)) if texts and self.embed is not None else []
-        stamp, batch = now(), f"file-{uuid.uuid4().hex}"
-        changes = ChangeSet(dedup=False)
-        why = f"edited by hand in {path}"
-        for i, text in enumerate(edits.added):
-            record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=scope.user_id,
-                                  agent_id=scope.agent_id, run_id=scope.run_id, created_at=stamp, updated_at=stamp,
-                                  valid_from=stamp, batch_id=batch, position=i)
-            changes.inserts.append((record, vectors[i]))
-            changes.events.append(Event(record.id, Op.ADD, batch, stamp, new_text=text, reason=why, actor="file"))
-        for (old, text), vector in zip(edits.changed, vectors[len(edits.added):], strict=True):
-            new = replace(old, text=text, hash=content_hash(text), version=None, updated_at=stamp,
-                          valid_from=max(stamp, old.valid_from), batch_id=batch, position=None)
-            changes.inserts.append((new, vector))
-            changes.closes.append(Close(old.id, new.valid_from, version=old.version))
-            changes.events.append(Event(old.id, Op.UPDATE, batch, stamp, old_text=old.text, new_text=text, reason=why,
-                                        actor="file"))
-        for old in edits.removed:
-            changes.closes.append(Close(old.id, max(stamp, old.valid_from), version=old.version))
-            changes.events.append(Event(old.id, Op.DELETE, batch, stamp, old_text=old.text, reason=why, actor="file"))
+        changes = hand_changes(scope, path, edits, vectors, now())
+        add_graph(changes, self.index, scope)  # by the rules of any add(infer=False); the index is up to date
         return changes
 
     # -- writing -----------------------------------------------------------------------------------------------
@@ -245,7 +232,7 @@ class FilesStore(Store):
                 last_seq: int) -> None:
         """Inside the index's write of `changes`: write the same change to the files, as one batch."""
         batch = Batch()
-        versions = [inserted_line(stored[i], changes.inserts[i][1]) for i in checked.kept]
+        versions = [inserted_line(stored[i], changes.inserts[i][1], changes.graph.get(i)) for i in checked.kept]
         versions += [closed_line(ended.version, ended.valid_to, ended.superseded_by)  # type: ignore[arg-type]
                      for _, _, ended in checked.closes]
         versions += [reopened_line(r.version) for r in checked.reopens]  # type: ignore[arg-type]
@@ -378,6 +365,16 @@ class FilesStore(Store):
     def vectors(self, versions: list[int]) -> np.ndarray:
         self._fresh()
         return self.index.vectors(versions)
+
+    keeps_graph = True  # each version's graph travels in its line of versions.jsonl; the index answers reads
+
+    def graph(self, criteria: Criteria) -> list[tuple[MemoryRecord, Graph]]:
+        self._fresh()
+        return self.index.graph(criteria)
+
+    def graphs(self, versions: list[int]) -> dict[int, Graph]:
+        self._fresh()
+        return self.index.graphs(versions)
 
     def history(self, memory_id: str) -> list[Event]:
         self._fresh()

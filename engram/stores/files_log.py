@@ -1,5 +1,6 @@
-"""The files store's append-only logs, as JSON lines: `versions.jsonl` (every version written, with its vector, and
-each close and reopen of one) and `history.jsonl` (every event). Replaying them gives every version as it stands."""
+"""The files store's append-only logs, as JSON lines: `versions.jsonl` (every version written, with its vector and
+its graph, and each close and reopen of one) and `history.jsonl` (every event). Replaying them gives every version
+as it stands."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engram.errors import CorruptStore
+from engram.graph import Graph
 from engram.types import Event, MemoryRecord, Op
 
 __all__ = ["EVENTS", "VERSIONS", "closed_line", "event_line", "inserted_line", "read_events", "read_versions",
@@ -25,9 +27,11 @@ def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def inserted_line(record: MemoryRecord, vector: np.ndarray) -> str:
+def inserted_line(record: MemoryRecord, vector: np.ndarray, graph: Graph | None = None) -> str:
+    """A version written, with its vector and (when it names any entity) its graph (engram.graph)."""
     data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-    return _line({"insert": asdict(record), "vector": base64.b64encode(data).decode("ascii")})
+    line = {"insert": asdict(record), "vector": base64.b64encode(data).decode("ascii")}
+    return _line(line | {"graph": graph.to_json()} if graph else line)
 
 
 def closed_line(version: int, valid_to: float | None, superseded_by: str | None) -> str:
@@ -58,9 +62,11 @@ def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return found
 
 
-def read_versions(path: Path) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
-    """Every version the log holds, by version, as it stands after the log's closes and reopens."""
+def read_versions(path: Path) -> tuple[dict[int, tuple[MemoryRecord, np.ndarray]], dict[int, Graph]]:
+    """Every version the log holds, by version, as it stands after the log's closes and reopens; and the graph of
+    each version that has one."""
     versions: dict[int, tuple[MemoryRecord, np.ndarray]] = {}
+    graphs: dict[int, Graph] = {}
     for number, data in _lines(path):
         try:
             if "insert" in data:
@@ -69,6 +75,8 @@ def read_versions(path: Path) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
                                          "source": tuple(fields["source"])})
                 vector = np.frombuffer(base64.b64decode(data["vector"]), dtype=np.float32)
                 versions[int(record.version)] = (record, vector)  # type: ignore[arg-type]
+                if data.get("graph"):
+                    graphs[int(record.version)] = Graph.from_json(data["graph"])  # type: ignore[arg-type]
             elif "close" in data:
                 record, vector = versions[data["close"]]
                 versions[data["close"]] = (replace(record, valid_to=data["valid_to"],
@@ -76,9 +84,9 @@ def read_versions(path: Path) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
             else:
                 record, vector = versions[data["reopen"]]
                 versions[data["reopen"]] = (replace(record, valid_to=None, superseded_by=None), vector)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CorruptStore(f"{path}:{number} cannot be read: {exc!r}") from exc
-    return versions
+    return versions, graphs
 
 
 def read_events(path: Path) -> list[Event]:

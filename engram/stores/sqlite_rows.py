@@ -24,10 +24,15 @@ T = TypeVar("T")
 def to_record(row: tuple) -> MemoryRecord:
     return MemoryRecord(
         version=row[0], id=row[1], text=row[2], hash=row[3], user_id=row[4], agent_id=row[5], run_id=row[6],
-        role=row[7], categories=tuple(json.loads(row[8])), metadata=json.loads(row[9]),
-        source=tuple(json.loads(row[10])), created_at=row[11], updated_at=row[12], valid_from=row[13],
+        role=row[7], categories=_strings(row[8]), metadata={} if row[9] == "{}" else json.loads(row[9]),
+        source=_strings(row[10]), created_at=row[11], updated_at=row[12], valid_from=row[13],
         valid_to=row[14], superseded_by=row[15], batch_id=row[16], position=row[17], expires_at=row[18],
     )
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    """A stored JSON list; most are empty, and a scope's first read decodes three of these a row."""
+    return () if text == "[]" else tuple(json.loads(text))
 
 
 def history_row(event: Event) -> tuple:

@@ -1,7 +1,8 @@
-// The shell: who is signed in, the users list, and the routes #/u/USER and #/m/MEMORY_ID.
+// The shell: who is signed in, the users list, and the routes #/u/USER, #/m/MEMORY_ID and #/g/USER[/ENTITY[?hops=N]].
 
 import { call, get, post, useCsrf } from "./api.js";
 import { clear, el, userLink, when } from "./dom.js";
+import { showGraph } from "./graph.js";
 import { showUser } from "./list.js";
 import { showMemory } from "./memory.js";
 
@@ -72,7 +73,7 @@ export async function refreshUsers() {
 }
 
 function currentUser() {
-  const match = location.hash.match(/^#\/u\/([^?]+)/);
+  const match = location.hash.match(/^#\/[ug]\/([^/?]+)/);
   return match ? decodeURIComponent(match[1]) : null;
 }
 
@@ -80,11 +81,13 @@ async function route() {
   if (!state.identity) return;
   const view = $("view");
   const hash = location.hash || "#/";
-  const user = currentUser();
   const memory = hash.match(/^#\/m\/(.+)$/);
+  const graph = hash.match(/^#\/g\/([^/?]+)(?:\/([^/?]+))?(?:\?hops=([1-5]))?$/);
   refreshUsers();  // beside the view, not before it
   try {
-    if (user !== null) await showUser(view, user, state.identity);
+    const user = currentUser();
+    if (graph) await showGraph(view, user, graph[2] ? decodeURIComponent(graph[2]) : null, Number(graph[3] || 2));
+    else if (user !== null) await showUser(view, user, state.identity);
     else if (memory) await showMemory(view, decodeURIComponent(memory[1]), state.identity);
     else if (state.identity.user_id) location.replace(userLink(state.identity.user_id));
     else clear(view, el("h2", { text: "Memories" }),

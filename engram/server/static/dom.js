@@ -1,4 +1,4 @@
-// Building DOM nodes. Every string becomes a text node or an attribute value, never HTML.
+// Building DOM and SVG nodes, and the page's links. Every string becomes a text node or an attribute value, never HTML.
 
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -34,4 +34,28 @@ export function userLink(user) {
 
 export function memoryLink(id) {
   return "#/m/" + encodeURIComponent(id);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// An SVG element: like el(), every string an attribute value or a text node, never markup.
+export function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = String(value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+export function graphLink(user, entity = null, hops = null) {
+  const base = "#/g/" + encodeURIComponent(user);
+  if (entity === null) return base;
+  return base + "/" + encodeURIComponent(entity) + (hops === null ? "" : `?hops=${hops}`);
 }

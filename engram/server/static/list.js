@@ -2,7 +2,7 @@
 // toggle for superseded and deleted memories, and the add / import / export tools.
 
 import { get, post, query } from "./api.js";
-import { clear, el, memoryLink, when } from "./dom.js";
+import { clear, el, graphLink, memoryLink, when } from "./dom.js";
 import { addTools } from "./write.js";
 
 const PAGE_SIZE = 50;
@@ -15,8 +15,10 @@ export async function showUser(view, user, identity) {
   clear(view,
     el("div", { class: "title-row" },
       el("h2", { id: "list-title", text: `Memories of ${user}` }),
-      el("a", { class: "button", id: "export", href: "/v1/export" + query({ user_id: user }),
-        download: `${user}.jsonl`, text: "Export JSONL" })),
+      el("div", { class: "row" },
+        el("a", { class: "button", id: "graph-link", href: graphLink(user), text: "Graph" }),
+        el("a", { class: "button", id: "export", href: "/v1/export" + query({ user_id: user }),
+          download: `${user}.jsonl`, text: "Export JSONL" }))),
     searchForm(user, results), results,
     addTools(user, identity, reload),
     listing);
