@@ -128,7 +128,8 @@ class SQLiteStore(Store):
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
             stored[i] = replace(record, version=versions[record.id])
-        write_graphs(db, [(versions[changes.inserts[i][0].id], changes.graph[i]) for i in checked.kept
+        # by the row each insert got: an import inserts several versions of one memory id in one write
+        write_graphs(db, [(stored[i].version, changes.graph[i]) for i in checked.kept  # type: ignore[misc]
                           if changes.graph.get(i)])
         events = [with_versions(event, checked.closed, versions) for event in checked.events]
         if changes.keep_versions:
