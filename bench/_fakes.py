@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from engram.reconcile import Candidate, Proposal
 from engram.stores.base import Store
 from engram.types import Op
 
-__all__ = ["EveryCandidate", "HashEmbedder", "Verbatim", "WordHashEmbedder", "open_memory", "open_store"]
+__all__ = ["EveryCandidate", "HashEmbedder", "PoolEmbedder", "Verbatim", "WordHashEmbedder", "open_memory",
+           "open_store"]
 
 
 def _seed(text: str) -> int:
@@ -51,6 +53,21 @@ class WordHashEmbedder(HashEmbedder):
             words = text.casefold().split() or [""]
             rows.append(sum(np.random.default_rng(_seed(w)).standard_normal(self.dimension) for w in words))
         return np.stack(rows)
+
+
+class PoolEmbedder(Embedder):
+    """Real vectors at no cost: a text gets one of a pool of precomputed embeddings, picked by its hash, so a
+    bulk import through it measures everything but the embedding."""
+
+    name = "bench-pool"
+    batch_size = 1024
+
+    def __init__(self, pool: np.ndarray) -> None:
+        self.pool = np.asarray(pool, dtype=np.float32)
+        self.dimension = self.pool.shape[1]
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self.pool[[zlib.crc32(t.encode("utf-8", "surrogatepass")) % len(self.pool) for t in texts]]
 
 
 class Verbatim:

@@ -60,7 +60,8 @@ def signatures(dspy: Any) -> tuple[Any, Any, Any, Any]:
     plain_fact = create_model("ExtractedFact", **fields)
     start = EXTRACT_INSTRUCTIONS.index("- In `triplets`")
     end = EXTRACT_INSTRUCTIONS.index("\n- ", start) + 1
-    plain = ExtractFacts.with_updated_fields("facts", type_=list[plain_fact]).with_instructions(
+    facts_type: Any = list[plain_fact]  # type: ignore[valid-type]
+    plain = ExtractFacts.with_updated_fields("facts", type_=facts_type).with_instructions(
         EXTRACT_INSTRUCTIONS[:start] + EXTRACT_INSTRUCTIONS[end:])
     assert "triplets" not in plain.instructions and "triplets" in ExtractFacts.instructions
     return ExtractFacts, ExtractedFact, plain, plain_fact

@@ -41,7 +41,8 @@ def embedder_from(settings: Settings) -> Embedder:
         from engram.embed.local import MiniLMEmbedder
 
         return MiniLMEmbedder(settings.home / "models", backend=settings.embedder_backend,
-                              threads=settings.embedder_threads)
+                              threads=settings.embedder_threads, device=settings.embedder_device,
+                              precision=settings.embedder_precision, batch_size=settings.embedder_batch_size)
     if settings.embedder == "openai":
         from engram.embed.openai import OpenAIEmbedder
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -18,12 +19,13 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from engram.errors import ConfigError
 from engram.inputs import MAX_SEARCH_LIMIT
 
-__all__ = ["EmbedderBackend", "EmbedderKind", "ReconcileMode", "SearchFusion", "ServerKeys", "Settings", "StoreKind",
-           "VectorStorage"]
+__all__ = ["EmbedderBackend", "EmbedderKind", "EmbedderPrecision", "ReconcileMode", "SearchFusion", "ServerKeys",
+           "Settings", "StoreKind", "VectorStorage", "check_device"]
 
 StoreKind = Literal["sqlite", "qdrant", "files"]  # files: Markdown files in files_dir (engram.stores.files)
 EmbedderKind = Literal["local", "openai"]  # local: all-MiniLM-L6-v2, offline; openai: any /v1/embeddings
 EmbedderBackend = Literal["auto", "onnx", "sentence-transformers"]
+EmbedderPrecision = Literal["auto", "fp32", "fp16"]  # auto: fp16 on a CUDA device, fp32 on the CPU
 SearchFusion = Literal["score", "rrf", "dense", "keyword"]  # score: weighted normalised scores
 VectorStorage = Literal["float32", "float16"]
 ReconcileMode = Literal["predict", "react"]  # predict: one call; react: the tool-using agent
@@ -42,6 +44,9 @@ class Settings:
     embedder_dimensions: int | None = None
     embedder_backend: EmbedderBackend = "auto"  # for embedder = "local"
     embedder_threads: int | None = None
+    embedder_device: str = "cpu"  # for embedder = "local": cpu, cuda, cuda:N, or auto (cuda:0 when it can run there)
+    embedder_precision: EmbedderPrecision = "auto"
+    embedder_batch_size: int | None = None  # texts a model call; default 32 on the CPU, 256 on CUDA
     max_memory_chars: int = 4000
     max_input_chars: int = 100_000  # add(infer=True): all messages together; extracted in pieces of PIECE_CHARS
     search_limit: int = 10
@@ -94,6 +99,7 @@ class Settings:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"setting {name} (ENGRAM_{name.upper()}) must be one of {', '.join(allowed)}; "
                                   f"got {getattr(self, name)!r}")
+        object.__setattr__(self, "embedder_device", check_device(self.embedder_device))
 
     @property
     def database(self) -> Path:
@@ -128,6 +134,18 @@ _ZERO_ALLOWED = {"llm_temperature", "llm_retries", "search_keyword_weight", "sea
                  "server_rate_limit"}
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 _MAXIMUM = {"search_limit": MAX_SEARCH_LIMIT, "search_pool": MAX_SEARCH_LIMIT}
+
+
+def check_device(value: Any) -> str:
+    """A device for the local embedder, normalised: cpu, auto, cuda or cuda:N. Anything else is a ConfigError."""
+    device = str(value).strip().lower()
+    if not _DEVICE.fullmatch(device):
+        raise ConfigError(f"setting embedder_device (ENGRAM_EMBEDDER_DEVICE) must be cpu, cuda, cuda:N (N a device "
+                          f"number) or auto; got {value!r}")
+    return device
+
+
+_DEVICE = re.compile(r"cpu|auto|cuda(?::\d{1,3})?")
 
 
 def _coerce(name: str, value: Any) -> Any:

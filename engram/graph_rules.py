@@ -119,6 +119,8 @@ def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
     """An LLM's triplets for `text`, completed with what the rules find in it (names, kin, places)."""
     found = rules_graph(text)
     given = triplets_graph(triplets)
+    if not given:
+        return found  # built already
     return build((*given.entities, *found.entities), (*given.relations, *found.relations))
 
 

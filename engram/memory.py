@@ -6,7 +6,6 @@ import itertools
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
@@ -32,11 +31,11 @@ from engram.inputs import (
     parse_messages,
 )
 from engram.pipeline import Pipeline, plan_changes
-from engram.raw import RawBatch, raw_changes
+from engram.raw import Lookahead, RawBatch, raw_changes
 from engram.retrieval import search, search_config
 from engram.revert import plan_revert, revert_batch_id
 from engram.stores.base import ChangeSet, Close, Criteria, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, now, to_epoch, to_expiry
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
     from engram.rerank import Reranker
@@ -52,11 +51,14 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
-def _known_already(results: list[dict[str, Any]], changes: ChangeSet,
-                   stored: list[MemoryRecord]) -> list[dict[str, Any]]:
-    """Results as the store applied them: a new memory another writer stored first (the store's dedup) is a
-    NOOP naming the memory that holds it."""
-    twins = {record.id: held for (record, _), held in zip(changes.inserts, stored, strict=True) if held.id != record.id}
+def _held_by_others(changes: ChangeSet, stored: list[MemoryRecord]) -> dict[str, MemoryRecord]:
+    """New memories another writer stored first (the store's dedup), by id: the memory that holds each."""
+    return {record.id: held for (record, _), held in zip(changes.inserts, stored, strict=True) if held.id != record.id}
+
+
+def _known_already(results: list[dict[str, Any]], twins: dict[str, MemoryRecord]) -> list[dict[str, Any]]:
+    """Results as the store applied them: a new memory in `twins` (_held_by_others) is a NOOP naming the memory
+    that holds it."""
     return [{"id": twins[r["id"]].id, "memory": twins[r["id"]].text, "event": Op.NOOP.value, "reason": "already known"}
             if r["id"] in twins and r["event"] == Op.ADD.value else r for r in results]
 
@@ -153,7 +155,7 @@ class Memory:
              expires_at: float | None = None) -> dict[str, Any]:
         """add() once its arguments are checked. `saved`: a chat session's turns to mark as saved in the same
         write (the agent's background save)."""
-        batch = uuid.uuid4().hex
+        batch = new_batch_id()
         for attempt in range(_ATTEMPTS):  # another writer changed a memory this add decided on: decide again
             extra: dict[str, Any] = {}
             if infer:
@@ -181,19 +183,22 @@ class Memory:
                     raise
                 _backoff(attempt)
                 continue
-            results = _known_already(results, changes, stored)
+            results = _known_already(results, _held_by_others(changes, stored))
             break
         log.info("add %s: %s (%s)", batch, ", ".join(f"{r['event']} {r['memory']!r}" for r in results) or "nothing",
                  extra.get("usage", "infer=False"))
         return {"results": results, "batch_id": batch, **extra, **({"dry_run": True} if dry_run else {})}
 
-    def _add_raw(self, scope: Scope, batches: list[RawBatch]) -> list[list[dict[str, Any]]]:
-        """Several add(infer=False) batches of one scope in one write (an import); each batch's results."""
-        changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches)
+    def _add_raw(self, scope: Scope, batches: list[RawBatch],
+                 ahead: Lookahead | None = None) -> list[list[dict[str, Any]]]:
+        """Several add(infer=False) batches of one scope in one write (an import); each batch's results. `ahead`:
+        what an import found and embedded ahead (raw.Lookahead)."""
+        changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches, ahead)
         add_graph(changes, self.store, scope, aliases=self._aliases)
         if changes:
             stored = self.store.apply(changes)
-            results = [_known_already(r, changes, stored) for r in results]
+            twins = _held_by_others(changes, stored)  # once: an import's write holds many batches
+            results = [_known_already(r, twins) for r in results]
         return results
 
     def revert(self, batch_id: str) -> dict[str, Any]:
@@ -245,7 +250,7 @@ class Memory:
                 raise InvalidInput(f"memory {twin.id} in the same scope already says {new.text!r}")
         if change.vector is None or change.vector[0] != new.text:  # embedded once per text, whatever the retries
             change.vector = (new.text, self._vector_of(new.text, old))
-        batch = uuid.uuid4().hex
+        batch = new_batch_id()
         valid_from = max(stamp if change.when is None else change.when, old.valid_from)
         new = replace(new, updated_at=stamp, valid_from=valid_from, batch_id=batch)
         changes = ChangeSet(
@@ -262,7 +267,7 @@ class Memory:
             stamp = now()
             self.store.apply(ChangeSet(
                 closes=[Close(old.id, stamp, version=old.version)],
-                events=[Event(old.id, Op.DELETE, uuid.uuid4().hex, stamp, old_text=old.text, actor="user")],
+                events=[Event(old.id, Op.DELETE, new_batch_id(), stamp, old_text=old.text, actor="user")],
             ))
             return {"message": "Memory deleted successfully!", "id": old.id}
 
@@ -290,7 +295,7 @@ class Memory:
         """Close every current memory of a scope (and matching `filters`), expired ones too, in one transaction."""
         criteria = Criteria(Scope.build(user_id, agent_id, run_id, filters), parse_filters(filters), show_expired=True)
         records = self.store.select(criteria)
-        stamp, batch = now(), uuid.uuid4().hex
+        stamp, batch = now(), new_batch_id()
         self.store.apply(ChangeSet(  # closing only the versions listed: a memory changed meanwhile is a Conflict
             closes=[Close(r.id, stamp, version=r.version) for r in records],
             events=[Event(r.id, Op.DELETE, batch, stamp, old_text=r.text, actor="user") for r in records],

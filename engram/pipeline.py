@@ -7,7 +7,6 @@ decisions; the caller applies the ChangeSet in one store transaction (or, for a 
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -21,7 +20,7 @@ from engram.llm import Usage
 from engram.ownership import writable
 from engram.reconcile import Candidate, Decision, Proposal, Rejection, decide
 from engram.stores.base import ChangeSet, Close, Criteria, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_id
 
 __all__ = ["Pipeline", "Proposed", "plan_changes"]
 
@@ -184,7 +183,7 @@ def plan_changes(proposed: Proposed, scope: Scope, *, when: float, stamp: float,
         owner = base.scope if base else scope
         source = tuple(dict.fromkeys((*base.source, *d.fact.source))) if base else d.fact.source
         record = MemoryRecord(
-            id=base.id if base else str(uuid.uuid4()), text=d.text, hash=digest, user_id=owner.user_id,
+            id=base.id if base else new_id(), text=d.text, hash=digest, user_id=owner.user_id,
             agent_id=owner.agent_id, run_id=owner.run_id, role="user", categories=cats, metadata={**metadata, **extra},
             source=source, created_at=base.created_at if base else stamp, updated_at=stamp,
             valid_from=max(when, base.valid_from) if base else when, batch_id=batch, position=len(changes.inserts),

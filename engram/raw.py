@@ -7,16 +7,17 @@ keeps its own id, time, metadata and categories, as if added one by one.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from engram.embed.base import Embedder
 from engram.inputs import Message
 from engram.stores.base import ChangeSet, Store
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash, now
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_id, now
 
-__all__ = ["RawBatch", "raw_changes"]
+__all__ = ["Lookahead", "RawBatch", "look_ahead", "raw_changes"]
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,38 @@ class RawBatch:
     expires_at: float | None = None
 
 
-def raw_changes(store: Store, embedder: Embedder, scope: Scope,
-                batches: list[RawBatch]) -> tuple[ChangeSet, list[list[dict[str, Any]]]]:
+@dataclass(frozen=True)
+class Lookahead:
+    """What was found and embedded for a write ahead of it, while the write before it was being stored (an
+    import): texts the scope held then, and vectors of the others. Found again at the write, it stays right
+    when the write before added some of the same texts."""
+
+    known: dict[str, MemoryRecord]
+    vectors: dict[str, np.ndarray]
+
+
+def look_ahead(store: Store, scope: Scope, batches: list[RawBatch]) -> tuple[dict[str, MemoryRecord], dict[str, str]]:
+    """The texts of `batches` the scope holds now, and the others (to embed) by hash."""
+    texts = {digest: message.content for mine in _wanted(batches) for digest, message in mine.items()}
+    known = store.find_hashes(scope, list(texts)) if texts else {}
+    return known, {digest: text for digest, text in texts.items() if digest not in known}
+
+
+def raw_changes(store: Store, embedder: Embedder, scope: Scope, batches: list[RawBatch],
+                ahead: Lookahead | None = None) -> tuple[ChangeSet, list[list[dict[str, Any]]]]:
     """The change set writing every new message of `batches` (system messages are not facts; a text the scope
     holds already, or an earlier batch of the same call, is a NOOP), and each batch's results."""
-    wanted: list[dict[str, Message]] = []
-    for raw in batches:
-        mine: dict[str, Message] = {}
-        for message in raw.messages:
-            if message.role != "system":  # instructions to the model are not facts about anyone
-                mine.setdefault(content_hash(message.content), message)
-        wanted.append(mine)
+    wanted = _wanted(batches)
     every = list(dict.fromkeys(digest for mine in wanted for digest in mine))
-    known: dict[str, Any] = store.find_hashes(scope, every) if every else {}  # spares embedding them
+    known: dict[str, Any] = dict(ahead.known) if ahead else {}
+    unknown = [digest for digest in every if digest not in known]
+    known |= store.find_hashes(scope, unknown) if unknown else {}  # spares embedding them
     fresh = [digest for digest in every if digest not in known]
     texts = {digest: message.content for mine in wanted for digest, message in mine.items()}
-    vectors = dict(zip(fresh, embedder.embed([texts[d] for d in fresh]), strict=True))
+    ready = ahead.vectors if ahead else {}
+    missing = [digest for digest in fresh if digest not in ready]
+    vectors = {digest: ready[digest] for digest in fresh if digest in ready}
+    vectors |= zip(missing, embedder.embed([texts[d] for d in missing]), strict=True)
     stamp = now()
     changes = ChangeSet(owner=scope)
     results: list[list[dict[str, Any]]] = []
@@ -59,7 +76,7 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope,
                 continue
             source = (message.id,) if message.id else ()
             record = MemoryRecord(
-                id=str(uuid.uuid4()), text=message.content, hash=digest, user_id=scope.user_id,
+                id=new_id(), text=message.content, hash=digest, user_id=scope.user_id,
                 agent_id=scope.agent_id, run_id=scope.run_id, role=message.role, categories=raw.categories,
                 metadata=raw.metadata, source=source, created_at=stamp, updated_at=stamp, valid_from=raw.when,
                 batch_id=raw.batch, position=len(added), expires_at=raw.expires_at,
@@ -71,3 +88,15 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope,
             added.append({"id": record.id, "memory": record.text, "event": Op.ADD.value})
         results.append(added + noop)
     return changes, results
+
+
+def _wanted(batches: list[RawBatch]) -> list[dict[str, Message]]:
+    """Each batch's messages that may become memories, by hash (a repeat within a batch once)."""
+    wanted: list[dict[str, Message]] = []
+    for raw in batches:
+        mine: dict[str, Message] = {}
+        for message in raw.messages:
+            if message.role != "system":  # instructions to the model are not facts about anyone
+                mine.setdefault(content_hash(message.content), message)
+        wanted.append(mine)
+    return wanted

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from engram import private
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
-from engram.raw import RawBatch
+from engram.raw import Lookahead, RawBatch, look_ahead
 from engram.stores.base import Criteria
-from engram.types import Op, Scope, content_hash, iso, now, to_epoch, to_expiry
+from engram.types import MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engram.memory import Memory
-    from engram.types import MemoryRecord
 
 __all__ = [
     "Item", "read_jsonl", "read_locomo", "detect_format", "import_items", "current_records", "export_jsonl",
@@ -201,7 +202,8 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     timestamp, metadata and categories (at most `chunk`), and consecutive batches of one scope written together
     (up to `per_write` items: one embedding call, one transaction). Returns {"ADD": n, "NOOP": n}, which add up
     to the number of items (a text the scope holds already is a NOOP): an interrupted import run again skips
-    what it wrote, without embedding it again."""
+    what it wrote, without embedding it again. Each write's new texts are embedded in a thread while the write
+    before is stored, so a fast (GPU) embedder and the store work at once."""
     items = list(items)
     limit = memory.settings.max_memory_chars
     for item in items:  # fail before the first write
@@ -209,22 +211,53 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
             raise InvalidInput(f"{item.origin}: {len(item.content.strip())} characters; the limit is {limit}")
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
-    for scope, groups in _writes(_chunks(items, chunk), per_write):
-        batches = [_batch(memory, group, limit) for group in groups]
-        for group, results in zip(groups, memory._add_raw(scope, batches), strict=True):
-            for row in results:
-                counts[row["event"]] += 1
-            counts[Op.NOOP.value] += len(group) - len(results)  # repeats, and what an expired memory holds
-            if progress is not None:
-                progress(len(group))
+    embedder = memory._bound_embedder()  # a store bound to another embedder refuses before anything is embedded
+    with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding:
+        pending: _Write | None = None
+        for scope, groups in _writes(_chunks(items, chunk), per_write):
+            if pending is not None and any(_expired(group[0], now()) for group in groups):
+                _store(memory, pending, counts, progress)  # its batches depend on what the write before holds
+                pending = None
+            batches = [_batch(memory, group, limit) for group in groups]
+            known, texts = look_ahead(memory.store, scope, batches)
+            write = _Write(scope, groups, batches, known, texts, embedding.submit(embedder.embed, list(texts.values())))
+            if pending is not None:
+                _store(memory, pending, counts, progress)
+            pending = write
+        if pending is not None:
+            _store(memory, pending, counts, progress)
     return counts
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One write of an import, its new texts being embedded."""
+
+    scope: Scope
+    groups: list[list[Item]]
+    batches: list[RawBatch]
+    known: dict[str, MemoryRecord]
+    texts: dict[str, str]  # by hash, the texts `vectors` embeds
+    vectors: Future[np.ndarray]
+
+
+def _store(memory: Memory, write: _Write, counts: dict[str, int],
+           progress: Callable[[int], None] | None) -> None:
+    ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)))
+    stored = memory._add_raw(write.scope, write.batches, ahead)
+    for group, results in zip(write.groups, stored, strict=True):
+        for row in results:
+            counts[row["event"]] += 1
+        counts[Op.NOOP.value] += len(group) - len(results)  # repeats, and what an expired memory holds
+        if progress is not None:
+            progress(len(group))
 
 
 def _batch(memory: Memory, group: list[Item], limit: int) -> RawBatch:
     """What add(infer=False) of this group would store, as one batch."""
     first, missing = group[0], _unless_held_expired(memory, group)
     messages = parse_messages([item.message() for item in missing], limit) if missing else []
-    return RawBatch(messages, now() if first.timestamp is None else first.timestamp, uuid.uuid4().hex,
+    return RawBatch(messages, now() if first.timestamp is None else first.timestamp, new_batch_id(),
                     first.metadata, first.categories, first.expires_at)
 
 
@@ -248,21 +281,29 @@ def _unless_held_expired(memory: Memory, group: list[Item]) -> list[Item]:
     """The group without the items an expired memory of exactly their scope already says. add() folds only
     duplicates of memories still shown; this keeps an expired line imported again from being added twice."""
     first, at = group[0], now()
-    if first.expires_at is None or first.expires_at > at:
+    if not _expired(first, at):
         return group
     held = {r.hash for r in memory.store.select(Criteria(first.scope, show_expired=True, read_at=at))
             if r.scope == first.scope and r.expired_by(at)}
     return [item for item in group if content_hash(item.content) not in held]
 
 
+def _expired(item: Item, at: float) -> bool:
+    return item.expires_at is not None and item.expires_at <= at
+
+
 def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
     if size <= 0:
         raise InvalidInput(f"chunk must be a positive integer, got {size!r}")
     group: list[Item] = []
+    shared: tuple[Any, ...] = ()  # the group's batch key, made once
     for item in items:
-        if group and (len(group) >= size or item.batch_key() != group[0].batch_key()):
+        key = item.batch_key()
+        if group and (len(group) >= size or key != shared):
             yield group
             group = []
+        if not group:
+            shared = key
         group.append(item)
     if group:
         yield group

@@ -59,7 +59,7 @@ def test_bad_toml_and_unknown_names_are_config_errors(tmp_path: Path) -> None:
 
 CHOICES = {"store": "sqlite, qdrant, files", "embedder": "local, openai",
            "embedder_backend": "auto, onnx, sentence-transformers", "search_fusion": "score, rrf, dense, keyword",
-           "reconcile_mode": "predict, react"}
+           "reconcile_mode": "predict, react", "embedder_precision": "auto, fp32, fp16"}
 
 
 @pytest.mark.parametrize("name", sorted(CHOICES))

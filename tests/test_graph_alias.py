@@ -131,4 +131,5 @@ def test_name_vectors_embed_only_what_they_lack_and_keep_the_last_used() -> None
     vectors.fill(["paris"])  # "lyon" was used least recently: it goes
     assert asked == [["ana", "lyon"], ["paris"]]
     assert "ana" in vectors and "paris" in vectors and "lyon" not in vectors
-    assert float(np.linalg.norm(vectors.get("paris"))) == pytest.approx(1.0)
+    paris = vectors.get("paris")
+    assert paris is not None and float(np.linalg.norm(paris)) == pytest.approx(1.0)

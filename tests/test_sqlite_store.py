@@ -59,6 +59,32 @@ def test_a_write_never_walks_every_cached_scope(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_cached_scope_written_many_times_holds_what_a_fresh_read_holds(tmp_path: Path) -> None:
+    """Writes append to a cached scope's matrix in place (with room to grow): after many writes, closes among
+    them, it is what reading the scope afresh gives."""
+    from engram.stores.base import Close, Criteria
+
+    store = SQLiteStore(tmp_path / "grow.db", vector_storage="float32")
+    store.bind_embedder("e", 4)
+    rng = np.random.default_rng(5)
+    scope = Scope("u")
+    store.select(Criteria(scope))  # cached (empty) from now on
+    for write in range(40):
+        rows = [(MemoryRecord(id=f"m{write}-{i}", text=f"note {write} {i}", hash=f"h{write}-{i}", user_id="u",
+                              created_at=1.0, updated_at=1.0, valid_from=float(write), batch_id=f"b{write}",
+                              position=i, expires_at=None if i else 1e12), rng.standard_normal(4).astype(np.float32))
+                for i in range(7)]
+        closes = [Close(f"m{write - 1}-3", float(write))] if write else []
+        store.apply(ChangeSet(inserts=rows, closes=closes, owner=scope))
+    cached = store._matrix(scope)
+    fresh = SQLiteStore(tmp_path / "grow.db")._matrix(scope)
+    assert [r.id for r in cached.records] == [r.id for r in fresh.records] and len(cached) == 280
+    for column in ("vectors", "valid_from", "valid_to", "expires_at"):
+        assert np.array_equal(getattr(cached, column), getattr(fresh, column)), column
+    assert len(store.select(Criteria(scope))) == 280 - 39
+    store.close()
+
+
 def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_rows(tmp_path: Path) -> None:
     """The IndexError once seen with 200 async tasks, made deterministic: a write starts while keyword search
     holds a mask of the cached matrix."""

@@ -556,7 +556,7 @@ def test_a_graph_lasts_when_the_store_is_opened_again(make_store: Callable[[Path
     first.close()
     again = make_store(tmp_path)
     try:
-        assert again.graphs([stored.version]) == {stored.version: _ana()}  # type: ignore[list-item,dict-item]
+        assert again.graphs([stored.version]) == {stored.version: _ana()}  # type: ignore[list-item]
         assert [g for _, g in again.graph(Criteria(Scope(user_id="u"), as_of=200.0))] == [_ana()]
         assert again.graph(Criteria(Scope(user_id="u"))) == []
     finally:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from engram import InvalidInput, Memory
+from engram import EmbedderError, InvalidInput, Memory
+from engram.embed import Embedder
 from engram.transfer import (
     detect_format,
     export_jsonl,
@@ -191,6 +195,48 @@ def test_import_locomo_keeps_dates_and_dia_ids(memory: Memory, tmp_path: Path) -
     rows = {r["memory"]: r for r in memory.get_all(user_id="conv-x")["results"]}
     assert rows["Ann: Rex learned to sit."]["source"] == ["D2:1"]
     assert rows["Ann: Rex learned to sit."]["valid_from"] == "2023-06-01T09:05:00+00:00"
+
+
+def test_a_text_repeated_in_the_next_write_is_found_though_it_was_embedded_ahead(memory: Memory,
+                                                                                  tmp_path: Path) -> None:
+    # The second write's texts are looked up and embedded while the first is stored: they are new then
+    rows = [{"memory": f"fact {i}", "user_id": "u", "timestamp": when} for when in ("2024-01-01", "2024-02-01")
+            for i in range(5)]
+    assert import_items(memory, read_jsonl(write_lines(tmp_path / "in.jsonl", rows)), chunk=5, per_write=5) == \
+        {"ADD": 5, "NOOP": 5}
+    assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == [f"fact {i}" for i in range(5)]
+
+
+class Refusing(Embedder):
+    """Seeded random vectors; refuses a text holding "poison", and notes the threads it is called in."""
+
+    name = "test-refusing"
+    dimension = 16
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        if any("poison" in t for t in texts):
+            raise EmbedderError("this embedder refuses poison")
+        return np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(16) for t in texts])
+
+
+def test_an_embedding_error_ahead_stops_the_import_after_whole_writes_and_a_rerun_resumes(tmp_path: Path) -> None:
+    rows = [{"memory": f"fact {i}", "user_id": "u"} for i in range(12)]
+    rows[9]["memory"] = "poison"
+    path = write_lines(tmp_path / "in.jsonl", rows)
+    embedder = Refusing()
+    with Memory(home=tmp_path, embedder=embedder) as memory:
+        with pytest.raises(EmbedderError, match="poison"):
+            import_items(memory, read_jsonl(path), chunk=4, per_write=4)
+        assert threading.current_thread().name not in embedder.threads  # embedded in the import's thread
+        assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == \
+            sorted(f"fact {i}" for i in range(8))  # the two writes before the refused one
+        rows[9]["memory"] = "fact 9"
+        assert import_items(memory, read_jsonl(write_lines(path, rows)), chunk=4, per_write=4) == \
+            {"ADD": 4, "NOOP": 8}
 
 
 # -- exporting -------------------------------------------------------------------------------------------------

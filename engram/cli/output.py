@@ -48,16 +48,19 @@ def print_json(value: Any) -> None:
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
-    """A progress bar on stderr (stdout stays for results): `bar.update(task, completed=, total=)`."""
+    """A progress bar on stderr (stdout stays for results) with the time taken and, from the rate so far, the time
+    left: `bar.update(task, completed=, total=)`."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr()) as bar:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
+                  TimeRemainingColumn(), console=stderr()) as bar:
         yield bar, bar.add_task(label, total=None)
 
 

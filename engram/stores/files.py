@@ -60,7 +60,7 @@ from engram.stores.files_log import (
     reopened_line,
 )
 from engram.stores.sqlite import SQLiteStore
-from engram.stores.sqlite_graph import write_graph
+from engram.stores.sqlite_graph import write_graphs
 from engram.stores.sqlite_open import BINDING, record_binding
 from engram.stores.sqlite_rows import COLUMNS, to_record
 from engram.types import Event, MemoryRecord, Op, Scope, now
@@ -168,10 +168,9 @@ class FilesStore(Store):
             db.execute("DELETE FROM engram_meta WHERE key IN ('embedder', 'dimension')")
             if binding is not None:
                 record_binding(db, *binding)
-            for version, (record, vector) in sorted(versions.items()):
+            for _, (record, vector) in sorted(versions.items()):
                 SQLiteStore._insert(db, record, vector, keep=True)
-                if version in graphs:
-                    write_graph(db, version, graphs[version])
+            write_graphs(db, [(version, graphs[version]) for version in sorted(versions) if version in graphs])
             for event in events:
                 SQLiteStore._log(db, event, keep=True)
             scopes = {r.scope for r, _ in versions.values()}

@@ -3,14 +3,13 @@ each line changed an UPDATE (the old version closed), each line removed a DELETE
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 
 import numpy as np
 
 from engram.stores.base import ChangeSet, Close
 from engram.stores.files_format import Edits
-from engram.types import Event, MemoryRecord, Op, Scope, content_hash
+from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_batch_id, new_id
 
 __all__ = ["hand_changes"]
 
@@ -18,11 +17,11 @@ __all__ = ["hand_changes"]
 def hand_changes(scope: Scope, path: str, edits: Edits, vectors: list[np.ndarray], stamp: float) -> ChangeSet:
     """The write `edits` of the file at `path` make at `stamp`, one batch; `vectors`: those of the added texts,
     then of the changed ones, in order."""
-    batch = f"file-{uuid.uuid4().hex}"
+    batch = f"file-{new_batch_id()}"
     changes = ChangeSet(dedup=False)
     why = f"edited by hand in {path}"
     for i, text in enumerate(edits.added):
-        record = MemoryRecord(id=str(uuid.uuid4()), text=text, hash=content_hash(text), user_id=scope.user_id,
+        record = MemoryRecord(id=new_id(), text=text, hash=content_hash(text), user_id=scope.user_id,
                               agent_id=scope.agent_id, run_id=scope.run_id, created_at=stamp, updated_at=stamp,
                               valid_from=stamp, batch_id=batch, position=i)
         changes.inserts.append((record, vectors[i]))

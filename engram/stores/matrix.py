@@ -25,19 +25,36 @@ class ScopeMatrix:
     def __init__(self, records: list[MemoryRecord], vectors: np.ndarray, version: int,
                  documents: list[bytes | None] | None = None) -> None:
         self.records = records
-        self.vectors = vectors
+        self._vectors = _Grown(vectors)
         self.version = version
         self.position = {record.version: i for i, record in enumerate(records)}
         self._batches: dict[str | None, list[int]] | None = None  # batch id -> rows, built on first use
         self._documents = documents  # each row's packed sparse vector as stored (None: encode its text)
         self._terms: ScopeTerms | None = None  # the keyword index, built on first use
         self._graph: GraphIndex | None = None  # the rows' graphs, loaded on first use
-        self.valid_from = np.array([r.valid_from for r in records], dtype=np.float64)
-        self.valid_to = np.array([np.inf if r.valid_to is None else r.valid_to for r in records], dtype=np.float64)
-        self.expires_at = np.array([_expiry(r) for r in records], dtype=np.float64)
+        self._valid_from = _Grown(np.array([r.valid_from for r in records], dtype=np.float64))
+        self._valid_to = _Grown(np.array([np.inf if r.valid_to is None else r.valid_to for r in records],
+                                         dtype=np.float64))
+        self._expires_at = _Grown(np.array([_expiry(r) for r in records], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors.rows
+
+    @property
+    def valid_from(self) -> np.ndarray:
+        return self._valid_from.rows
+
+    @property
+    def valid_to(self) -> np.ndarray:  # a view: a row closed by a write is set in place
+        return self._valid_to.rows
+
+    @property
+    def expires_at(self) -> np.ndarray:
+        return self._expires_at.rows
 
     @property
     def terms(self) -> ScopeTerms:
@@ -91,11 +108,13 @@ class ScopeMatrix:
             self.records.extend(r for r, _ in mine)
             self.position.update((r.version, start + i) for i, (r, _) in enumerate(mine))
             new = np.stack([v for _, v in mine]).astype(np.float32)
-            self.vectors = np.vstack([self.vectors, new]) if start else new  # an empty matrix has no dimension yet
-            self.valid_from = np.concatenate([self.valid_from, [r.valid_from for r, _ in mine]])
-            self.valid_to = np.concatenate([self.valid_to,
-                                            [np.inf if r.valid_to is None else r.valid_to for r, _ in mine]])
-            self.expires_at = np.concatenate([self.expires_at, [_expiry(r) for r, _ in mine]])
+            if start:
+                self._vectors.append(new)
+            else:
+                self._vectors = _Grown(new)  # an empty matrix has no dimension yet
+            self._valid_from.append(np.array([r.valid_from for r, _ in mine]))
+            self._valid_to.append(np.array([np.inf if r.valid_to is None else r.valid_to for r, _ in mine]))
+            self._expires_at.append(np.array([_expiry(r) for r, _ in mine]))
             if self._terms is not None:
                 self._terms.append([_document(None, r) for r, _ in mine])
             elif self._documents is not None:
@@ -139,6 +158,28 @@ class ScopeMatrix:
         return [(self.records[rows[i]], float(scores[i])) for i in best]
 
 
+class _Grown:
+    """A column (or matrix) of a scope's rows that writes append to. It keeps room to grow (half as much again
+    when full), so a scope written many times (a bulk import) is copied a few times in all, not at every write."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self._data = rows
+        self._size = len(rows)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._data[: self._size]
+
+    def append(self, new: np.ndarray) -> None:
+        end = self._size + len(new)
+        if end > len(self._data):
+            grown = np.empty((max(end, len(self._data) * 3 // 2), *self._data.shape[1:]), dtype=self._data.dtype)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = new
+        self._size = end
+
+
 def _document(blob: bytes | None, record: MemoryRecord) -> Document:
     if blob is not None:
         return unpack(blob)
@@ -176,8 +217,7 @@ class MatrixCache:
         """Cached query scopes that contain any of these records: each record lies in at most 7 query scopes
         (the non-empty subsets of its owner fields), so this costs the same however many scopes are cached."""
         keys = set()
-        for record in records:
-            owner = (record.user_id, record.agent_id, record.run_id)
+        for owner in {(record.user_id, record.agent_id, record.run_id) for record in records}:
             for subset in range(1, 8):
                 key = tuple(value if subset >> i & 1 else None for i, value in enumerate(owner))
                 if key in self._entries and key != (None, None, None):

@@ -39,7 +39,10 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 def tokens(text: str) -> list[str]:
     """Lower-cased, accent-free runs of letters and digits, in order."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = text.casefold()
+    if folded.isascii():  # nothing to decompose: most text, and the per-character pass below is slow
+        return _TOKEN.findall(folded)
+    folded = unicodedata.normalize("NFKD", folded)
     plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return _TOKEN.findall(plain)
 

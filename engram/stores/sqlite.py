@@ -33,7 +33,7 @@ from engram.stores.changes import (
 from engram.stores.keywords import pack
 from engram.stores.matrix import MatrixCache, ScopeMatrix
 from engram.stores.sparse import term_counts
-from engram.stores.sqlite_graph import read_graphs, write_graph
+from engram.stores.sqlite_graph import read_graphs, write_graphs
 from engram.stores.sqlite_open import (
     BINDING,
     check_binding,
@@ -41,11 +41,7 @@ from engram.stores.sqlite_open import (
     record_binding,
     unwritable,
 )
-from engram.stores.sqlite_rows import (
-    COLUMNS,
-    rows_in,
-    to_record,
-)
+from engram.stores.sqlite_rows import COLUMNS, HISTORY_INSERT, history_row, json_list, json_object, rows_in, to_record
 from engram.stores.sqlite_sessions import SQLiteSessions
 from engram.stores.vectors import VectorStorage, decode, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
@@ -132,16 +128,22 @@ class SQLiteStore(Store):
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
             stored[i] = replace(record, version=versions[record.id])
-            if changes.graph.get(i):
-                write_graph(db, versions[record.id], changes.graph[i])
-        closed = checked.closed
-        for event in checked.events:
-            self._log(db, with_versions(event, closed, versions), changes.keep_versions)
+        # by the row each insert got: an import inserts several versions of one memory id in one write
+        write_graphs(db, [(stored[i].version, changes.graph[i]) for i in checked.kept  # type: ignore[misc]
+                          if changes.graph.get(i)])
+        events = [with_versions(event, checked.closed, versions) for event in checked.events]
+        if changes.keep_versions:
+            for event in events:
+                self._log(db, event, keep=True)
+        else:
+            db.executemany(HISTORY_INSERT, map(history_row, events))
         if changes.saved is not None:
             self.sessions.mark_in(db, *changes.saved)
         touched = [stored[i] for i in checked.kept] + [ended for _, _, ended in checked.closes] + checked.reopens
         cached = {key: self._scope_version(db, Scope(*key)) for key in self._cache.keys_touching(touched)}
-        seq = self._bump(db, {f"{k}\x00{v}" for r in touched for k, v in r.scope.items()})
+        owners = {(r.user_id, r.agent_id, r.run_id) for r in touched}  # a few, however many rows
+        seq = self._bump(db, {f"{k}\x00{v}" for owner in owners for k, v in zip(SCOPE_FIELDS, owner, strict=True)
+                                 if v is not None})
         return stored, checked, cached, seq
 
     def _state(self, db: sqlite3.Connection, changes: ChangeSet) -> State:
@@ -184,8 +186,8 @@ class SQLiteStore(Store):
             "terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
-                json.dumps(list(record.categories)), json.dumps(record.metadata, ensure_ascii=False),
-                json.dumps(list(record.source)), record.created_at, record.updated_at, record.valid_from,
+                json_list(record.categories), json_object(record.metadata),
+                json_list(record.source), record.created_at, record.updated_at, record.valid_from,
                 record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
                 encode(vector, storage), pack(*term_counts(record.text)),
             ),
@@ -198,15 +200,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _log(db: sqlite3.Connection, event: Event, keep: bool = False) -> None:
-        cursor = db.execute(
-            "INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
-            "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.memory_id, event.op.value, event.old_text, event.new_text, event.reason,
-                json.dumps(list(event.source)), event.old_version, event.new_version,
-                event.actor, event.batch_id, event.created_at,
-            ),
-        )
+        cursor = db.execute(HISTORY_INSERT, history_row(event))
         if keep and event.seq is not None and event.seq != cursor.lastrowid:  # a copy keeps its place in history
             db.execute("UPDATE history SET seq=? WHERE seq=?", (event.seq, cursor.lastrowid))
 
@@ -323,7 +317,8 @@ class SQLiteStore(Store):
         lock is held inside the `with` (a write would grow the index under the reader)."""
         with self._lock:
             matrix = self._matrix(criteria.scope)
-            yield GraphView(matrix.records, matrix.graph(self.graphs), matrix.mask(criteria), matrix.position)
+            yield GraphView(matrix.records, matrix.graph(self.graphs), matrix.mask(criteria),
+                            matrix.position)  # type: ignore[arg-type]
 
     def graphs(self, versions: list[int]) -> dict[int, Graph]:
         with self._lock:

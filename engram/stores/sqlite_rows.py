@@ -1,4 +1,5 @@
-"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks."""
+"""How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks; and how
+some are written: a history row, and the JSON of list and object columns."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
-from engram.types import SCOPE_FIELDS, MemoryRecord
+from engram.types import SCOPE_FIELDS, Event, MemoryRecord
 
-__all__ = ["COLUMNS", "rows_in", "to_record"]
+__all__ = ["COLUMNS", "HISTORY_INSERT", "history_row", "json_list", "json_object", "rows_in", "to_record"]
 
 COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
     "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at"
 )
+HISTORY_INSERT = ("INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
+                  "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 T = TypeVar("T")
 
 
@@ -30,6 +33,21 @@ def to_record(row: tuple) -> MemoryRecord:
 def _strings(text: str) -> tuple[str, ...]:
     """A stored JSON list; most are empty, and a scope's first read decodes three of these a row."""
     return () if text == "[]" else tuple(json.loads(text))
+
+
+def history_row(event: Event) -> tuple:
+    """The values of HISTORY_INSERT for `event`."""
+    return (event.memory_id, event.op.value, event.old_text, event.new_text, event.reason, json_list(event.source),
+            event.old_version, event.new_version, event.actor, event.batch_id, event.created_at)
+
+
+def json_list(values: tuple[str, ...] | list[str]) -> str:
+    """A list column's text; most are empty, and a bulk import writes several a memory."""
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
+def json_object(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
 def rows_in(db: sqlite3.Connection, sql: str, values: list, make: Callable[[tuple], T], params: tuple = ()) -> list[T]:
