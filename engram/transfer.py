@@ -262,7 +262,8 @@ class _Write:
 def _store(memory: Memory, write: _Write, names: _Names, counts: dict[str, int],
            progress: Callable[[int], None] | None) -> None:
     ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)))
-    stored = memory._add_raw(write.scope, write.batches, ahead, names.of(write.scope))
+    # A write whose texts were all known has nothing to resolve: the scope's names are not read for it
+    stored = memory._add_raw(write.scope, write.batches, ahead, names.of(write.scope) if write.texts else None)
     for group, results in zip(write.groups, stored, strict=True):
         for row in results:
             counts[row["event"]] += 1
