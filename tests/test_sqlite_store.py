@@ -85,6 +85,25 @@ def test_a_cached_scope_written_many_times_holds_what_a_fresh_read_holds(tmp_pat
     store.close()
 
 
+def test_each_version_of_one_memory_in_one_write_keeps_its_own_graph(tmp_path: Path) -> None:
+    """A copy (migrate, a full import) writes several versions of one memory in one change set; their graphs,
+    written together, each go to their own version."""
+    from engram.graph import Entity, Graph
+
+    store = SQLiteStore(tmp_path / "g.db")
+    store.bind_embedder("e", 4)
+    old = MemoryRecord(id="m", text="lives in Lisbon", hash="h1", user_id="u", created_at=1.0, updated_at=1.0,
+                       valid_from=1.0, valid_to=2.0, version=4)
+    new = MemoryRecord(id="m", text="lives in Porto", hash="h2", user_id="u", created_at=2.0, updated_at=2.0,
+                       valid_from=2.0, version=8)
+    vector = np.ones(4, np.float32) / 2
+    store.apply(ChangeSet(inserts=[(old, vector), (new, vector)], keep_versions=True,
+                          graph={0: Graph((Entity("Lisbon", "place"),)), 1: Graph((Entity("Porto", "place"),))}))
+    assert {v: [e.name for e in g.entities] for v, g in store.graphs([4, 8]).items()} == {4: ["Lisbon"],
+                                                                                          8: ["Porto"]}
+    store.close()
+
+
 def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_rows(tmp_path: Path) -> None:
     """The IndexError once seen with 200 async tasks, made deterministic: a write starts while keyword search
     holds a mask of the cached matrix."""

@@ -124,13 +124,14 @@ class SQLiteStore(Store):
             db.execute("UPDATE memories SET valid_to=NULL, superseded_by=NULL WHERE rowid=?", (record.version,))
         stored: dict[int, MemoryRecord] = dict(checked.twins)
         versions: dict[str, int] = {}
+        graphs: list[tuple[int, Graph]] = []  # by version: a copy may insert several versions of one memory
         for i in checked.kept:
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
             stored[i] = replace(record, version=versions[record.id])
-        # by the row each insert got: an import inserts several versions of one memory id in one write
-        write_graphs(db, [(stored[i].version, changes.graph[i]) for i in checked.kept  # type: ignore[misc]
-                          if changes.graph.get(i)])
+            if changes.graph.get(i):
+                graphs.append((versions[record.id], changes.graph[i]))
+        write_graphs(db, graphs)
         events = [with_versions(event, checked.closed, versions) for event in checked.events]
         if changes.keep_versions:
             for event in events:
