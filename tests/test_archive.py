@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from _cli import cli
 
 from engram import Memory
-from engram.cli import app
 from engram.embed import Embedder
 from engram.types import Scope, Turn
 
@@ -37,11 +36,6 @@ def tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         return {name: conn.execute(sql).fetchall() for name, sql in TABLES.items()}
 
 
-def cli(home: Path, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner(env={"ENGRAM_HOME": str(home), **(env or {})}).invoke(app, list(args))
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
 def new_home(tmp_path: Path, models_dir: Path, name: str) -> Path:

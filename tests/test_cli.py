@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from _cli import cli
+from typer.testing import Result
 
 from engram import Memory, Settings
-from engram.cli import app
 from engram.cli.context import note_first_run
 
 
@@ -24,10 +24,7 @@ def make_home(path: Path, models_dir: Path) -> Path:
 
 
 def run(home: Path, *args: str, input: str | None = None, code: int = 0) -> Result:
-    result = CliRunner(env={"ENGRAM_HOME": str(home)}).invoke(app, list(args), input=input)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
+    return cli(home, *args, code=code, input=input)
 
 
 def as_json(home: Path, *args: str) -> Any:

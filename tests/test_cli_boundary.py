@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import cli as run_cli
 from typer.testing import CliRunner, Result
 
 from engram.cli import app
 
 
 def cli(home: Path, *args: str, code: int = 0, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    result = CliRunner(env={"ENGRAM_HOME": str(home), **(env or {})}).invoke(app, list(args), input=input)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    result = run_cli(home, *args, code=code, env=env, input=input)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
     return result
 
 

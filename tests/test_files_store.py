@@ -211,14 +211,10 @@ def test_files_git_commits_each_batch(home: Path, embedder: Embedder) -> None:
 
 
 def test_cli_migrate_to_files_and_back(home: Path, tmp_path: Path, embedder: Embedder) -> None:
-    from typer.testing import CliRunner
-
-    from engram.cli import app
+    from _cli import cli
 
     def run(*args: str, store: str = "sqlite", code: int = 0) -> str:
-        result = CliRunner(env={"ENGRAM_HOME": str(home), "ENGRAM_STORE": store}).invoke(app, list(args))
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.output
+        result = cli(home, *args, code=code, env={"ENGRAM_STORE": store})
         return result.stdout + result.stderr
 
     run("add", "I like green tea", "--user", "alice")

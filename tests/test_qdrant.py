@@ -578,16 +578,13 @@ def test_migrate_killed_between_versions_and_events_copies_the_events_next_time(
 
 
 def test_cli_migrate_to_qdrant_and_back(home: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
+    from _cli import cli
 
     from engram import Memory
-    from engram.cli import app
     from engram.config import Settings
 
     def run(*args: str, store: str = "sqlite", code: int = 0) -> str:
-        result = CliRunner(env={"ENGRAM_HOME": str(home), "ENGRAM_STORE": store}).invoke(app, list(args))
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.output
+        result = cli(home, *args, code=code, env={"ENGRAM_STORE": store})
         return result.stdout + result.stderr
 
     run("add", "I like green tea", "--user", "alice")
