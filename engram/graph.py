@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Entity", "EntityIndex", "Graph", "KnownEntities", "Layers", "Relation", "USER", "find", "lookup",
@@ -31,6 +32,7 @@ _SPACES = re.compile(r"\s+")
 MAX_NAME = 100
 
 
+@lru_cache(maxsize=1 << 16)  # names recur: a scope's people, places and months, in write after write
 def normal(name: str) -> str:
     """The key two spellings of one name share: case-folded, punctuation and a leading "the" dropped."""
     key = _SPACES.sub(" ", _PUNCT.sub(" ", name)).strip().casefold()
@@ -102,14 +104,17 @@ def build(entities: Iterable[Entity], relations: Iterable[Relation]) -> Graph:
         name = entity.name.strip()
         if not name or len(name) > MAX_NAME:
             continue
-        merged[name] = _join(merged.get(name), replace(entity, name=name))
+        merged[name] = _join(merged.get(name), entity if name == entity.name else Entity(name, entity.kind,
+                                                                                         entity.aliases))
     kept = [r for r in dict.fromkeys(relations) if r.subject in merged and r.object in merged and r.subject != r.object]
     return Graph(tuple(merged.values()), tuple(kept))
 
 
 def _join(old: Entity | None, new: Entity) -> Entity:
     if old is None:
-        return replace(new, aliases=tuple(a for a in dict.fromkeys(new.aliases) if normal(a) != normal(new.name)))
+        if not new.aliases:
+            return new
+        return Entity(new.name, new.kind, tuple(a for a in dict.fromkeys(new.aliases) if normal(a) != normal(new.name)))
     kind = old.kind if old.kind != "thing" else new.kind
     aliases = tuple(a for a in dict.fromkeys((*old.aliases, *new.aliases)) if normal(a) != normal(old.name))
     return Entity(old.name, kind, aliases)

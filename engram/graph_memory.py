@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from engram.errors import NotFound
-from engram.graph import USER, Entity, EntityIndex, Layers, resolve
+from engram.graph import USER, Entity, EntityIndex, Graph, Layers, resolve
 from engram.graph_alias import AliasMatcher
 from engram.graph_rules import graph_of
 from engram.stores.base import ChangeSet, Criteria, Store
@@ -20,14 +20,15 @@ Triplets = Iterable[tuple[str, str, str]]
 
 
 def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None,
-              aliases: AliasMatcher | None = None) -> None:
+              aliases: AliasMatcher | None = None, rules: Mapping[str, Graph] | None = None) -> None:
     """Give each current insert of `changes` its graph: the LLM's triplets for its text (`triplets`), completed
-    by rules, names resolved against the entities the scope holds and those of the inserts before it; with
-    `aliases`, also by similarity (the names it compares are embedded first, in one call, outside the store's
-    lock)."""
+    by rules (found already for the texts of `rules`: engram.rules_ahead), names resolved against the entities the
+    scope holds and those of the inserts before it; with `aliases`, also by similarity (the names it compares
+    are embedded first, in one call, outside the store's lock)."""
     if not store.keeps_graph or not changes.inserts:
         return
-    given = {i: graph_of(record.text, (triplets or {}).get(record.text, ()))
+    rules = rules or {}
+    given = {i: graph_of(record.text, (triplets or {}).get(record.text, ()), rules.get(record.text))
              for i, (record, _) in enumerate(changes.inserts) if record.valid_to is None}
     criteria = Criteria(scope)
     if aliases is not None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from engram.graph import MAX_NAME, USER, Entity, Graph, Relation, build, relation_name
 
-__all__ = ["graph_of", "rules_graph", "triplets_graph"]
+__all__ = ["graph_of", "rules_graph", "rules_graphs", "triplets_graph"]
 
 KIN = ("sister|brother|mother|father|mom|mum|dad|wife|husband|partner|friend|son|daughter|girlfriend|boyfriend|"
        "boss|colleague|coworker|cousin|aunt|uncle|grandmother|grandfather|grandma|grandpa|niece|nephew|roommate|"
@@ -39,8 +39,10 @@ _VERBS: list[tuple[str, str, str, str]] = [  # (relation, verb pattern, preposit
     ("married_to", r"(?:is married|got married|was married|married)", r"to|", "person"),
     ("dating", r"(?:is dating|dates|is in a relationship)", r"with|", "person"),
 ]
-_RULES = [(relation, re.compile(rf"({_REF}) {verb} (?:(?:{prep}) )?(?:the )?({_REF})"), kind)
-          for relation, verb, prep, kind in _VERBS]
+# (relation, the verb alone: a cheap test that the rule may match, the rule, object kind)
+_RULES = [(relation, re.compile(rf" {verb} "), re.compile(rf"({_REF}) {verb} (?:(?:{prep}) )?(?:the )?({_REF})"),
+           kind) for relation, verb, prep, kind in _VERBS]
+_ANY_VERB = re.compile("|".join(f"(?: {verb} )" for _, verb, _, _ in _VERBS))
 # "Ana lives in Lyon and works at Acme": the second verb's subject is the first one's.
 _AND_VERB = re.compile(rf"^({_REF}) ([^.;!?]*?)\band (?=(?:also )?(?:lives?|lived|moved|works?|worked|"
                        r"stud(?:y|ies|ied)|is|was|comes|came|got|teaches|taught)\b)", re.M)
@@ -49,14 +51,17 @@ _ORGANISATION = re.compile(r"\b(Inc|Corp|Corporation|Ltd|LLC|GmbH|University|Col
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December")
 _DATE = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)? (?:of )?)?(?:{_MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?"
                    rf"(?:,? (?:19|20)\d\d)?\b|\b(?:19|20)\d\d\b")
+_DATE_HINT = re.compile(rf"{_MONTHS}|(?:19|20)\d\d")  # every date names a month or a year
 _NAMES = re.compile(_NAME)
 _LABEL = re.compile(rf"^({_NAME}): (?=\S)")
 _GREETING = (r"(?i:hey|hi|hello|dear|thanks|thank you|bye|goodbye|congrats|congratulations|welcome|sorry|cheers|"
              r"wow|whoa|woah|oh|ah|aw+|yay|yes|yeah|ok|okay|haha|lol|omg|morning|evening|night)")
 # Who is spoken to: a name after a greeting ("Hey Mel!", "Thanks, Ana,"), opening a sentence before a comma
 # ("Ana, look"), or after a comma closing one with ! or ? ("Well done, Ana!").
-_VOCATIVE = re.compile(rf"(?:\b{_GREETING},? |(?:^|(?<=[.!?] )))({_NAME})(?=[,!?.]|$)|(?<=, )({_NAME})(?=[!?])",
-                       re.M)
+# (The lookahead for a letter only spares the engine trying the first branch where it cannot begin.)
+_VOCATIVE = re.compile(rf"(?=[A-Za-z])(?:\b{_GREETING},? |(?:^|(?<=[.!?] )))({_NAME})(?=[,!?.]|$)"
+                       rf"|(?<=, )({_NAME})(?=[!?])", re.M)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _CONTRACTION = re.compile(r"['\u2019](?:m|re|ve|ll|d)$")
 # Capitalised words that are not names: sentence openers, pronouns, days and such.
 _NOT_NAMES = frozenset("""
@@ -83,15 +88,20 @@ def rules_graph(text: str) -> Graph:
     entities: list[Entity] = [Entity(speaker, "person")] if speaker else []
     relations: list[Relation] = []
     text, phrases = _take_kin(text, entities, relations)
-    text = _AND_VERB.sub(lambda m: f"{m[1]} {m[2]}. {m[1]} ", re.sub(r"(?<=[.!?;])\s+", "\n", text))
-    for relation, pattern, kind in _RULES:
+    text = _SENTENCE_END.sub("\n", text)
+    if "and " in text:
+        text = _AND_VERB.sub(lambda m: f"{m[1]} {m[2]}. {m[1]} ", text)
+    verbs = _ANY_VERB.search(text) is not None
+    for relation, verb, pattern, kind in _RULES if verbs else ():
+        if verb.search(text) is None:
+            continue
         for match in pattern.finditer(text):
             subject, obj = _ref(match[1], phrases), _ref(match[2], phrases)
             if subject is None or obj is None:
                 continue
             entities += [Entity(subject, "person"), Entity(obj, _kind_of(obj, kind))]
             relations.append(Relation(subject, relation, obj))
-    for match in _DATE.finditer(text):
+    for match in _DATE.finditer(text) if _DATE_HINT.search(text) else ():
         entities.append(Entity(match[0], "date"))
     dates = {e.name for e in entities if e.kind == "date"}
     for match in _NAMES.finditer(text):
@@ -115,9 +125,15 @@ def triplets_graph(triplets: Iterable[tuple[str, str, str]]) -> Graph:
     return build(entities, relations)
 
 
-def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = ()) -> Graph:
-    """An LLM's triplets for `text`, completed with what the rules find in it (names, kin, places)."""
-    found = rules_graph(text)
+def rules_graphs(texts: list[str]) -> list[Graph]:
+    """`rules_graph` of each text (what an import's worker processes find: engram.rules_ahead)."""
+    return [rules_graph(text) for text in texts]
+
+
+def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = (), rules: Graph | None = None) -> Graph:
+    """An LLM's triplets for `text`, completed with what the rules find in it (names, kin, places); `rules`:
+    that, found already."""
+    found = rules_graph(text) if rules is None else rules
     given = triplets_graph(triplets)
     if not given:
         return found  # built already
@@ -142,11 +158,17 @@ def _speaker(text: str) -> tuple[str | None, str]:
     return name, text[label.end():]
 
 
+_FIRST_PERSON = re.compile(r"\b(?:(my|My)\b|I['\u2019](m|ve|d|ll)\b|(?:I|me|Me|myself)\b(?!['\u2019]))")
+
+
 def _third_person(text: str, subject: str) -> str:
     """First person as `subject`: "my sister" is "Ana's sister", "I'm" is "Ana is" (never a name "Ana'm")."""
-    text = re.sub(r"\b(?:my|My)\b", f"{subject}'s", text)
-    text = re.sub(r"\bI['\u2019](m|ve|d|ll)\b", lambda m: f"{subject} {_CONTRACTED[m[1]]}", text)
-    return re.sub(r"\b(?:I|me|Me|myself)\b(?!['\u2019])", subject, text)
+    def said(match: re.Match[str]) -> str:
+        if match[1]:
+            return f"{subject}'s"
+        return f"{subject} {_CONTRACTED[match[2]]}" if match[2] else subject
+
+    return _FIRST_PERSON.sub(said, text)
 
 
 def _user(name: str) -> str:
@@ -167,8 +189,9 @@ def _take_kin(text: str, entities: list[Entity], relations: list[Relation]) -> t
         phrases.append(target)
         return f"\x00{len(phrases) - 1}\x00"
 
-    text = _IS_KIN.sub(lambda m: keep(m[2], m[3], m[1]) + " is", text)
-    text = _OWNED.sub(lambda m: keep(m[1], m[2], m[3]), text)
+    if "'s " in text or "\u2019s " in text:  # both shapes hold a possessive
+        text = _IS_KIN.sub(lambda m: keep(m[2], m[3], m[1]) + " is", text)
+        text = _OWNED.sub(lambda m: keep(m[1], m[2], m[3]), text)
     return text, phrases
 
 
@@ -187,9 +210,11 @@ def _trimmed(name: str) -> str | None:
         words = words[1:]
     while words and words[-1].casefold() in _NOT_NAMES:
         words = words[:-1]
-    name = re.sub(r"['\u2019]s$", "", " ".join(words))
+    name = " ".join(words)
+    if name.endswith(("'s", "\u2019s")):
+        name = name[:-2]
     if not name or name.casefold() in _NOT_NAMES or len(name) > MAX_NAME or _CONTRACTION.search(name) \
-            or re.search(r"n['\u2019]t$", name):
+            or name.endswith(("n't", "n\u2019t")):
         return None  # "You're", "Can't": a contraction is no name (a name takes only 's)
     return name
 

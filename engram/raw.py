@@ -7,12 +7,14 @@ keeps its own id, time, metadata and categories, as if added one by one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from engram.embed.base import Embedder
+from engram.graph import Graph
 from engram.inputs import Message
 from engram.stores.base import ChangeSet, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_id, now
@@ -35,11 +37,13 @@ class RawBatch:
 @dataclass(frozen=True)
 class Lookahead:
     """What was found and embedded for a write ahead of it, while the write before it was being stored (an
-    import): texts the scope held then, and vectors of the others. Found again at the write, it stays right
-    when the write before added some of the same texts."""
+    import): texts the scope held then, vectors of the others, and the rules graphs of some (by text;
+    engram.rules_ahead). Found again at the write, it stays right when the write before added some of the same
+    texts."""
 
     known: dict[str, MemoryRecord]
     vectors: dict[str, np.ndarray]
+    rules: Mapping[str, Graph] = field(default_factory=dict)
 
 
 def look_ahead(store: Store, scope: Scope, batches: list[RawBatch]) -> tuple[dict[str, MemoryRecord], dict[str, str]]:

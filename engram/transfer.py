@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from engram import private
+from engram.bulk import fewer_collections
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
 from engram.raw import Lookahead, RawBatch, look_ahead
+from engram.rules_ahead import Ready, RulesAhead, auto_workers
 from engram.stores.base import Criteria
 from engram.types import MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
@@ -197,13 +199,14 @@ def detect_format(path: str | Path) -> str:
 # -- importing -------------------------------------------------------------------------------------------------
 
 def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_write: int = 1024,
-                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
+                 progress: Callable[[int], None] | None = None, workers: int | None = None) -> dict[str, int]:
     """Store items as add(..., infer=False) would, one batch per chunk of consecutive items sharing scope,
     timestamp, metadata and categories (at most `chunk`), and consecutive batches of one scope written together
     (up to `per_write` items: one embedding call, one transaction). Returns {"ADD": n, "NOOP": n}, which add up
     to the number of items (a text the scope holds already is a NOOP): an interrupted import run again skips
-    what it wrote, without embedding it again. Each write's new texts are embedded in a thread while the write
-    before is stored, so a fast (GPU) embedder and the store work at once."""
+    what it wrote, without embedding it again. Each write's new texts are embedded in a thread, and their graph
+    rules found in `workers` processes (None: engram.rules_ahead.auto_workers), while the write before is stored,
+    so a fast (GPU) embedder and the store work at once."""
     items = list(items)
     limit = memory.settings.max_memory_chars
     for item in items:  # fail before the first write
@@ -212,7 +215,8 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
     embedder = memory._bound_embedder()  # a store bound to another embedder refuses before anything is embedded
-    with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding:
+    rules = RulesAhead(auto_workers(len(items)) if workers is None else workers)
+    with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding, rules, fewer_collections():
         pending: _Write | None = None
         for scope, groups in _writes(_chunks(items, chunk), per_write):
             if pending is not None and any(_expired(group[0], now()) for group in groups):
@@ -220,7 +224,9 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
                 pending = None
             batches = [_batch(memory, group, limit) for group in groups]
             known, texts = look_ahead(memory.store, scope, batches)
-            write = _Write(scope, groups, batches, known, texts, embedding.submit(embedder.embed, list(texts.values())))
+            new = list(texts.values())
+            write = _Write(scope, groups, batches, known, texts, embedding.submit(embedder.embed, new),
+                           rules.submit(new) if memory.store.keeps_graph else dict)
             if pending is not None:
                 _store(memory, pending, counts, progress)
             pending = write
@@ -239,11 +245,12 @@ class _Write:
     known: dict[str, MemoryRecord]
     texts: dict[str, str]  # by hash, the texts `vectors` embeds
     vectors: Future[np.ndarray]
+    rules: Ready  # the rules graphs of those texts found so far, by text
 
 
 def _store(memory: Memory, write: _Write, counts: dict[str, int],
            progress: Callable[[int], None] | None) -> None:
-    ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)))
+    ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)), write.rules())
     stored = memory._add_raw(write.scope, write.batches, ahead)
     for group, results in zip(write.groups, stored, strict=True):
         for row in results:

@@ -12,7 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from engram.compat import owner_id
 from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
@@ -149,6 +150,18 @@ _RANDOM_BITS = (0xFFFF << 80) | (0xFFF << 64) | ((1 << 62) - 1)  # after the mic
 _VERSION_8 = (0x8 << 76) | (0b10 << 62)  # the version and variant fields
 
 
+R = TypeVar("R")
+
+
+def evolve(record: R, **fields: Any) -> R:
+    """`dataclasses.replace` for the frozen records of this module, which check nothing when made, at a fifth of
+    its cost: a bulk write copies several a memory, thousands a second."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__, **fields)
+    return copy
+
+
+@lru_cache(maxsize=2048)  # a write (up to 1,024 texts) hashes each text to look it up, then to insert it
 def content_hash(text: str) -> str:
     """Identity of a memory's content: whitespace-folded, case-folded text (exact duplicates share it)."""
     return hashlib.sha256(normalize_text(text).casefold().encode("utf-8")).hexdigest()
@@ -235,6 +248,10 @@ class MemoryRecord:
     @property
     def scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.run_id)
+
+    def at_version(self, version: int) -> MemoryRecord:
+        """This record as stored at `version`."""
+        return evolve(self, version=version)
 
     @property
     def is_current(self) -> bool:

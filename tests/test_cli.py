@@ -262,6 +262,11 @@ def test_import_locomo(home: Path, tmp_path: Path) -> None:
     run(home, "import", str(path), "--format", "locomo", "--user", "me")
     hits = as_json(home, "search", "what is the puppy called?", "-u", "me")["results"]
     assert hits[0]["memory"] == "Ann: I adopted a puppy called Rex."
+    # the graph rules found by a worker process ahead of the writes: the same memories and graph
+    run(home, "import", str(path), "--user", "ahead", "--workers", "1")
+    graphs = [json.loads(run(home, "graph", "-u", user, "--format", "json").stdout) for user in ("me", "ahead")]
+    assert graphs[0] == graphs[1] and graphs[0]["entities"]
+    assert "--workers" in run(home, "import", str(path), "--workers", "-1", code=2).stderr
 
 
 def test_export_markdown_safe_names(home: Path, tmp_path: Path) -> None:

@@ -204,3 +204,29 @@ def test_a_database_from_before_scoped_sessions_keeps_each_sessions_owner(tmp_pa
         assert "REFERENCES \"sessions\"" in store._read("SELECT sql FROM sqlite_master WHERE name='turns'")[0][0]
     finally:
         store.close()
+
+
+def test_a_database_from_before_m009_keeps_its_graphs_and_only_the_version_indexes(tmp_path: Path) -> None:
+    """Migration m009 drops the graph indexes by name, subject and object (reads go by version); the rows stay."""
+    import sqlite3
+
+    from engram.stores.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:8]:
+        fn(db)
+        db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    db.execute("INSERT INTO graph_entities VALUES (1, 'Ana', 'person', '[]'), (1, 'Lyon', 'place', '[]')")
+    db.execute("INSERT INTO graph_relations VALUES (1, 'Ana', 'lives_in', 'Lyon')")
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        indexes = {row[0] for row in store._read("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name "
+                                                 "IN ('graph_entities', 'graph_relations')")}
+        assert indexes == {"graph_entities_version", "graph_relations_version"}
+        assert store._read("SELECT count(*) FROM graph_entities")[0][0] == 2
+        assert store._read("SELECT subject, object FROM graph_relations") == [("Ana", "Lyon")]
+    finally:
+        store.close()

@@ -57,6 +57,9 @@ def import_(ctx: typer.Context,
             user: Annotated[str | None, typer.Option("--user", "-u", help="Import everything as this user "
                                                      "(not with a full export, which keeps every id).")] = None,
             chunk: Annotated[int, typer.Option(help="Memories per transaction.", min=1)] = 64,
+            workers: Annotated[int | None, typer.Option(
+                help="Processes finding the graph rules of the texts ahead of the writes (default: none below "
+                     "5,000 items, else one fewer than the cores, at most 4).", min=0)] = None,
             home: Home = None) -> None:
     """Import engram's full export (ids, versions, history and chat sessions kept), lines with
     memory/text/content, or LoCoMo JSON. Safe to run again: only what is missing is added."""
@@ -69,7 +72,8 @@ def import_(ctx: typer.Context,
     items = transfer.read_jsonl(path, user) if kind == "jsonl" else transfer.read_locomo(path, user)
     with open_memory(ctx, home, embeds=True) as memory, progress_bar("importing") as (bar, task):
         bar.update(task, total=len(items))
-        counts = transfer.import_items(memory, items, chunk=chunk, progress=lambda n: bar.advance(task, n))
+        counts = transfer.import_items(memory, items, chunk=chunk, progress=lambda n: bar.advance(task, n),
+                                       workers=workers)
     stdout().print(f"imported {count(len(items), 'item')} ({kind}) from {escape(str(path))}: "
                    f"[green]{counts['ADD']} added[/green], {counts['NOOP']} already known", highlight=False)
 

@@ -25,7 +25,7 @@ import numpy as np
 from engram.errors import Conflict, NotFound, StoreError
 from engram.ownership import check_write
 from engram.stores.base import ChangeSet, Close
-from engram.types import Event, MemoryRecord, Scope
+from engram.types import Event, MemoryRecord, Scope, evolve
 
 __all__ = ["Checked", "State", "TwoCurrent", "check", "wanted_ids", "wanted_twins", "with_versions"]
 
@@ -101,8 +101,8 @@ def with_versions(event: Event, closed: Mapping[str, MemoryRecord], inserted: Ma
     """The event with its old / new version filled, where not given, from what the change set closed and
     inserted for its memory."""
     old = closed.get(event.memory_id)
-    return replace(event, old_version=event.old_version or (old.version if old else None),
-                   new_version=event.new_version or inserted.get(event.memory_id))
+    return evolve(event, old_version=event.old_version or (old.version if old else None),
+                  new_version=event.new_version or inserted.get(event.memory_id))
 
 
 def _closes(closes: list[Close], current: Mapping[str, MemoryRecord]) -> list[tuple[Close, MemoryRecord, MemoryRecord]]:

@@ -12,7 +12,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -128,11 +127,12 @@ class SQLiteStore(Store):
         for i in checked.kept:
             record, vector = changes.inserts[i]
             versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
-            stored[i] = replace(record, version=versions[record.id])
+            stored[i] = record.at_version(versions[record.id])
             if changes.graph.get(i):
                 graphs.append((versions[record.id], changes.graph[i]))
         write_graphs(db, graphs)
-        events = [with_versions(event, checked.closed, versions) for event in checked.events]
+        closed = checked.closed
+        events = [with_versions(event, closed, versions) for event in checked.events]
         if changes.keep_versions:
             for event in events:
                 self._log(db, event, keep=True)
