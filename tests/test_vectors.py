@@ -61,3 +61,16 @@ def test_switching_the_setting_keeps_what_was_written(tmp_path: Path, embedder: 
 def test_an_unknown_storage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="float16"):
         Memory(home=tmp_path, vector_storage="int4")
+
+
+def test_the_writing_process_scores_what_a_fresh_reader_scores(tmp_path: Path, embedder: Embedder) -> None:
+    # The writer's cached scope is patched with the rows it writes: holding them unrounded while the file holds
+    # float16 would make its scores differ from every other process's, and ties fall differently
+    with Memory(home=tmp_path, embedder=embedder) as writer:
+        writer.add(FACTS[:2], user_id="u", infer=False)
+        writer.search("tea", user_id="u")  # the scope is cached now, and patched by the next add
+        writer.add(FACTS[2:], user_id="u", infer=False)
+        mine = {h["memory"]: h["score"] for h in writer.search("what do I drink?", user_id="u", limit=10)["results"]}
+    with Memory(home=tmp_path, embedder=embedder) as reader:
+        theirs = {h["memory"]: h["score"] for h in reader.search("what do I drink?", user_id="u", limit=10)["results"]}
+    assert mine == theirs and len(mine) == len(FACTS)

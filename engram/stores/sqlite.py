@@ -42,7 +42,7 @@ from engram.stores.sqlite_open import (
 )
 from engram.stores.sqlite_rows import COLUMNS, HISTORY_INSERT, history_row, json_list, json_object, rows_in, to_record
 from engram.stores.sqlite_sessions import SQLiteSessions
-from engram.stores.vectors import VectorStorage, decode, encode
+from engram.stores.vectors import VectorStorage, as_read, decode, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["SQLiteStore"]
@@ -108,7 +108,7 @@ class SQLiteStore(Store):
             with self._write() as db:
                 stored, checked, before, seq = self._apply(db, changes)
             changed = [ended for _, _, ended in checked.closes] + checked.reopens
-            written = [(stored[i], np.asarray(changes.inserts[i][1], dtype=np.float32)) for i in checked.kept]
+            written = [(stored[i], as_read(changes.inserts[i][1], self.vector_storage)) for i in checked.kept]
             graphs = {stored[i].version: changes.graph[i] for i in checked.kept if changes.graph.get(i)}
             self._cache.patch(before, seq, written, changed, graphs)  # type: ignore[arg-type]
         return [stored[i] for i in range(len(changes.inserts))]

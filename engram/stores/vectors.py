@@ -14,7 +14,7 @@ import numpy as np
 from engram.config import VectorStorage
 from engram.errors import CorruptStore
 
-__all__ = ["VectorStorage", "decode", "encode", "valid_sizes"]
+__all__ = ["VectorStorage", "as_read", "decode", "encode", "valid_sizes"]
 
 _TYPES: dict[str, str] = {"float32": "<f4", "float16": "<f2"}
 _BY_SIZE = {4: "<f4", 2: "<f2"}
@@ -22,6 +22,12 @@ _BY_SIZE = {4: "<f4", 2: "<f2"}
 
 def encode(vector: np.ndarray, storage: VectorStorage) -> bytes:
     return np.ascontiguousarray(vector, dtype=_TYPES[storage]).tobytes()
+
+
+def as_read(vector: np.ndarray, storage: VectorStorage) -> np.ndarray:
+    """`vector` as a read will decode it once stored as `storage` (float16 rounds it): what a writer's own cache
+    must hold, so that its searches score what every other process's do."""
+    return np.asarray(vector, dtype=_TYPES[storage]).astype(np.float32)
 
 
 def valid_sizes(dimension: int) -> tuple[int, ...]:
