@@ -146,3 +146,34 @@ def test_versions_written_before_the_terms_column_are_encoded_when_read(tmp_path
     store = SQLiteStore(tmp_path / "k.db")
     assert store.keyword("coffee berlin", Criteria(Scope(user_id="alice")), 10) == fresh
     store.close()
+
+
+def test_a_write_into_a_cached_scope_counts_each_texts_terms_once(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store writes a version's term counts and patches its cached scope with the same ones; the patched
+    # scope scores as a fresh read of the file does
+    import engram.stores.matrix as matrix
+    import engram.stores.sqlite as sqlite
+
+    store = SQLiteStore(tmp_path / "k.db")
+    store.bind_embedder("e", 8)
+    rng = np.random.default_rng(2)
+    words = "coffee tea jazz berlin lyon piano".split()
+    _fill(store, ["alice"], 5, rng, words)
+    criteria = Criteria(Scope(user_id="alice"))
+    assert store.keyword("coffee", criteria, 50)  # the scope and its terms are cached now
+    counted: list[str] = []
+
+    def counting(text: str) -> tuple[list[int], list[int], int]:
+        counted.append(text)
+        return term_counts(text)
+
+    monkeypatch.setattr(sqlite, "term_counts", counting)
+    monkeypatch.setattr(matrix, "term_counts", counting)
+    _fill(store, ["alice"], 7, rng, words)
+    assert len(counted) == 7
+    patched = store.keyword("coffee jazz", criteria, 50)
+    store._cache.clear()
+    assert [(r.id, round(s, 9)) for r, s in store.keyword("coffee jazz", criteria, 50)] == \
+        [(r.id, round(s, 9)) for r, s in patched]
+    store.close()

@@ -92,10 +92,11 @@ class _Index(SQLiteStore):
         super().__init__(path, cache_rows=cache_rows)
         self.files = files
 
-    def _apply(self, db: sqlite3.Connection, changes: ChangeSet) -> tuple[dict[int, MemoryRecord], Checked, dict, int]:
+    def _apply(self, db: sqlite3.Connection, changes: ChangeSet,
+               terms: list[bytes]) -> tuple[dict[int, MemoryRecord], Checked, dict, int]:
         last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM history").fetchone()[0]
         saved = changes.saved
-        result = super()._apply(db, replace(changes, saved=None))  # the session mark is in the files' batch
+        result = super()._apply(db, replace(changes, saved=None), terms)  # the session mark is in the files' batch
         if saved is not None and not self.files.sessions_db.sessions.started(self.files.sessions_db._db, *saved[:2]):
             raise NotFound(f"no session {saved[0]!r} in this scope")
         self.files.written(db, changes, result[0], result[1], last_seq)

@@ -94,9 +94,11 @@ class ScopeMatrix:
         return [self.records[i] for i in self._batches.get(batch_id, ())]
 
     def patch(self, scope: Scope, inserted: list[tuple[MemoryRecord, np.ndarray]], changed: list[MemoryRecord],
-              version: int, graphs: Mapping[int, Graph] | None = None) -> None:
+              version: int, graphs: Mapping[int, Graph] | None = None,
+              terms: Mapping[int, bytes] | None = None) -> None:
         """Apply a write this process just committed, instead of reloading the scope from disk. `changed` are
-        existing versions as they are now (closed or reopened); `graphs`: the inserted versions', by version."""
+        existing versions as they are now (closed or reopened); `graphs` and `terms` (packed term counts, as the
+        store wrote them): the inserted versions', by version."""
         for record in changed:
             i = self.position.get(record.version)
             if i is not None:
@@ -116,7 +118,8 @@ class ScopeMatrix:
             self._valid_to.append(np.array([np.inf if r.valid_to is None else r.valid_to for r, _ in mine]))
             self._expires_at.append(np.array([_expiry(r) for r, _ in mine]))
             if self._terms is not None:
-                self._terms.append([_document(None, r) for r, _ in mine])
+                known = terms or {}
+                self._terms.append([_document(known.get(r.version or 0), r) for r, _ in mine])
             elif self._documents is not None:
                 self._documents.extend(None for _ in mine)
             if self._batches is not None:
@@ -225,15 +228,16 @@ class MatrixCache:
         return keys
 
     def patch(self, before: dict[tuple, int], version: int, inserted: list[tuple[MemoryRecord, np.ndarray]],
-              changed: list[MemoryRecord], graphs: Mapping[int, Graph] | None = None) -> None:
+              changed: list[MemoryRecord], graphs: Mapping[int, Graph] | None = None,
+              terms: Mapping[int, bytes] | None = None) -> None:
         """Bring entries that were up to date before a local write (version `before[key]`) to `version`;
-        `graphs`: the inserted versions' graphs, by version."""
+        `graphs` and `terms`: the inserted versions', by version (ScopeMatrix.patch)."""
         for key, old in before.items():
             entry = self._entries.get(key)
             if entry is None or entry.version != old:
                 continue  # stale already (another process wrote): the next read reloads it
             rows = len(entry)
-            entry.patch(Scope(*key), inserted, changed, version, graphs)
+            entry.patch(Scope(*key), inserted, changed, version, graphs, terms)
             self._rows += len(entry) - rows
 
     def _drop(self, key: tuple) -> None:

@@ -104,17 +104,21 @@ class SQLiteStore(Store):
         return (rows["embedder"], int(rows["dimension"])) if len(rows) == 2 else None
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
+        terms = [pack(*term_counts(record.text)) for record, _ in changes.inserts]  # before taking the write
         with self._lock:  # held until the cache is patched too
             with self._write() as db:
-                stored, checked, before, seq = self._apply(db, changes)
+                stored, checked, before, seq = self._apply(db, changes, terms)
             changed = [ended for _, _, ended in checked.closes] + checked.reopens
             written = [(stored[i], as_read(changes.inserts[i][1], self.vector_storage)) for i in checked.kept]
             graphs = {stored[i].version: changes.graph[i] for i in checked.kept if changes.graph.get(i)}
-            self._cache.patch(before, seq, written, changed, graphs)  # type: ignore[arg-type]
+            documents = {stored[i].version: terms[i] for i in checked.kept}
+            self._cache.patch(before, seq, written, changed, graphs, documents)  # type: ignore[arg-type]
         return [stored[i] for i in range(len(changes.inserts))]
 
-    def _apply(self, db: sqlite3.Connection, changes: ChangeSet) -> tuple[dict[int, MemoryRecord], Checked, dict, int]:
-        """Read what the change set depends on, decide (engram.stores.changes), then write it, in `db`'s write."""
+    def _apply(self, db: sqlite3.Connection, changes: ChangeSet,
+               terms: list[bytes]) -> tuple[dict[int, MemoryRecord], Checked, dict, int]:
+        """Read what the change set depends on, decide (engram.stores.changes), then write it, in `db`'s write;
+        `terms`: each insert's packed term counts."""
         checked = check(changes, self._state(db, changes))
         for _, before, ended in checked.closes:
             db.execute("UPDATE memories SET valid_to=?, superseded_by=? WHERE rowid=?",
@@ -126,7 +130,8 @@ class SQLiteStore(Store):
         graphs: list[tuple[int, Graph]] = []  # by version: a copy may insert several versions of one memory
         for i in checked.kept:
             record, vector = changes.inserts[i]
-            versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage)
+            versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage,
+                                               terms[i])
             stored[i] = record.at_version(versions[record.id])
             if changes.graph.get(i):
                 graphs.append((versions[record.id], changes.graph[i]))
@@ -180,7 +185,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _insert(db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, keep: bool = False,
-                storage: VectorStorage = "float32") -> int:
+                storage: VectorStorage = "float32", terms: bytes | None = None) -> int:
         cursor = db.execute(
             "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
             "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector, "
@@ -190,7 +195,7 @@ class SQLiteStore(Store):
                 json_list(record.categories), json_object(record.metadata),
                 json_list(record.source), record.created_at, record.updated_at, record.valid_from,
                 record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
-                encode(vector, storage), pack(*term_counts(record.text)),
+                encode(vector, storage), pack(*term_counts(record.text)) if terms is None else terms,
             ),
         )
         version = cursor.lastrowid
