@@ -152,8 +152,7 @@ def test_a_write_into_a_cached_scope_counts_each_texts_terms_once(tmp_path: Path
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # The store writes a version's term counts and patches its cached scope with the same ones; the patched
     # scope scores as a fresh read of the file does
-    import engram.stores.matrix as matrix
-    import engram.stores.sqlite as sqlite
+    from engram.stores import matrix, sqlite
 
     store = SQLiteStore(tmp_path / "k.db")
     store.bind_embedder("e", 8)

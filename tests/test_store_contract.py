@@ -16,7 +16,7 @@ import pytest
 from engram.errors import Conflict, EmbedderMismatch, NotFound, StoreError
 from engram.filters import parse_filters
 from engram.graph import Entity, Graph, Relation
-from engram.stores.base import ChangeSet, Close, Criteria, Store
+from engram.stores.base import ChangeSet, Close, Criteria, Store, user_stats, written_order
 from engram.stores.sqlite import SQLiteStore
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash
 
@@ -111,6 +111,29 @@ def test_update_is_close_plus_new_version(store: Store) -> None:
     events = store.history(old.id)
     assert [e.op for e in events] == [Op.ADD, Op.UPDATE]
     assert events[1].old_version == old.version and events[1].new_version not in (None, old.version)
+
+
+def test_browsing_reads_follow_the_reference_over_every_version(store: Store) -> None:
+    # versions, owned and user_stats read through indexes where a backend has them; each must equal what the
+    # reference computes over a dump
+    [tea, jazz] = add(store, record("likes tea", t=100.0), record("plays jazz", t=110.0, agent="coach"))
+    add(store, record("runs daily", user="bob", t=120.0), record("speaks French", user=None, agent="tutor"))
+    new = record("likes green tea", t=300.0, mid=tea.id)
+    store.apply(ChangeSet(inserts=[(new, vec(9))], closes=[Close(tea.id, 300.0)],
+                          events=[Event(tea.id, Op.UPDATE, "b2", 300.0, old_text="likes tea", new_text=new.text)]))
+    store.apply(ChangeSet(closes=[Close(jazz.id, 400.0)], events=[Event(jazz.id, Op.DELETE, "b3", 400.0)]))
+    every = [r for r, _ in store.dump()]
+    assert [r.text for r in store.versions(tea.id)] == ["likes tea", "likes green tea"]
+    assert store.versions(tea.id) == sorted((r for r in every if r.id == tea.id), key=written_order)
+    assert store.versions("missing") == []
+    owned = sorted(store.owned("u"), key=written_order)
+    assert owned == sorted((r for r in every if r.user_id == "u"), key=written_order)
+    assert {r.text for r in owned} == {"likes tea", "likes green tea", "plays jazz"}
+    assert store.owned("nobody") == []
+    stats = store.user_stats()
+    assert stats == user_stats(every)
+    assert [(u.user_id, u.current, u.memories, u.last_change) for u in stats] == [("bob", 1, 1, 120.0),
+                                                                                  ("u", 1, 2, 400.0)]
 
 
 def test_a_failed_changeset_writes_nothing(store: Store) -> None:

@@ -1,8 +1,8 @@
 """What the web page shows, summarised from a store's records: its users (with counts and last change), a user's
 memories a page at a time (current ones, or every memory with its state), their categories, a memory's versions.
 
-Pure functions over records; the routes read the records (`Store.dump` for what `select` cannot give: closed
-versions and every user), so this works the same over every store.
+Pure functions over what the routes read from the store (`select` for current memories; `versions`, `owned` and
+`user_stats` for closed versions and every user), so this works the same over every store.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from engram.stores.base import UserStats, written_order
 from engram.types import MemoryRecord, iso
 
 __all__ = ["State", "latest_versions", "page", "state_of", "summary", "users", "versions_of"]
@@ -17,22 +18,11 @@ __all__ = ["State", "latest_versions", "page", "state_of", "summary", "users", "
 State = Literal["current", "superseded", "deleted"]
 
 
-def users(records: Iterable[MemoryRecord]) -> list[dict[str, Any]]:
-    """One row per user id: current memories, all memories (any state), and when any of them last changed;
-    the most recently changed user first."""
-    changed: dict[str, float] = {}
-    ids: dict[str, set[str]] = {}
-    current: dict[str, set[str]] = {}  # by id: a dump is not one snapshot, so a write during it may show 2 versions
-    for record in records:
-        user = record.user_id
-        if user is None:
-            continue
-        ids.setdefault(user, set()).add(record.id)
-        if record.is_current:
-            current.setdefault(user, set()).add(record.id)
-        changed[user] = max(changed.get(user, 0.0), record.updated_at, record.valid_to or 0.0, record.created_at)
-    ordered = sorted(ids, key=lambda u: (-changed[u], u))
-    return [{"user_id": u, "current": len(current.get(u, ())), "memories": len(ids[u]), "last_change": iso(changed[u])}
+def users(stats: Iterable[UserStats]) -> list[dict[str, Any]]:
+    """One row per user: current memories, all memories (any state), and when any of them last changed; the
+    most recently changed user first."""
+    ordered = sorted(stats, key=lambda u: (-u.last_change, u.user_id))
+    return [{"user_id": u.user_id, "current": u.current, "memories": u.memories, "last_change": iso(u.last_change)}
             for u in ordered]
 
 
@@ -41,9 +31,14 @@ def latest_versions(records: Iterable[MemoryRecord]) -> list[MemoryRecord]:
     latest: dict[str, MemoryRecord] = {}
     for record in records:
         known = latest.get(record.id)
-        if known is None or (record.version or 0) > (known.version or 0):
+        if known is None or _recency(record) > _recency(known):
             latest[record.id] = record
     return sorted(latest.values(), key=lambda r: (-(r.valid_to or r.updated_at), -(r.version or 0)))
+
+
+def _recency(record: MemoryRecord) -> tuple[bool, float, float, int]:
+    """The current version first (a reverted memory's is an older one), then the one closed last."""
+    return record.is_current, record.valid_to or 0.0, *written_order(record)
 
 
 def state_of(record: MemoryRecord) -> State:
@@ -71,7 +66,7 @@ def summary(records: Iterable[MemoryRecord]) -> dict[str, Any]:
     return {"count": count, "categories": dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
-def versions_of(records: Iterable[MemoryRecord], memory_id: str) -> list[dict[str, Any]]:
-    """Every version of a memory, oldest first, each with its state."""
-    found = sorted((r for r in records if r.id == memory_id), key=lambda r: r.version or 0)
-    return [{**r.to_dict(), "state": state_of(r) if r is found[-1] else "superseded"} for r in found]
+def versions_of(found: list[MemoryRecord]) -> list[dict[str, Any]]:
+    """Every version of a memory (Store.versions: in the order written), each with its state: a closed version
+    before the last was superseded by the next (an update closes one without naming a successor)."""
+    return [{**r.to_dict(), "state": state_of(r) if r.is_current or r is found[-1] else "superseded"} for r in found]

@@ -24,7 +24,7 @@ from engram.server.limits import ASGIApp, Receive, Scope, Send
 from engram.server.models import SignInBody, WebSearchBody
 from engram.server.request_ids import current_request_id
 from engram.server.web_sessions import COOKIE, LIFETIME
-from engram.stores.base import Criteria
+from engram.stores.base import Criteria, user_stats
 from engram.types import Scope as Owner
 
 __all__ = ["STATIC", "PageHeaders", "router"]
@@ -107,10 +107,10 @@ def sign_out(s: Caller, request: Request) -> Response:
 
 @router.get("/web/users", summary="The users the caller may see, with their counts and last change")
 def users(s: Caller) -> Response:
-    records = (r for r, _ in s.memory.store.dump())
-    if s.caller.user_id is not None:
-        records = (r for r in records if r.user_id == s.caller.user_id)
-    return ok({"results": browse.users(records)})
+    store = s.memory.store
+    pinned = s.caller.user_id
+    stats = store.user_stats() if pinned is None else user_stats(store.owned(pinned))
+    return ok({"results": browse.users(stats)})
 
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
@@ -122,31 +122,30 @@ ListState = Literal["current", "all"]
 @router.get("/web/memories", summary="A page of a user's memories, newest first: current ones, or all with their state")
 def memories(s: Caller, user_id: UserQuery, state: ListState = "current", category: str | None = None,
              page: Page = 1, page_size: PageSize = 50) -> Response:
-    owner = Owner(user_id=s.caller.user(user_id))
     wanted = page * page_size + 1  # one past the page says whether there is a next one
-    return ok(browse.page(_listed(s, owner, state, category, wanted), page, page_size))
+    return ok(browse.page(_listed(s, s.caller.user(user_id), state, category, wanted), page, page_size))
 
 
 @router.get("/web/memories/summary", summary="How many memories a user has (current or all) and their categories")
 def memories_summary(s: Caller, user_id: UserQuery, state: ListState = "current") -> Response:
-    owner = Owner(user_id=s.caller.user(user_id))
-    return ok(browse.summary(_listed(s, owner, state, None, None)))
+    return ok(browse.summary(_listed(s, s.caller.user(user_id), state, None, None)))
 
 
-def _listed(s: Served, owner: Owner, state: str, category: str | None, limit: int | None) -> list[Any]:
+def _listed(s: Served, user: str, state: str, category: str | None, limit: int | None) -> list[Any]:
     """Current records through the store's own query (only as many as needed); every memory's latest version
-    (closed ones too) through a dump, which no query gives."""
+    (closed ones too) from every version the user owns."""
+    owner = Owner(user_id=user)  # checked as every owner id is
     categories = () if category is None else (category,)
     if state == "current":
         return s.memory.store.select(Criteria(owner, categories=categories), limit)
-    found = browse.latest_versions(r for r, _ in s.memory.store.dump() if r.user_id == owner.user_id)
+    found = browse.latest_versions(s.memory.store.owned(user))
     return [r for r in found if not categories or set(categories) & set(r.categories)][:limit]
 
 
 @router.get("/web/memories/{memory_id}", summary="A memory: its versions, oldest first, and its history")
 def memory_page(memory_id: str, s: Caller) -> Response:
     found = s.caller.owns(s.memory, memory_id)
-    versions = browse.versions_of((r for r, _ in s.memory.store.dump()), found)
+    versions = browse.versions_of(s.memory.store.versions(found))
     if not versions:
         raise NotFound(f"no memory with id {memory_id!r}")
     return ok({"memory": versions[-1], "versions": versions, "history": s.memory.history(found, strict=True)})

@@ -24,7 +24,8 @@ from engram.graph_index import GraphView
 from engram.stores.sessions import Session, SessionStore
 from engram.types import Event, MemoryRecord, Scope, now
 
-__all__ = ["ChangeSet", "Close", "Criteria", "Session", "SessionStore", "Store", "batch_neighbours", "scope_key"]
+__all__ = ["ChangeSet", "Close", "Criteria", "Session", "SessionStore", "Store", "UserStats", "batch_neighbours",
+           "scope_key", "user_stats", "written_order"]
 
 
 def scope_key(scope: Scope) -> str:
@@ -66,6 +67,38 @@ class Criteria:
         if self.categories and not set(self.categories) & set(record.categories):
             return False
         return self.where.matches(record)
+
+
+@dataclass(frozen=True)
+class UserStats:
+    """One user's memories as a browsing page lists them (Store.user_stats)."""
+
+    user_id: str
+    current: int  # memories with a current version
+    memories: int  # memories in any state
+    last_change: float  # the latest created_at, updated_at or valid_to of its versions
+
+
+def written_order(record: MemoryRecord) -> tuple[float, int]:
+    """The order of a memory's versions: when each was written, then its version."""
+    return record.updated_at, record.version or 0
+
+
+def user_stats(records: Iterable[MemoryRecord]) -> list[UserStats]:
+    """The reference semantics of Store.user_stats over every version. Counted by id: a dump is not one
+    snapshot, so a write during it may show a memory's two versions as current."""
+    ids: dict[str, set[str]] = {}
+    current: dict[str, set[str]] = {}
+    changed: dict[str, float] = {}
+    for record in records:
+        user = record.user_id
+        if user is None:
+            continue
+        ids.setdefault(user, set()).add(record.id)
+        if record.is_current:
+            current.setdefault(user, set()).add(record.id)
+        changed[user] = max(changed.get(user, 0.0), record.updated_at, record.valid_to or 0.0, record.created_at)
+    return [UserStats(user, len(current.get(user, ())), len(ids[user]), changed[user]) for user in sorted(ids)]
 
 
 @dataclass(frozen=True)
@@ -239,6 +272,23 @@ class Store(ABC):
     @abstractmethod
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         """Every version with its vector (for export and migration)."""
+
+    # What a browsing page reads. These defaults read every version (`dump`); a backend with indexes on ids and
+    # users answers from them, in time that follows the memory's or the user's versions, not the store's.
+
+    def versions(self, memory_id: str) -> list[MemoryRecord]:
+        """Every version of a memory (current or closed) in the order they were written (by updated_at, then
+        version: a backend's version numbers need not rise); [] for an unknown id."""
+        return sorted((r for r, _ in self.dump() if r.id == memory_id), key=written_order)
+
+    def owned(self, user_id: str) -> list[MemoryRecord]:
+        """Every version (current or closed) of the memories whose user_id is `user_id`, with any agent or run."""
+        return [r for r, _ in self.dump() if r.user_id == user_id]
+
+    def user_stats(self) -> list[UserStats]:
+        """Each user id that owns a version: its memories (distinct ids) current and in any state, and the last
+        instant any of its versions was made, changed or closed; by user id."""
+        return user_stats(r for r, _ in self.dump())
 
     @abstractmethod
     def reset(self) -> None:

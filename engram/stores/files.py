@@ -33,7 +33,7 @@ from engram.errors import InvalidInput, NotFound, StoreError
 from engram.graph import Graph
 from engram.graph_index import GraphView
 from engram.graph_memory import add_graph
-from engram.stores.base import ChangeSet, Criteria, Store, scope_key
+from engram.stores.base import ChangeSet, Criteria, Store, UserStats, scope_key
 from engram.stores.changes import Checked
 from engram.stores.files_edits import hand_changes
 from engram.stores.files_format import (
@@ -405,6 +405,18 @@ class FilesStore(Store):
     def dump(self) -> Iterator[tuple[MemoryRecord, np.ndarray]]:
         self._fresh()
         return self.index.dump()
+
+    def versions(self, memory_id: str) -> list[MemoryRecord]:
+        self._fresh()
+        return self.index.versions(memory_id)
+
+    def owned(self, user_id: str) -> list[MemoryRecord]:
+        self._fresh()
+        return self.index.owned(user_id)
+
+    def user_stats(self) -> list[UserStats]:
+        self._fresh()
+        return self.index.user_stats()
 
     def count(self) -> int:
         self._fresh()

@@ -20,7 +20,7 @@ import numpy as np
 from engram.errors import EmbedderMismatch, NotFound, StoreError
 from engram.graph import Graph
 from engram.graph_index import GraphView
-from engram.stores.base import ChangeSet, Criteria, Store, batch_neighbours
+from engram.stores.base import ChangeSet, Criteria, Store, UserStats, batch_neighbours
 from engram.stores.changes import (
     Checked,
     State,
@@ -40,7 +40,18 @@ from engram.stores.sqlite_open import (
     record_binding,
     unwritable,
 )
-from engram.stores.sqlite_rows import COLUMNS, HISTORY_INSERT, history_row, json_list, json_object, rows_in, to_record
+from engram.stores.sqlite_rows import (
+    COLUMNS,
+    HISTORY_INSERT,
+    OWNED,
+    USER_STATS,
+    VERSIONS,
+    history_row,
+    json_list,
+    json_object,
+    rows_in,
+    to_record,
+)
 from engram.stores.sqlite_sessions import SQLiteSessions
 from engram.stores.vectors import VectorStorage, as_read, decode, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
@@ -385,6 +396,15 @@ class SQLiteStore(Store):
             for row, vector in zip(rows, decode([row[-1] for row in rows], self._dimension()), strict=True):
                 yield to_record(row[:-1]), vector
             last = rows[-1][0]
+
+    def versions(self, memory_id: str) -> list[MemoryRecord]:
+        return [to_record(row) for row in self._read(VERSIONS, (memory_id,))]
+
+    def owned(self, user_id: str) -> list[MemoryRecord]:
+        return [to_record(row) for row in self._read(OWNED, (user_id,))]
+
+    def user_stats(self) -> list[UserStats]:
+        return [UserStats(*row) for row in self._read(USER_STATS)]
 
     def count(self) -> int:
         return int(self._read("SELECT count(*) FROM memories WHERE valid_to IS NULL")[0][0])

@@ -10,7 +10,8 @@ from typing import TypeVar
 
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord
 
-__all__ = ["COLUMNS", "HISTORY_INSERT", "history_row", "json_list", "json_object", "rows_in", "to_record"]
+__all__ = ["COLUMNS", "HISTORY_INSERT", "OWNED", "USER_STATS", "VERSIONS", "history_row", "json_list", "json_object",
+           "rows_in", "to_record"]
 
 COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
@@ -18,6 +19,12 @@ COLUMNS = (
 )
 HISTORY_INSERT = ("INSERT INTO history (memory_id, op, old_text, new_text, reason, source, old_version, new_version, "
                   "actor, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# What a browsing page reads (Store.versions, owned, user_stats), through the indexes on id and user_id
+VERSIONS = f"SELECT {COLUMNS} FROM memories WHERE id=? ORDER BY updated_at, rowid"
+OWNED = f"SELECT {COLUMNS} FROM memories WHERE user_id=? ORDER BY rowid"
+USER_STATS = ("SELECT user_id, count(DISTINCT CASE WHEN valid_to IS NULL THEN id END), count(DISTINCT id), "
+              "max(max(updated_at, coalesce(valid_to, 0), created_at)) FROM memories WHERE user_id IS NOT NULL "
+              "GROUP BY user_id ORDER BY user_id")
 T = TypeVar("T")
 
 
