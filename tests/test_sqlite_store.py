@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engram.stores.base import ChangeSet
+from engram.stores.base import ChangeSet, Criteria
 from engram.stores.matrix import MatrixCache, ScopeMatrix
+from engram.stores.schema import MIGRATIONS
 from engram.stores.sqlite import SQLiteStore
 from engram.types import MemoryRecord, Scope
 
@@ -109,7 +111,6 @@ def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_
     holds a mask of the cached matrix."""
     import threading
 
-    from engram.stores.base import Criteria
     from engram.stores.matrix import ScopeMatrix as Matrix
 
     store = SQLiteStore(tmp_path / "r.db")
@@ -145,19 +146,20 @@ def test_a_write_from_another_thread_never_lands_between_a_searchs_mask_and_its_
     store.close()
 
 
-def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Path) -> None:
-    """Migration m004 adds memories.expires_at to an existing file: old rows never expire and stay readable."""
-    import sqlite3
-
-    from engram.stores.base import Criteria
-    from engram.stores.schema import MIGRATIONS
-
-    path = tmp_path / "old.db"
+def database_at(path: Path, migrations: int) -> sqlite3.Connection:
+    """A database file as engram left it after its first `migrations` schema migrations, open for filling."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for name, fn in MIGRATIONS[:3]:
+    for name, fn in MIGRATIONS[:migrations]:
         fn(db)
         db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    return db
+
+
+def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Path) -> None:
+    """Migration m004 adds memories.expires_at to an existing file: old rows never expire and stay readable."""
+    path = tmp_path / "old.db"
+    db = database_at(path, 3)
     db.executemany("INSERT INTO engram_meta VALUES (?, ?)", [("embedder", "e"), ("dimension", "4")])
     db.execute("INSERT INTO memories (id, text, hash, user_id, created_at, updated_at, valid_from, vector, batch_id, "
                "position) VALUES ('m1', 'likes tea', 'h', 'u', 1, 1, 1, ?, 'b', 0)",
@@ -174,17 +176,10 @@ def test_a_database_from_before_expiry_opens_with_nothing_expiring(tmp_path: Pat
 def test_a_database_from_before_scoped_sessions_keeps_each_sessions_owner(tmp_path: Path) -> None:
     """Migration m005 keys sessions by (owner, id): existing sessions and turns keep their owner, and another
     scope may then have a session of the same id."""
-    import sqlite3
-
-    from engram.stores.schema import MIGRATIONS
     from engram.types import Turn
 
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for name, fn in MIGRATIONS[:4]:
-        fn(db)
-        db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    db = database_at(path, 4)
     db.execute("INSERT INTO sessions VALUES ('s1', 'alice', NULL, NULL, 1, 2), ('s2', 'bob', 'coach', NULL, 3, 3)")
     db.execute("INSERT INTO turns (seq, session_id, role, content, created_at, saved) VALUES "
                "(5, 's1', 'user', 'hi', 1, 1), (6, 's1', 'assistant', 'hello', 2, 0), "
@@ -208,16 +203,8 @@ def test_a_database_from_before_scoped_sessions_keeps_each_sessions_owner(tmp_pa
 
 def test_a_database_from_before_m009_keeps_its_graphs_and_only_the_version_indexes(tmp_path: Path) -> None:
     """Migration m009 drops the graph indexes by name, subject and object (reads go by version); the rows stay."""
-    import sqlite3
-
-    from engram.stores.schema import MIGRATIONS
-
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE engram_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for name, fn in MIGRATIONS[:8]:
-        fn(db)
-        db.execute("INSERT INTO engram_migrations VALUES (?, 0)", (name,))
+    db = database_at(path, 8)
     db.execute("INSERT INTO graph_entities VALUES (1, 'Ana', 'person', '[]'), (1, 'Lyon', 'place', '[]')")
     db.execute("INSERT INTO graph_relations VALUES (1, 'Ana', 'lives_in', 'Lyon')")
     db.close()
