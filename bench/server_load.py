@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pct, queries, sentences
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def bench_home(models: Path | None) -> Iterator[Path]:
+    """A temporary engram home, removed after; `models`: a models directory (the exported ONNX model) linked in."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        if models:
+            (home / "models").symlink_to(models.resolve(), target_is_directory=True)
+        yield home
 
 
 def free_port() -> int:
@@ -108,10 +120,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--models", type=Path, help="a models directory with the exported ONNX model")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        if args.models:
-            (home / "models").symlink_to(args.models.resolve(), target_is_directory=True)
+    with bench_home(args.models) as home:
         port = free_port()
         server = start(home, port, args.workers)
         url = f"http://127.0.0.1:{port}"

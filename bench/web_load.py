@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server_load import free_port, start
+from server_load import bench_home, free_port, start
 
 from engram.config import Settings
 from engram.embed.base import Embedder
@@ -77,10 +76,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--models", type=Path, help="a models directory with the exported ONNX model")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        if args.models:
-            (home / "models").symlink_to(args.models.resolve(), target_is_directory=True)
+    with bench_home(args.models) as home:
         fill(home, args.memories)
         key = KeyStore(home / "keys.db").create("bench", admin=True)[0]
         port = free_port()
