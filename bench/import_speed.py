@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--workers", type=int)
     args = parser.parse_args()
+    workers = auto_workers(args.n) if args.workers is None else args.workers
     embedder = {"embedder_device": args.device, "embedder_precision": args.precision,
                 "embedder_batch_size": args.batch_size}
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +69,7 @@ def main() -> None:
                 raw.append(args.n / (time.perf_counter() - started))
                 raw_cpu.append(args.n / (cpu_seconds() - cpu))
                 started, cpu = time.perf_counter(), cpu_seconds()
-                counts = import_items(memory, items, workers=args.workers)
+                counts = import_items(memory, items, workers=workers)
                 full.append(args.n / (time.perf_counter() - started))
                 full_cpu.append(args.n / (cpu_seconds() - cpu))
                 assert counts["ADD"] + counts["NOOP"] == args.n, counts
@@ -76,7 +77,6 @@ def main() -> None:
                 assert import_items(memory, items)["ADD"] == 0
                 again.append(args.n / (time.perf_counter() - started))
                 runtime = getattr(memory.embedder, "runtime", None)
-        workers = auto_workers(args.n) if args.workers is None else args.workers
         print(f"== {args.n:,} LoCoMo-style turns, {runtime}, {workers} rule workers ==")
         ratios = [f / r for f, r in zip(full, raw, strict=True)]
         line("embedder alone", raw, "{:,.0f}", "texts/s")

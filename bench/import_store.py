@@ -70,23 +70,23 @@ def one(n: int, pool: Path, home: Path, profile: str | None, one_user: bool, wor
     items = read_locomo(source, user_id="alice" if one_user else None)
     read_s = time.perf_counter() - started
     db = home / f"import{n}.db"
+    used = auto_workers(n) if workers is None else workers
     with Memory(home=home, db_path=db, embedder=PoolEmbedder(np.load(pool))) as memory:
         profiler = cProfile.Profile() if profile else None
         started, cpu, every = time.perf_counter(), time.process_time(), all_cpu()
         if profiler:
             profiler.enable()
-        counts = import_items(memory, items, workers=workers)
+        counts = import_items(memory, items, workers=used)
         if profiler:
             profiler.disable()
         full, full_cpu = n / (time.perf_counter() - started), n / (time.process_time() - cpu)
         full_all = n / (all_cpu() - every)
         assert counts == {"ADD": n, "NOOP": 0}, counts
         started, cpu = time.perf_counter(), time.process_time()
-        assert import_items(memory, items, workers=workers) == {"ADD": 0, "NOOP": n}
+        assert import_items(memory, items, workers=used) == {"ADD": 0, "NOOP": n}
         again, again_cpu = n / (time.perf_counter() - started), n / (time.process_time() - cpu)
     size = sum(p.stat().st_size for p in home.glob(f"import{n}.db*"))
     rss = peak_rss_mb()
-    used = auto_workers(n) if workers is None else workers
     print(f"{n:>10,} turns{' (one user)' if one_user else ''}, {used} rule workers   import {full:>7,.0f} texts/s "
           f"({full_cpu:,.0f} per writer CPU s, {full_all:,.0f} per CPU s)   rerun, all known {again:>7,.0f} "
           f"texts/s ({again_cpu:,.0f} per CPU s)   read {read_s:5.1f} s   peak RSS {rss:,.0f} MB   "

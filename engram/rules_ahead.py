@@ -4,7 +4,7 @@ A raw text's rules graph (engram.graph_rules) depends on the text alone, and fin
 side of a bulk import costs in Python; with the GIL, a thread would not run it beside the writer. So an import
 hands each write's new texts to `workers` processes while the write before is stored, and the write only
 resolves the names (which depends on what the scope holds, so it stays in order, in the writer). Without workers
-(the default for small imports), the write finds them itself, as add() does.
+(import_items' default; `engram import` asks for `auto_workers`), the write finds them itself, as add() does.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from engram.bulk import fewer_collections
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
 from engram.raw import Lookahead, RawBatch, look_ahead
-from engram.rules_ahead import Ready, RulesAhead, auto_workers
+from engram.rules_ahead import Ready, RulesAhead
 from engram.stores.base import Criteria
 from engram.types import MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
@@ -199,14 +199,15 @@ def detect_format(path: str | Path) -> str:
 # -- importing -------------------------------------------------------------------------------------------------
 
 def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_write: int = 1024,
-                 progress: Callable[[int], None] | None = None, workers: int | None = None) -> dict[str, int]:
+                 progress: Callable[[int], None] | None = None, workers: int = 0) -> dict[str, int]:
     """Store items as add(..., infer=False) would, one batch per chunk of consecutive items sharing scope,
     timestamp, metadata and categories (at most `chunk`), and consecutive batches of one scope written together
     (up to `per_write` items: one embedding call, one transaction). Returns {"ADD": n, "NOOP": n}, which add up
     to the number of items (a text the scope holds already is a NOOP): an interrupted import run again skips
     what it wrote, without embedding it again. Each write's new texts are embedded in a thread, and their graph
-    rules found in `workers` processes (None: engram.rules_ahead.auto_workers), while the write before is stored,
-    so a fast (GPU) embedder and the store work at once."""
+    rules found in `workers` processes (engram.rules_ahead; `engram import` uses auto_workers), while the write
+    before is stored, so a fast (GPU) embedder and the store work at once. Workers are spawned: a script that
+    asks for them must guard its own work with `if __name__ == "__main__":`, as multiprocessing requires."""
     items = list(items)
     limit = memory.settings.max_memory_chars
     for item in items:  # fail before the first write
@@ -215,7 +216,7 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
     embedder = memory._bound_embedder()  # a store bound to another embedder refuses before anything is embedded
-    rules = RulesAhead(auto_workers(len(items)) if workers is None else workers)
+    rules = RulesAhead(workers)
     with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding, rules, fewer_collections():
         pending: _Write | None = None
         for scope, groups in _writes(_chunks(items, chunk), per_write):

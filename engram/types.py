@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from engram.compat import owner_id
@@ -158,6 +158,8 @@ def evolve(record: R, **fields: Any) -> R:
     its cost: a bulk write copies several a memory, thousands a second."""
     copy = object.__new__(type(record))
     copy.__dict__.update(record.__dict__, **fields)
+    if fields.keys() & set(SCOPE_FIELDS):
+        copy.__dict__.pop("scope", None)  # a MemoryRecord's cached owner
     return copy
 
 
@@ -245,8 +247,9 @@ class MemoryRecord:
     position: int | None = None  # its place among that write's versions (conversational context follows it)
     expires_at: float | None = None  # from then on reads leave it out (unless show_expired); it stays current
 
-    @property
+    @cached_property
     def scope(self) -> Scope:
+        """Its owner fields as a Scope (made and checked once: a bulk write asks several times a record)."""
         return Scope(self.user_id, self.agent_id, self.run_id)
 
     def at_version(self, version: int) -> MemoryRecord:

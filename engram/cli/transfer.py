@@ -64,6 +64,7 @@ def import_(ctx: typer.Context,
     """Import engram's full export (ids, versions, history and chat sessions kept), lines with
     memory/text/content, or LoCoMo JSON. Safe to run again: only what is missing is added."""
     from engram import transfer
+    from engram.rules_ahead import auto_workers
 
     kind = transfer.detect_format(path) if format_ is ImportFormat.auto else format_.value
     if kind == "full":
@@ -73,7 +74,7 @@ def import_(ctx: typer.Context,
     with open_memory(ctx, home, embeds=True) as memory, progress_bar("importing") as (bar, task):
         bar.update(task, total=len(items))
         counts = transfer.import_items(memory, items, chunk=chunk, progress=lambda n: bar.advance(task, n),
-                                       workers=workers)
+                                       workers=auto_workers(len(items)) if workers is None else workers)
     stdout().print(f"imported {count(len(items), 'item')} ({kind}) from {escape(str(path))}: "
                    f"[green]{counts['ADD']} added[/green], {counts['NOOP']} already known", highlight=False)
 

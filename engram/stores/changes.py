@@ -72,12 +72,12 @@ def wanted_ids(changes: ChangeSet, reopened: Mapping[int, MemoryRecord]) -> list
 def wanted_twins(changes: ChangeSet, at: float) -> dict[Scope, list[str]]:
     """Per exact scope, the hashes whose current, unexpired memories `State.twins` must hold (none without
     `dedup`). An insert that is not current, or already expired, duplicates nothing."""
-    wanted: dict[Scope, set[str]] = {}
+    wanted: dict[tuple[str | None, str | None, str | None], set[str]] = {}  # by owner: one Scope made for each
     if changes.dedup:
         for record, _ in changes.inserts:
             if record.valid_to is None and not record.expired_by(at):
-                wanted.setdefault(record.scope, set()).add(record.hash)
-    return {scope: sorted(hashes) for scope, hashes in wanted.items()}
+                wanted.setdefault((record.user_id, record.agent_id, record.run_id), set()).add(record.hash)
+    return {Scope(*owner): sorted(hashes) for owner, hashes in wanted.items()}
 
 
 def check(changes: ChangeSet, state: State) -> Checked:
