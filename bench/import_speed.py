@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _turns import write_locomo_like
 
 from engram import Memory
-from engram.rules_ahead import auto_workers
+from engram.ahead import auto_workers
 from engram.transfer import import_items, read_locomo
 
 

@@ -36,7 +36,7 @@ from _fakes import PoolEmbedder
 from _turns import write_locomo_like
 
 from engram import Memory
-from engram.rules_ahead import auto_workers
+from engram.ahead import auto_workers
 from engram.transfer import import_items, read_locomo
 
 

@@ -22,7 +22,7 @@ Triplets = Iterable[tuple[str, str, str]]
 def add_graph(changes: ChangeSet, store: Store, scope: Scope, triplets: Mapping[str, Triplets] | None = None,
               aliases: AliasMatcher | None = None, rules: Mapping[str, Graph] | None = None) -> None:
     """Give each current insert of `changes` its graph: the LLM's triplets for its text (`triplets`), completed
-    by rules (found already for the texts of `rules`: engram.rules_ahead), names resolved against the entities the
+    by rules (found already for the texts of `rules`: engram.ahead), names resolved against the entities the
     scope holds and those of the inserts before it; with `aliases`, also by similarity (the names it compares
     are embedded first, in one call, outside the store's lock)."""
     if not store.keeps_graph or not changes.inserts:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from engram.graph import MAX_NAME, USER, Entity, Graph, Relation, build, relation_name
 
-__all__ = ["graph_of", "rules_graph", "rules_graphs", "triplets_graph"]
+__all__ = ["graph_of", "rules_graph", "triplets_graph"]
 
 KIN = ("sister|brother|mother|father|mom|mum|dad|wife|husband|partner|friend|son|daughter|girlfriend|boyfriend|"
        "boss|colleague|coworker|cousin|aunt|uncle|grandmother|grandfather|grandma|grandpa|niece|nephew|roommate|"
@@ -123,11 +123,6 @@ def triplets_graph(triplets: Iterable[tuple[str, str, str]]) -> Graph:
         entities += [Entity(end, "person" if end == USER else _kind_of(end, "thing")) for end in ends]
         relations.append(Relation(ends[0], name[:MAX_NAME], ends[1]))
     return build(entities, relations)
-
-
-def rules_graphs(texts: list[str]) -> list[Graph]:
-    """`rules_graph` of each text (what an import's worker processes find: engram.rules_ahead)."""
-    return [rules_graph(text) for text in texts]
 
 
 def graph_of(text: str, triplets: Iterable[tuple[str, str, str]] = (), rules: Graph | None = None) -> Graph:

@@ -194,7 +194,7 @@ class Memory:
         """Several add(infer=False) batches of one scope in one write (an import); each batch's results. `ahead`:
         what an import found and embedded ahead (raw.Lookahead)."""
         changes, results = raw_changes(self.store, self._bound_embedder(), scope, batches, ahead)
-        add_graph(changes, self.store, scope, aliases=self._aliases, rules=ahead.rules if ahead else None)
+        add_graph(changes, self.store, scope, aliases=self._aliases, rules=ahead.found.graphs if ahead else None)
         if changes:
             stored = self.store.apply(changes)
             twins = _held_by_others(changes, stored)  # once: an import's write holds many batches

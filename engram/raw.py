@@ -7,14 +7,13 @@ keeps its own id, time, metadata and categories, as if added one by one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engram.ahead import Found
 from engram.embed.base import Embedder
-from engram.graph import Graph
 from engram.inputs import Message
 from engram.stores.base import ChangeSet, Store
 from engram.types import Event, MemoryRecord, Op, Scope, content_hash, new_id, now
@@ -37,13 +36,13 @@ class RawBatch:
 @dataclass(frozen=True)
 class Lookahead:
     """What was found and embedded for a write ahead of it, while the write before it was being stored (an
-    import): texts the scope held then, vectors of the others, and the rules graphs of some (by text;
-    engram.rules_ahead). Found again at the write, it stays right when the write before added some of the same
+    import): texts the scope held then, vectors of the others, and what workers found in some of them
+    (engram.ahead). Found again at the write, it stays right when the write before added some of the same
     texts."""
 
     known: dict[str, MemoryRecord]
     vectors: dict[str, np.ndarray]
-    rules: Mapping[str, Graph] = field(default_factory=dict)
+    found: Found = field(default_factory=Found)
 
 
 def look_ahead(store: Store, scope: Scope, batches: list[RawBatch]) -> tuple[dict[str, MemoryRecord], dict[str, str]]:
@@ -68,6 +67,7 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope, batches: list[Ra
     missing = [digest for digest in fresh if digest not in ready]
     vectors = {digest: ready[digest] for digest in fresh if digest in ready}
     vectors |= zip(missing, embedder.embed([texts[d] for d in missing]), strict=True)
+    terms = ahead.found.terms if ahead else {}
     stamp = now()
     changes = ChangeSet(owner=scope)
     results: list[list[dict[str, Any]]] = []
@@ -85,6 +85,8 @@ def raw_changes(store: Store, embedder: Embedder, scope: Scope, batches: list[Ra
                 metadata=raw.metadata, source=source, created_at=stamp, updated_at=stamp, valid_from=raw.when,
                 batch_id=raw.batch, position=len(added), expires_at=raw.expires_at,
             )
+            if message.content in terms:
+                changes.terms[len(changes.inserts)] = terms[message.content]
             changes.inserts.append((record, vectors[digest]))
             changes.events.append(Event(record.id, Op.ADD, raw.batch, stamp, new_text=record.text, source=source,
                                         actor="user"))

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from engram import private
+from engram.ahead import Ready, TextsAhead
 from engram.bulk import fewer_collections
 from engram.errors import InvalidInput
 from engram.inputs import check_categories, check_metadata, parse_messages
 from engram.raw import Lookahead, RawBatch, look_ahead
-from engram.rules_ahead import Ready, RulesAhead
 from engram.stores.base import Criteria
 from engram.types import MemoryRecord, Op, Scope, content_hash, iso, new_batch_id, now, to_epoch, to_expiry
 
@@ -205,8 +205,8 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     (up to `per_write` items: one embedding call, one transaction). Returns {"ADD": n, "NOOP": n}, which add up
     to the number of items (a text the scope holds already is a NOOP): an interrupted import run again skips
     what it wrote, without embedding it again. Each write's new texts are embedded in a thread, and their graph
-    rules found in `workers` processes (engram.rules_ahead; `engram import` uses auto_workers), while the write
-    before is stored, so a fast (GPU) embedder and the store work at once. Workers are spawned: a script that
+    rules and term counts found in `workers` processes (engram.ahead; `engram import` uses auto_workers), while
+    the write before is stored, so a fast (GPU) embedder and the store work at once. Workers are spawned: a script that
     asks for them must guard its own work with `if __name__ == "__main__":`, as multiprocessing requires."""
     items = list(items)
     limit = memory.settings.max_memory_chars
@@ -216,8 +216,8 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
     counts = {Op.ADD.value: 0, Op.NOOP.value: 0}
     items.sort(key=lambda item: [(name, value or "") for name, value in vars(item.scope).items()])  # stable
     embedder = memory._bound_embedder()  # a store bound to another embedder refuses before anything is embedded
-    rules = RulesAhead(workers)
-    with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding, rules, fewer_collections():
+    ahead = TextsAhead(workers)
+    with ThreadPoolExecutor(1, thread_name_prefix="engram-import-embed") as embedding, ahead, fewer_collections():
         pending: _Write | None = None
         for scope, groups in _writes(_chunks(items, chunk), per_write):
             if pending is not None and any(_expired(group[0], now()) for group in groups):
@@ -227,7 +227,7 @@ def import_items(memory: Memory, items: Iterable[Item], *, chunk: int = 64, per_
             known, texts = look_ahead(memory.store, scope, batches)
             new = list(texts.values())
             write = _Write(scope, groups, batches, known, texts, embedding.submit(embedder.embed, new),
-                           rules.submit(new) if memory.store.keeps_graph else dict)
+                           ahead.submit(new))
             if pending is not None:
                 _store(memory, pending, counts, progress)
             pending = write
@@ -246,12 +246,12 @@ class _Write:
     known: dict[str, MemoryRecord]
     texts: dict[str, str]  # by hash, the texts `vectors` embeds
     vectors: Future[np.ndarray]
-    rules: Ready  # the rules graphs of those texts found so far, by text
+    found: Ready  # what the workers find in those texts
 
 
 def _store(memory: Memory, write: _Write, counts: dict[str, int],
            progress: Callable[[int], None] | None) -> None:
-    ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)), write.rules())
+    ahead = Lookahead(write.known, dict(zip(write.texts, write.vectors.result(), strict=True)), write.found())
     stored = memory._add_raw(write.scope, write.batches, ahead)
     for group, results in zip(write.groups, stored, strict=True):
         for row in results:

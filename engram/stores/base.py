@@ -126,7 +126,9 @@ class ChangeSet:
     same write as the memories extracted from them. `graph`: by insert index, the entities and relations that
     version names (engram.graph), written with it and holding exactly as long as it does. `keep_versions`: each
     insert keeps the `version` its record carries and each event its `seq` (a copy that keeps identity, such as
-    a restore); StoreError, writing nothing, when one is already taken."""
+    a restore); StoreError, writing nothing, when one is already taken. `terms`: by insert index, term counts
+    found already (engram.ahead; packed by engram.stores.keywords.pack), which a store that keeps them may use
+    instead of counting again."""
 
     inserts: list[tuple[MemoryRecord, np.ndarray]] = field(default_factory=list)
     closes: list[Close] = field(default_factory=list)
@@ -137,6 +139,7 @@ class ChangeSet:
     saved: tuple[str, Scope, int] | None = None
     keep_versions: bool = False
     graph: dict[int, Graph] = field(default_factory=dict)
+    terms: dict[int, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.closes or self.reopens or self.events or self.saved)

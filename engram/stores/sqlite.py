@@ -115,7 +115,8 @@ class SQLiteStore(Store):
         return (rows["embedder"], int(rows["dimension"])) if len(rows) == 2 else None
 
     def apply(self, changes: ChangeSet) -> list[MemoryRecord]:
-        terms = [pack(*term_counts(record.text)) for record, _ in changes.inserts]  # before taking the write
+        terms = [changes.terms.get(i) or pack(*term_counts(record.text))  # counted before taking the write
+                 for i, (record, _) in enumerate(changes.inserts)]
         with self._lock:  # held until the cache is patched too
             with self._write() as db:
                 stored, checked, before, seq = self._apply(db, changes, terms)
