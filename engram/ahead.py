@@ -26,7 +26,9 @@ from engram.stores.sparse import term_counts
 __all__ = ["AUTO_MIN_ITEMS", "Found", "TextsAhead", "auto_workers", "find"]
 
 AUTO_MIN_ITEMS = 5_000  # below this, starting processes (about 0.1 s each) costs more than they save
-_MAX_AUTO = 4  # the writer keeps up with about this many (bench/import_store.py --workers)
+# One worker finds a text's graph and terms in about 50 µs, under half of what the writer then spends storing it
+# (about 120 µs, bench/import_store.py): a second only starts each write sooner.
+_MAX_AUTO = 2
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def find(texts: list[str]) -> Found:
 
 def auto_workers(items: int, cores: int | None = None) -> int:
     """How many workers `engram import` of `items` texts uses: none for a small one, else one fewer than the cores
-    (the writer keeps one), at most four."""
+    (the writer keeps one), at most two."""
     cores = (os.cpu_count() or 1) if cores is None else cores
     return 0 if items < AUTO_MIN_ITEMS else max(0, min(_MAX_AUTO, cores - 1))
 

@@ -17,6 +17,7 @@ __all__ = ["BULK_THRESHOLD", "fewer_collections"]
 
 BULK_THRESHOLD = 10_000  # net allocations between two collections of the youngest generation
 
+
 class _Pace:
     """The collector's pace while bulk writes run: raised by the first, put back by the last."""
 

@@ -59,7 +59,7 @@ def import_(ctx: typer.Context,
             chunk: Annotated[int, typer.Option(help="Memories per transaction.", min=1)] = 64,
             workers: Annotated[int | None, typer.Option(
                 help="Processes finding the graph rules and keyword terms of the texts ahead of the writes "
-                     "(default: none below 5,000 items, else one fewer than the cores, at most 4).", min=0)] = None,
+                     "(default: none below 5,000 items, else one fewer than the cores, at most 2).", min=0)] = None,
             home: Home = None) -> None:
     """Import engram's full export (ids, versions, history and chat sessions kept), lines with
     memory/text/content, or LoCoMo JSON. Safe to run again: only what is missing is added."""

@@ -200,7 +200,7 @@ def migrate(db: sqlite3.Connection) -> None:
 @migration
 def m009_graph_version_indexes_only(db: sqlite3.Connection) -> None:
     # A scope's graphs are read by version (the in-memory engram.graph_index answers lookups by name), so the
-    # indexes by entity name, subject and object were never read, and a bulk write took one random page of each
-    # per entity and relation: a third of what an import's graph rows cost (bench/import_store.py).
+    # indexes by entity name, subject and object were never read, while a bulk write dirtied a random page of
+    # each for every entity and relation it stored.
     for index in ("graph_entities_name", "graph_relations_subject", "graph_relations_object"):
         db.execute(f"DROP INDEX {index}")
