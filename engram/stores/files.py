@@ -62,7 +62,7 @@ from engram.stores.files_log import (
 from engram.stores.sqlite import SQLiteStore
 from engram.stores.sqlite_graph import write_graphs
 from engram.stores.sqlite_open import BINDING, record_binding
-from engram.stores.sqlite_rows import COLUMNS, to_record
+from engram.stores.sqlite_rows import COLUMNS, insert_version, log_event, to_record
 from engram.types import Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["FilesStore", "grep"]
@@ -170,10 +170,10 @@ class FilesStore(Store):
             if binding is not None:
                 record_binding(db, *binding)
             for _, (record, vector) in sorted(versions.items()):
-                SQLiteStore._insert(db, record, vector, keep=True)
+                insert_version(db, record, vector, keep=True)
             write_graphs(db, [(version, graphs[version]) for version in sorted(versions) if version in graphs])
             for event in events:
-                SQLiteStore._log(db, event, keep=True)
+                log_event(db, event, keep=True)
             scopes = {r.scope for r, _ in versions.values()}
             SQLiteStore._bump(db, set(keys) | {f"{k}\x00{v}" for s in scopes for k, v in s.items()})
             for name in ROOT_FILES:

@@ -47,13 +47,13 @@ from engram.stores.sqlite_rows import (
     USER_STATS,
     VERSIONS,
     history_row,
-    json_list,
-    json_object,
+    insert_version,
+    log_event,
     rows_in,
     to_record,
 )
 from engram.stores.sqlite_sessions import SQLiteSessions
-from engram.stores.vectors import VectorStorage, as_read, decode, encode
+from engram.stores.vectors import VectorStorage, as_read, decode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord, Op, Scope, now
 
 __all__ = ["SQLiteStore"]
@@ -142,8 +142,8 @@ class SQLiteStore(Store):
         graphs: list[tuple[int, Graph]] = []  # by version: a copy may insert several versions of one memory
         for i in checked.kept:
             record, vector = changes.inserts[i]
-            versions[record.id] = self._insert(db, record, vector, changes.keep_versions, self.vector_storage,
-                                               terms[i])
+            versions[record.id] = insert_version(db, record, vector, changes.keep_versions, self.vector_storage,
+                                                 terms[i])
             stored[i] = record.at_version(versions[record.id])
             if changes.graph.get(i):
                 graphs.append((versions[record.id], changes.graph[i]))
@@ -152,7 +152,7 @@ class SQLiteStore(Store):
         events = [with_versions(event, closed, versions) for event in checked.events]
         if changes.keep_versions:
             for event in events:
-                self._log(db, event, keep=True)
+                log_event(db, event, keep=True)
         else:
             db.executemany(HISTORY_INSERT, map(history_row, events))
         if changes.saved is not None:
@@ -194,33 +194,6 @@ class SQLiteStore(Store):
         if self._binding is not None:
             check_binding(self.path, rows, *self._binding)
         return int(rows.get("dimension", 0))
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, keep: bool = False,
-                storage: VectorStorage = "float32", terms: bytes | None = None) -> int:
-        cursor = db.execute(
-            "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
-            "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector, "
-            "terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
-                json_list(record.categories), json_object(record.metadata),
-                json_list(record.source), record.created_at, record.updated_at, record.valid_from,
-                record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
-                encode(vector, storage), pack(*term_counts(record.text)) if terms is None else terms,
-            ),
-        )
-        version = cursor.lastrowid
-        if keep and record.version is not None and record.version != version:  # checked free by `check`
-            db.execute("UPDATE memories SET rowid=? WHERE rowid=?", (record.version, version))
-            version = record.version
-        return int(version)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _log(db: sqlite3.Connection, event: Event, keep: bool = False) -> None:
-        cursor = db.execute(HISTORY_INSERT, history_row(event))
-        if keep and event.seq is not None and event.seq != cursor.lastrowid:  # a copy keeps its place in history
-            db.execute("UPDATE history SET seq=? WHERE seq=?", (event.seq, cursor.lastrowid))
 
     @staticmethod
     def _scope_version(db: sqlite3.Connection, scope: Scope) -> int:

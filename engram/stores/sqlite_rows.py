@@ -1,5 +1,5 @@
 """How the SQLite store's rows are read: the memory columns, a record from a row, IN queries in chunks; and how
-some are written: a history row, and the JSON of list and object columns."""
+some are written: a memory version, a history event, and the JSON of list and object columns."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
+
+from engram.stores.keywords import pack
+from engram.stores.sparse import term_counts
+from engram.stores.vectors import VectorStorage, encode
 from engram.types import SCOPE_FIELDS, Event, MemoryRecord
 
-__all__ = ["COLUMNS", "HISTORY_INSERT", "OWNED", "USER_STATS", "VERSIONS", "history_row", "json_list", "json_object",
-           "rows_in", "to_record"]
+__all__ = ["COLUMNS", "HISTORY_INSERT", "OWNED", "USER_STATS", "VERSIONS", "history_row", "insert_version", "json_list",
+           "json_object", "log_event", "rows_in", "to_record"]
 
 COLUMNS = (
     "rowid, id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
@@ -68,3 +73,33 @@ def rows_in(db: sqlite3.Connection, sql: str, values: list, make: Callable[[tupl
 
 
 assert SCOPE_FIELDS == ("user_id", "agent_id", "run_id")  # the columns above name them in this order
+
+
+def insert_version(db: sqlite3.Connection, record: MemoryRecord, vector: np.ndarray, keep: bool = False,
+                   storage: VectorStorage = "float32", terms: bytes | None = None) -> int:
+    """Insert one version of a memory, with its vector stored as `storage` and its packed term counts (counted
+    here unless given); its rowid, or with `keep` the version the record carries (checked free by the caller)."""
+    cursor = db.execute(
+        "INSERT INTO memories (id, text, hash, user_id, agent_id, run_id, role, categories, metadata, source, "
+        "created_at, updated_at, valid_from, valid_to, superseded_by, batch_id, position, expires_at, vector, "
+        "terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.id, record.text, record.hash, record.user_id, record.agent_id, record.run_id, record.role,
+            json_list(record.categories), json_object(record.metadata),
+            json_list(record.source), record.created_at, record.updated_at, record.valid_from,
+            record.valid_to, record.superseded_by, record.batch_id, record.position, record.expires_at,
+            encode(vector, storage), pack(*term_counts(record.text)) if terms is None else terms,
+        ),
+    )
+    version = cursor.lastrowid
+    if keep and record.version is not None and record.version != version:
+        db.execute("UPDATE memories SET rowid=? WHERE rowid=?", (record.version, version))
+        version = record.version
+    return int(version)  # type: ignore[arg-type]
+
+
+def log_event(db: sqlite3.Connection, event: Event, keep: bool = False) -> None:
+    """Append one history event; with `keep`, at the place (seq) it carries (a copy keeps its place in history)."""
+    cursor = db.execute(HISTORY_INSERT, history_row(event))
+    if keep and event.seq is not None and event.seq != cursor.lastrowid:
+        db.execute("UPDATE history SET seq=? WHERE seq=?", (event.seq, cursor.lastrowid))
