@@ -9,15 +9,15 @@ on the tuning conversations and on the held-out ones, NDCG@10 and search latency
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-from engram.components import embedder_from
-from engram.config import Settings
-from engram.eval.locomo import KS, QuestionResult, fresh_memory, ingest, load_locomo, retrieve
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _locomo import ingested, tuning_args
+
+from engram.eval.locomo import KS, QuestionResult, retrieve
 from engram.eval.metrics import percentile
 from engram.retrieval import SearchConfig
 
@@ -41,19 +41,11 @@ def mean(results: list[QuestionResult], k: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--tune", default="conv-26,conv-30,conv-41", help="conversations the weights were tuned on")
-    args = parser.parse_args()
-    tune = set(args.tune.split(","))
-    settings = Settings.load()
-    embedder = embedder_from(settings)
+    path, tune = tuning_args(__doc__, "the weights were")
     rows: dict[str, list[QuestionResult]] = {name: [] for name, _ in LADDER}
-    for conv in load_locomo(args.path):
-        with tempfile.TemporaryDirectory() as directory, fresh_memory(settings, Path(directory), embedder) as memory:
-            ingest(memory, conv)
-            for name, config in LADDER:
-                rows[name] += [retrieve(memory, question, max(KS), config) for question in conv.questions]
+    for conv, memory, _ in ingested(path):
+        for name, config in LADDER:
+            rows[name] += [retrieve(memory, question, max(KS), config) for question in conv.questions]
     print("| retrieval | all R@5 | R@10 | R@25 | R@50 | w/o cat. 5 R@5 | R@10 | R@25 | R@50 | held-out R@5 | R@10 "
           "| R@25 | R@50 | tune R@5 | R@10 | R@25 | R@50 | NDCG@10 | p50 ms | p95 ms |")
     print("|---" * 20 + "|")

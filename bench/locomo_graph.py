@@ -10,15 +10,15 @@ included). The weight is chosen on the tuning conversations only.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 
-from engram.components import embedder_from
-from engram.config import Settings
-from engram.eval.locomo import CATEGORIES, KS, Question, fresh_memory, ingest, load_locomo
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _locomo import ingested, tuning_args
+
+from engram.eval.locomo import CATEGORIES, KS, Question
 from engram.eval.metrics import percentile, recall_at_k
 from engram.retrieval import SearchConfig, search
 from engram.stores.base import Criteria
@@ -43,26 +43,18 @@ def cells(rows: list[Row]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--tune", default="conv-26,conv-30,conv-41", help="conversations the weight is tuned on")
-    args = parser.parse_args()
-    tune = set(args.tune.split(","))
-    settings = Settings.load()
-    embedder = embedder_from(settings)
+    path, tune = tuning_args(__doc__, "the weight is")
     rows: dict[str, list[Row]] = {name: [] for name, _, _ in VARIANTS}
-    for conv in load_locomo(args.path):
-        with tempfile.TemporaryDirectory() as directory, fresh_memory(settings, Path(directory), embedder) as memory:
-            ingest(memory, conv)
-            criteria = Criteria(Scope(user_id=conv.sample_id))
-            vectors = embedder.embed([q.text for q in conv.questions])
-            for name, config, graph in VARIANTS:
-                for question, vector in zip(conv.questions, vectors, strict=True):
-                    start = time.perf_counter()
-                    hits = search(memory.store, vector, question.text, criteria, max(KS), config=config, graph=graph)
-                    took = (time.perf_counter() - start) * 1000
-                    retrieved = [tuple(hit.record.source) for hit in hits]
-                    rows[name].append((question, {k: recall_at_k(question.evidence, retrieved, k) for k in KS}, took))
+    for conv, memory, embedder in ingested(path):
+        criteria = Criteria(Scope(user_id=conv.sample_id))
+        vectors = embedder.embed([q.text for q in conv.questions])
+        for name, config, graph in VARIANTS:
+            for question, vector in zip(conv.questions, vectors, strict=True):
+                start = time.perf_counter()
+                hits = search(memory.store, vector, question.text, criteria, max(KS), config=config, graph=graph)
+                took = (time.perf_counter() - start) * 1000
+                retrieved = [tuple(hit.record.source) for hit in hits]
+                rows[name].append((question, {k: recall_at_k(question.evidence, retrieved, k) for k in KS}, took))
     names = [f"{n} {c}" for c, n in CATEGORIES.items()]
     head = [*names, *(f"all R@{k}" for k in KS)]
     print("| variant | split | " + " | ".join(head) + " | p50 ms | p95 ms |")
