@@ -20,7 +20,7 @@ from engram.errors import InvalidFilter, InvalidInput, ScopeRequired
 from engram.inputs import check_string, shown
 
 __all__ = ["FIRST_EPOCH", "LAST_EPOCH", "Event", "Hit", "MemoryRecord", "Op", "Scope", "Turn", "content_hash", "iso",
-           "last_day", "new_batch_id", "new_id", "now", "to_epoch", "to_expiry"]
+           "last_day", "new_batch_id", "new_id", "now", "tick", "to_epoch", "to_expiry"]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
@@ -122,7 +122,7 @@ def new_id() -> str:
     index pages where random (version 4) ids dirtied one per memory, and costs a third as much
     (bench/import_store.py). Ids made at different times still differ in their first 8 characters, which the CLI
     shows (a time-ordered version 7 id starts with the same 8 characters for a whole minute)."""
-    value = (_TICKS.next() & 0xFFFF_FFFF) << 96 | int.from_bytes(os.urandom(12), "big") & _RANDOM_BITS | _VERSION_8
+    value = (tick() & 0xFFFF_FFFF) << 96 | int.from_bytes(os.urandom(12), "big") & _RANDOM_BITS | _VERSION_8
     return str(uuid.UUID(int=value))
 
 
@@ -131,21 +131,28 @@ def new_batch_id() -> str:
     return new_id().replace("-", "")
 
 
-class _Ticks:
-    """Microseconds since the epoch, rising at every read within the process (even within one microsecond, or
-    when the clock steps back)."""
+class _Clock:
+    """The process's one strictly increasing clock (a lock and the last tick handed out)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
 
-    def next(self) -> int:
+    def tick(self) -> int:
         with self._lock:
             self._last = max(time.time_ns() // 1000, self._last + 1)
             return self._last
 
 
-_TICKS = _Ticks()
+_CLOCK = _Clock()
+
+
+def tick() -> int:
+    """Microseconds since the epoch, strictly increasing within the process (even within one microsecond, or
+    when the clock steps back): what ids begin with, and what orders Qdrant's versions, events and turns.
+    Microseconds stay below 2**53 (until the year 2255), so Qdrant's float ranges compare them exactly."""
+    return _CLOCK.tick()
+
 _RANDOM_BITS = (0xFFFF << 80) | (0xFFF << 64) | ((1 << 62) - 1)  # after the microseconds: 16, 12 and 62 bits
 _VERSION_8 = (0x8 << 76) | (0b10 << 62)  # the version and variant fields
 

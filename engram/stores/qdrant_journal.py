@@ -51,7 +51,6 @@ __all__ = [
     "open_local",
     "release_local",
     "scroll_all",
-    "tick",
 ]
 
 try:  # the gRPC transport raises its own errors; qdrant-client depends on grpcio, but stay importable without
@@ -78,28 +77,6 @@ def client_errors(what: str) -> Iterator[None]:
         raise
     except CLIENT_ERRORS as exc:
         raise StoreError(f"Qdrant {what} failed: {exc}") from exc
-
-
-class _Clock:
-    """The process's one strictly increasing clock (a lock and the last tick handed out)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def tick(self) -> int:
-        with self._lock:
-            self._last = max(time.time_ns() // 1000, self._last + 1)
-            return self._last
-
-
-_clock = _Clock()
-
-
-def tick() -> int:
-    """Microseconds since the epoch, strictly increasing within the process: orders versions, events and turns.
-    Microseconds stay below 2**53 (until the year 2255), so Qdrant's float ranges compare them exactly."""
-    return _clock.tick()
 
 
 @dataclass(frozen=True)

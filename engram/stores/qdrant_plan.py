@@ -15,9 +15,10 @@ from qdrant_client.http import models
 
 from engram.stores.base import ChangeSet
 from engram.stores.changes import Checked, with_versions
-from engram.stores.qdrant_journal import Plan, new_ids, tick
+from engram.stores.qdrant_journal import Plan, new_ids
 from engram.stores.qdrant_schema import PENDING, content_key, event_payload, to_payload
 from engram.stores.sparse import encode_document
+from engram.types import tick
 
 __all__ = ["plan"]
 

@@ -29,11 +29,10 @@ from engram.stores.qdrant_journal import (
     client_errors,
     new_ids,
     scroll_all,
-    tick,
 )
 from engram.stores.qdrant_schema import match, scope_key, session_turns
 from engram.stores.sessions import Session, SessionStore, listed
-from engram.types import Scope, Turn
+from engram.types import Scope, Turn, tick
 
 __all__ = ["Head", "QdrantSessions"]
 
